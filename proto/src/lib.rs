@@ -44,6 +44,7 @@ mod codec;
 mod frame;
 mod message;
 pub mod path;
+pub mod tree;
 
 pub use codec::{FrameDecoder, FrameError};
 pub use frame::{

@@ -1,0 +1,555 @@
+//! Sending and receiving file trees safely, shared by host and agent.
+//!
+//! The sender walks a path into a [`CopyPlan`] and turns each item into a
+//! [`TreeEntry`] (plus the file's bytes). The receiver, a [`TreeReceiver`],
+//! treats everything it is sent as hostile:
+//!
+//! - each entry path must pass [`entry_components`](crate::path::entry_components)
+//!   (no absolute paths, no `..`, no empty components);
+//! - an entry's parent must be a directory the receiver itself created in
+//!   this copy, so nothing is ever created below a symlink;
+//! - files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, and exactly the
+//!   declared number of bytes is accepted;
+//! - everything lands in a private staging name next to the destination and
+//!   is renamed into place only when the whole tree has arrived; a failed or
+//!   dropped copy removes the staging name and leaves no partial file.
+
+use std::collections::HashSet;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::message::TreeEntry;
+use crate::path::{entry_components, PathError};
+
+/// Why a tree could not be sent or received.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    /// A filesystem operation failed.
+    #[error("{what} {path:?}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An entry path was not a plain relative path.
+    #[error("rejected tree entry")]
+    BadPath(#[source] PathError),
+    /// The entries broke the tree rules (order, parents, sizes, limits).
+    #[error("invalid tree: {0}")]
+    Invalid(String),
+    /// A file name is not UTF-8 and cannot be sent.
+    #[error("file name {0:?} is not UTF-8")]
+    NonUtf8(PathBuf),
+}
+
+impl TreeError {
+    fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Self + 'a {
+        move |source| Self::Io {
+            what,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// The closest [`io::ErrorKind`].
+    pub fn io_kind(&self) -> io::ErrorKind {
+        match self {
+            Self::Io { source, .. } => source.kind(),
+            Self::BadPath(_) | Self::NonUtf8(_) => io::ErrorKind::InvalidInput,
+            Self::Invalid(_) => io::ErrorKind::InvalidData,
+        }
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh hidden name next to `dest`: `.NAME.krunbox-PID-N-NANOS`.
+pub fn temp_sibling(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let temp = format!(".{name}.krunbox-{}-{n}-{nanos}", std::process::id());
+    dest.with_file_name(temp)
+}
+
+/// A file written under a temporary name and renamed over its destination
+/// on [`AtomicFile::commit`]; dropped uncommitted, it removes itself.
+#[derive(Debug)]
+pub struct AtomicFile {
+    file: Option<File>,
+    temp: PathBuf,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file next to `dest` (mode 0600 until commit).
+    pub fn create(dest: &Path) -> Result<Self, TreeError> {
+        let temp = temp_sibling(dest);
+        let file = create_exclusive(&temp)?;
+        Ok(Self {
+            file: Some(file),
+            temp,
+            dest: dest.to_owned(),
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("file is present until commit")
+    }
+
+    /// Sets `mode`, flushes and renames the file to its destination.
+    pub fn commit(mut self, mode: u32) -> Result<(), TreeError> {
+        let file = self.file.take().expect("file is present until commit");
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(TreeError::io("setting mode of", &self.temp))?;
+        drop(file);
+        fs::rename(&self.temp, &self.dest).map_err(TreeError::io("renaming into", &self.dest))?;
+        self.temp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn create_exclusive(path: &Path) -> Result<File, TreeError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(path)
+        .map_err(TreeError::io("creating", path))
+}
+
+/// Bounds on what a receiver accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeLimits {
+    /// Most entries in one tree.
+    pub max_entries: u64,
+    /// Most file bytes in one tree.
+    pub max_bytes: u64,
+    /// Permission bits kept from entry modes (e.g. `0o1777` drops setuid
+    /// and setgid from an untrusted sender).
+    pub mode_mask: u32,
+}
+
+impl Default for TreeLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 1_000_000,
+            max_bytes: u64::MAX,
+            mode_mask: 0o7777,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct OpenTreeFile {
+    file: File,
+    path: PathBuf,
+    remaining: u64,
+    mode: u32,
+}
+
+/// Receives a tree entry by entry into a staging name and renames it into
+/// place at [`TreeReceiver::finish`]. See the module docs for the rules.
+#[derive(Debug)]
+pub struct TreeReceiver {
+    dest: PathBuf,
+    staging: Option<PathBuf>,
+    root_is_dir: bool,
+    dirs: HashSet<String>,
+    dir_modes: Vec<(PathBuf, u32)>,
+    file: Option<OpenTreeFile>,
+    limits: TreeLimits,
+    entries: u64,
+    bytes: u64,
+    done: bool,
+}
+
+impl TreeReceiver {
+    /// A receiver whose tree root becomes `dest` (an existing directory is
+    /// merged into; an existing file or symlink is replaced).
+    pub fn new(dest: impl Into<PathBuf>, limits: TreeLimits) -> Self {
+        Self {
+            dest: dest.into(),
+            staging: None,
+            root_is_dir: false,
+            dirs: HashSet::new(),
+            dir_modes: Vec::new(),
+            file: None,
+            limits,
+            entries: 0,
+            bytes: 0,
+            done: false,
+        }
+    }
+
+    /// Entries received so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// File bytes received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether a file's data is expected next.
+    pub fn in_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Handles one entry. Returns `true` after [`TreeEntry::End`].
+    pub fn entry(&mut self, entry: &TreeEntry) -> Result<bool, TreeError> {
+        if self.file.is_some() {
+            return Err(TreeError::Invalid("entry before the file's end".into()));
+        }
+        if self.done {
+            return Err(TreeError::Invalid("entry after the end".into()));
+        }
+        let rel = match entry {
+            TreeEntry::End => {
+                if self.staging.is_none() {
+                    return Err(TreeError::Invalid("empty tree".into()));
+                }
+                self.done = true;
+                return Ok(true);
+            }
+            TreeEntry::Dir { path, .. }
+            | TreeEntry::File { path, .. }
+            | TreeEntry::Symlink { path, .. } => path,
+        };
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(TreeError::Invalid(format!(
+                "more than {} entries",
+                self.limits.max_entries
+            )));
+        }
+        let parts = entry_components(rel).map_err(TreeError::BadPath)?;
+        let target = match (&self.staging, parts.split_last()) {
+            (None, None) => {
+                let staging = temp_sibling(&self.dest);
+                self.staging = Some(staging.clone());
+                staging
+            }
+            (None, Some(_)) => {
+                return Err(TreeError::Invalid("first entry is not the root".into()))
+            }
+            (Some(_), None) => return Err(TreeError::Invalid("second root entry".into())),
+            (Some(staging), Some((_, parents))) => {
+                if !self.root_is_dir || !self.dirs.contains(&parents.join("/")) {
+                    return Err(TreeError::Invalid(format!(
+                        "parent of {rel:?} is not a directory of this tree"
+                    )));
+                }
+                staging.join(rel)
+            }
+        };
+        let mask = self.limits.mode_mask;
+        match entry {
+            TreeEntry::Dir { mode, .. } => {
+                DirBuilder::new()
+                    .mode(0o700)
+                    .create(&target)
+                    .map_err(TreeError::io("creating directory", &target))?;
+                if parts.is_empty() {
+                    self.root_is_dir = true;
+                }
+                self.dirs.insert(rel.clone());
+                self.dir_modes.push((target, mode & mask));
+            }
+            TreeEntry::File { mode, size, .. } => {
+                if self.bytes.saturating_add(*size) > self.limits.max_bytes {
+                    return Err(TreeError::Invalid(format!(
+                        "more than {} bytes",
+                        self.limits.max_bytes
+                    )));
+                }
+                let file = create_exclusive(&target)?;
+                self.file = Some(OpenTreeFile {
+                    file,
+                    path: target,
+                    remaining: *size,
+                    mode: mode & mask,
+                });
+            }
+            TreeEntry::Symlink { target: link, .. } => {
+                if link.is_empty() || link.contains('\0') {
+                    return Err(TreeError::Invalid(format!("bad symlink target {link:?}")));
+                }
+                std::os::unix::fs::symlink(link, &target)
+                    .map_err(TreeError::io("creating symlink", &target))?;
+            }
+            TreeEntry::End => unreachable!("handled above"),
+        }
+        Ok(false)
+    }
+
+    /// Writes bytes of the current file; more than declared is an error.
+    pub fn data(&mut self, bytes: &[u8]) -> Result<(), TreeError> {
+        let Some(open) = self.file.as_mut() else {
+            return Err(TreeError::Invalid("file data outside a file".into()));
+        };
+        if bytes.len() as u64 > open.remaining {
+            return Err(TreeError::Invalid(format!(
+                "more data than declared for {:?}",
+                open.path
+            )));
+        }
+        open.file
+            .write_all(bytes)
+            .map_err(TreeError::io("writing", &open.path))?;
+        open.remaining -= bytes.len() as u64;
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the current file; fewer bytes than declared is an error.
+    pub fn end_file(&mut self) -> Result<(), TreeError> {
+        let Some(open) = self.file.take() else {
+            return Err(TreeError::Invalid("end of file outside a file".into()));
+        };
+        if open.remaining != 0 {
+            return Err(TreeError::Invalid(format!(
+                "{} bytes missing from {:?}",
+                open.remaining, open.path
+            )));
+        }
+        open.file
+            .set_permissions(fs::Permissions::from_mode(open.mode))
+            .map_err(TreeError::io("setting mode of", &open.path))?;
+        Ok(())
+    }
+
+    /// After [`TreeEntry::End`]: sets directory modes and moves the tree
+    /// into place.
+    pub fn finish(mut self) -> Result<(u64, u64), TreeError> {
+        if !self.done || self.file.is_some() {
+            return Err(TreeError::Invalid("tree not complete".into()));
+        }
+        // Deepest first, so a read-only parent does not block its children.
+        for (path, mode) in self.dir_modes.iter().rev() {
+            if self.root_is_dir && Some(path) == self.staging.as_ref() {
+                continue;
+            }
+            fs::set_permissions(path, fs::Permissions::from_mode(*mode))
+                .map_err(TreeError::io("setting mode of", path))?;
+        }
+        let staging = self.staging.clone().expect("done implies a root");
+        let dest_is_dir = fs::symlink_metadata(&self.dest)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if self.root_is_dir && dest_is_dir {
+            merge_into(&staging, &self.dest)?;
+            fs::remove_dir(&staging).map_err(TreeError::io("removing", &staging))?;
+        } else {
+            fs::rename(&staging, &self.dest).map_err(TreeError::io("renaming into", &self.dest))?;
+        }
+        self.staging = None;
+        if self.root_is_dir {
+            let mode = self.dir_modes.first().map(|(_, m)| *m).unwrap_or(0o755);
+            fs::set_permissions(&self.dest, fs::Permissions::from_mode(mode))
+                .map_err(TreeError::io("setting mode of", &self.dest))?;
+        }
+        Ok((self.entries, self.bytes))
+    }
+}
+
+impl Drop for TreeReceiver {
+    fn drop(&mut self) {
+        if let Some(staging) = self.staging.take() {
+            // Make read-only directories removable, then remove everything.
+            for (path, _) in &self.dir_modes {
+                let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+            }
+            if self.root_is_dir {
+                let _ = fs::remove_dir_all(&staging);
+            } else {
+                let _ = fs::remove_file(&staging);
+            }
+        }
+    }
+}
+
+/// Moves the children of `from` into the existing directory `into`,
+/// recursing where both sides are directories and replacing anything else.
+fn merge_into(from: &Path, into: &Path) -> Result<(), TreeError> {
+    for child in fs::read_dir(from).map_err(TreeError::io("reading directory", from))? {
+        let child = child.map_err(TreeError::io("reading directory", from))?;
+        let src = child.path();
+        let dst = into.join(child.file_name());
+        let src_is_dir = child
+            .file_type()
+            .map_err(TreeError::io("reading", &src))?
+            .is_dir();
+        let dst_is_dir = fs::symlink_metadata(&dst)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if src_is_dir && dst_is_dir {
+            merge_into(&src, &dst)?;
+            let mode = fs::metadata(&src)
+                .map_err(TreeError::io("reading", &src))?
+                .mode();
+            fs::set_permissions(&dst, fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(TreeError::io("setting mode of", &dst))?;
+            fs::remove_dir(&src).map_err(TreeError::io("removing", &src))?;
+        } else {
+            fs::rename(&src, &dst).map_err(TreeError::io("renaming into", &dst))?;
+        }
+    }
+    Ok(())
+}
+
+/// What one item of a [`CopyPlan`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanKind {
+    /// A directory with its permission bits.
+    Dir(u32),
+    /// A regular file (its size and mode are read when it is opened).
+    File,
+    /// A symlink and its target.
+    Symlink(String),
+}
+
+/// One item to send: its relative entry path and where it is on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanItem {
+    /// Relative entry path (`""` for the root).
+    pub rel: String,
+    /// Path on the sender's disk.
+    pub source: PathBuf,
+    /// What it is.
+    pub kind: PlanKind,
+}
+
+/// The items of a tree in send order (parents before children, names
+/// sorted). Symlinks are not followed; sockets, fifos and devices are
+/// skipped.
+#[derive(Debug, Clone, Default)]
+pub struct CopyPlan {
+    /// The items.
+    pub items: Vec<PlanItem>,
+}
+
+impl CopyPlan {
+    /// Walks `root`.
+    pub fn walk(root: &Path) -> Result<Self, TreeError> {
+        let mut plan = Self::default();
+        let meta = fs::symlink_metadata(root).map_err(TreeError::io("reading", root))?;
+        if !(meta.is_dir() || meta.is_file() || meta.file_type().is_symlink()) {
+            return Err(TreeError::Invalid(format!(
+                "{root:?} is not a file, directory or symlink"
+            )));
+        }
+        plan.visit(root, String::new(), &meta)?;
+        Ok(plan)
+    }
+
+    fn visit(&mut self, path: &Path, rel: String, meta: &fs::Metadata) -> Result<(), TreeError> {
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(TreeError::io("reading link", path))?;
+            let target = target
+                .into_os_string()
+                .into_string()
+                .map_err(|t| TreeError::NonUtf8(t.into()))?;
+            self.push(rel, path, PlanKind::Symlink(target));
+        } else if ft.is_file() {
+            self.push(rel, path, PlanKind::File);
+        } else if ft.is_dir() {
+            self.push(rel.clone(), path, PlanKind::Dir(meta.mode() & 0o7777));
+            let mut children = fs::read_dir(path)
+                .map_err(TreeError::io("reading directory", path))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(TreeError::io("reading directory", path))?;
+            children.sort_by_key(|c| c.file_name());
+            for child in children {
+                let child_path = child.path();
+                let name = child
+                    .file_name()
+                    .into_string()
+                    .map_err(|_| TreeError::NonUtf8(child_path.clone()))?;
+                let child_rel = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let meta = fs::symlink_metadata(&child_path)
+                    .map_err(TreeError::io("reading", &child_path))?;
+                self.visit(&child_path, child_rel, &meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, rel: String, source: &Path, kind: PlanKind) {
+        self.items.push(PlanItem {
+            rel,
+            source: source.to_owned(),
+            kind,
+        });
+    }
+}
+
+impl PlanItem {
+    /// The entry to send, and for files the opened file whose first `size`
+    /// bytes are to follow (opened without following symlinks).
+    pub fn open(&self) -> Result<(TreeEntry, Option<File>), TreeError> {
+        let rel = self.rel.clone();
+        Ok(match &self.kind {
+            PlanKind::Dir(mode) => (
+                TreeEntry::Dir {
+                    path: rel,
+                    mode: *mode,
+                },
+                None,
+            ),
+            PlanKind::Symlink(target) => (
+                TreeEntry::Symlink {
+                    path: rel,
+                    target: target.clone(),
+                },
+                None,
+            ),
+            PlanKind::File => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&self.source)
+                    .map_err(TreeError::io("opening", &self.source))?;
+                let meta = file
+                    .metadata()
+                    .map_err(TreeError::io("reading", &self.source))?;
+                let entry = TreeEntry::File {
+                    path: rel,
+                    mode: meta.mode() & 0o7777,
+                    size: meta.len(),
+                };
+                (entry, Some(file))
+            }
+        })
+    }
+}
