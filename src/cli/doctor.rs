@@ -1,0 +1,115 @@
+//! `krunbox doctor`: can this host boot VMs, and if not, what to do.
+
+use std::path::Path;
+
+use clap::Args;
+use krunbox::host::{krunfw, Kvm};
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+/// One line of the report.
+struct Check {
+    ok: bool,
+    what: String,
+    advice: Option<String>,
+}
+
+impl Check {
+    fn print(&self) {
+        let mark = if self.ok { "ok  " } else { "FAIL" };
+        println!("[{mark}] {}", self.what);
+        if let Some(advice) = &self.advice {
+            println!("       -> {advice}");
+        }
+    }
+}
+
+pub fn doctor(_args: DoctorArgs) -> i32 {
+    let kvm = Kvm::probe();
+    let checks = [libkrun_check(), libkrunfw_check(), kvm_check(&kvm)];
+    for check in &checks {
+        check.print();
+    }
+    let can_boot = checks.iter().all(|c| c.ok);
+    if can_boot {
+        println!("VMs can boot on this host.");
+        return 0;
+    }
+    if matches!(kvm, Kvm::Paravirtual) {
+        lab_check().print();
+        println!(
+            "VMs cannot boot directly on this host: guests boot only in the nested lab \
+             (cargo xtask lab -- CMD)."
+        );
+    } else {
+        println!("VMs cannot boot on this host: see the FAIL lines above.");
+    }
+    1
+}
+
+fn libkrun_check() -> Check {
+    let (version, bundled) = krunbox::krun::library_version();
+    let origin = if bundled {
+        "bundled: built from the libkrun crate and linked into this binary"
+    } else {
+        "system library"
+    };
+    Check {
+        ok: true,
+        what: format!("libkrun {version} ({origin})"),
+        advice: None,
+    }
+}
+
+fn libkrunfw_check() -> Check {
+    match krunfw::probe() {
+        Ok(fw) => Check {
+            ok: true,
+            what: format!(
+                "libkrunfw {} (ABI {}) at {}",
+                fw.version.as_deref().unwrap_or("?"),
+                fw.abi_version,
+                fw.path.display()
+            ),
+            advice: None,
+        },
+        Err(e) => Check {
+            ok: false,
+            what: e.to_string(),
+            advice: Some(e.advice().to_owned()),
+        },
+    }
+}
+
+fn kvm_check(kvm: &Kvm) -> Check {
+    Check {
+        ok: kvm.can_boot(),
+        what: kvm.describe(),
+        advice: kvm.advice().map(str::to_owned),
+    }
+}
+
+/// Whether the nested lab's tools are installed.
+fn lab_check() -> Check {
+    let qemu = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join("qemu-system-x86_64").is_file());
+    let kernel = std::fs::read_dir("/boot")
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .unwrap_or(false);
+    let modules = Path::new("/lib/modules").is_dir();
+    let ok = qemu && kernel && modules;
+    Check {
+        ok,
+        what: if ok {
+            "nested lab: qemu-system-x86_64 and a lab kernel are installed".to_owned()
+        } else {
+            "nested lab: qemu-system-x86_64 or the lab kernel is missing".to_owned()
+        },
+        advice: (!ok).then(|| "cargo xtask setup".to_owned()),
+    }
+}

@@ -1,0 +1,40 @@
+//! Command-line parsing and dispatch, in the conventions of docker and
+//! smolvm: `krunbox run [OPTIONS] -- CMD ARGS…`.
+
+mod doctor;
+mod report;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for krunbox's own failures (as docker uses 125), as opposed
+/// to the guest command's exit code.
+pub const EXIT_KRUNBOX_FAILED: i32 = 125;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "krunbox",
+    version,
+    about = "Boot libkrun microVMs and run commands in them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Boot a VM on a root directory, run a command in it, exit with its code.
+    Run(run::RunArgs),
+    /// Check that this host can boot VMs, and say what to do if not.
+    Doctor(doctor::DoctorArgs),
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Doctor(args) => doctor::doctor(args),
+    }
+}

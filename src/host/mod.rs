@@ -1,0 +1,9 @@
+//! What this host offers for running libkrun guests: the KVM device and
+//! the guest kernel library (libkrunfw). Used before every boot, so that a
+//! VM that cannot start fails with a reason, and by `krunbox doctor`.
+
+pub mod krunfw;
+pub mod kvm;
+
+pub use krunfw::{Libkrunfw, LibkrunfwError};
+pub use kvm::Kvm;

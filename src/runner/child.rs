@@ -1,0 +1,166 @@
+//! The runner side: configure libkrun from a [`RunnerConfig`] and enter
+//! the VM.
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::config::{NetMode, RunnerConfig, Workload};
+use super::event::{monotonic_us, RunnerEvent, RunnerFailure};
+use super::{CONFIG_ENV, EVENT_FD};
+use crate::krun::{self, Context, ROOT_FS_TAG};
+
+/// The exit code of a runner that could not start its VM (the reason is
+/// sent as a [`RunnerEvent::Failed`]).
+pub const RUNNER_FAILED_EXIT: i32 = 125;
+
+/// Set once the current executable has called [`enter_if_requested`]:
+/// it can then serve as its own runner.
+static IS_RUNNER_CAPABLE: AtomicBool = AtomicBool::new(false);
+
+/// Whether this executable can act as a runner.
+pub(crate) fn current_exe_is_runner() -> bool {
+    IS_RUNNER_CAPABLE.load(Ordering::Relaxed)
+}
+
+/// Call this first thing in `main` of any program that boots VMs.
+///
+/// In a runner process (the parent set [`CONFIG_ENV`]) it configures
+/// libkrun and starts the VM, and never returns: the process ends with the
+/// guest workload's exit code, or with 125 after reporting why the VM
+/// could not start. Elsewhere it returns at once, and marks the current
+/// executable as usable as a runner.
+///
+/// ```no_run
+/// // First statement of `main`:
+/// krunbox::runner::enter_if_requested();
+/// ```
+pub fn enter_if_requested() {
+    IS_RUNNER_CAPABLE.store(true, Ordering::Relaxed);
+    let Some(json) = std::env::var_os(CONFIG_ENV) else {
+        return;
+    };
+    // Not for the guest, nor for anything libkrun spawns.
+    std::env::remove_var(CONFIG_ENV);
+    let mut events = EventSink::open();
+    let failure = match run(json.to_string_lossy().as_bytes(), &mut events) {
+        Err(failure) => failure,
+        Ok(never) => match never {},
+    };
+    events.send(&RunnerEvent::Failed(failure.clone()));
+    eprintln!("krunbox runner: {failure}");
+    std::process::exit(RUNNER_FAILED_EXIT);
+}
+
+fn run(json: &[u8], events: &mut EventSink) -> Result<Infallible, RunnerFailure> {
+    let config: RunnerConfig = serde_json::from_slice(json).map_err(|e| RunnerFailure {
+        message: format!("bad runner config: {e}"),
+        errno: None,
+    })?;
+    watch_parent();
+    let ctx = configure(&config).map_err(failure)?;
+    events.send(&RunnerEvent::Configured {
+        at_us: monotonic_us(),
+    });
+    events.send(&RunnerEvent::Entering {
+        at_us: monotonic_us(),
+    });
+    Err(failure(ctx.start_enter()))
+}
+
+/// Applies `config` to a new libkrun context.
+pub(crate) fn configure(config: &RunnerConfig) -> Result<Context, krun::Error> {
+    let mut ctx = Context::new()?;
+    krun::set_log_level(config.log_level)?;
+    ctx.set_vm_config(config.vcpus, config.memory_mib)?;
+    ctx.set_root(&config.rootfs)?;
+    for (tag, dir, read_only) in &config.shares {
+        ctx.add_virtiofs(tag, dir, *read_only)?;
+    }
+    match config.net {
+        NetMode::None => ctx.set_vsock_tsi(0)?,
+        NetMode::Tsi => {
+            if !config.ports.is_empty() {
+                ctx.set_port_map(&config.ports)?;
+            }
+        }
+    }
+    for port in &config.vsock_ports {
+        ctx.add_vsock_port(port.port, &port.path, port.listen)?;
+    }
+    if let Some(path) = &config.console_log {
+        ctx.set_console_output(path)?;
+    }
+    if !config.rlimits.is_empty() {
+        ctx.set_rlimits(&config.rlimits)?;
+    }
+    match &config.workload {
+        Workload::Exec { program, args } => ctx.set_exec(program, args, &config.env)?,
+        Workload::Agent { args } => {
+            let image = crate::agent_image::bytes().ok_or(krun::Error::Unavailable {
+                what: "the krunbox agent (this build embeds none)",
+            })?;
+            ctx.add_overlay_file(ROOT_FS_TAG, crate::agent_image::GUEST_PATH, image, 0o755)?;
+            ctx.set_exec(crate::agent_image::GUEST_PATH, args, &config.env)?;
+        }
+    }
+    if let Some(dir) = &config.workdir {
+        ctx.set_workdir(dir)?;
+    }
+    Ok(ctx)
+}
+
+fn failure(error: krun::Error) -> RunnerFailure {
+    RunnerFailure {
+        message: crate::error_chain(&error),
+        errno: error.errno().map(|e| e as i32),
+    }
+}
+
+/// Ends the runner when the process that spawned it goes away, so a VM
+/// never outlives its owner. (PR_SET_PDEATHSIG would fire when the
+/// spawning *thread* exits, which in a thread pool is any time.)
+fn watch_parent() {
+    let parent = nix::unistd::getppid();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if nix::unistd::getppid() != parent {
+            std::process::exit(RUNNER_FAILED_EXIT);
+        }
+    });
+}
+
+/// The write end of the event pipe, if the parent gave one.
+struct EventSink(Option<File>);
+
+impl EventSink {
+    fn open() -> Self {
+        // fd 3 is ours only if it is open (the parent dup2'ed it there).
+        // SAFETY: F_GETFD only reads the descriptor's flags; on a closed
+        // descriptor it fails with EBADF.
+        if unsafe { libc::fcntl(EVENT_FD, libc::F_GETFD) } < 0 {
+            return Self(None);
+        }
+        // SAFETY: fd 3 is open and was handed to this process for this
+        // purpose; nothing else in the runner uses it.
+        let file = unsafe { File::from_raw_fd(EVENT_FD) };
+        // Keep it out of anything libkrun might exec.
+        let _ = nix::fcntl::fcntl(
+            &file,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        Self(Some(file))
+    }
+
+    fn send(&mut self, event: &RunnerEvent) {
+        if let Some(file) = &mut self.0 {
+            let mut line = serde_json::to_vec(event).expect("events serialize");
+            line.push(b'\n');
+            // The parent may be gone; nothing useful to do then.
+            let _ = file.write_all(&line);
+        }
+    }
+}
