@@ -1,0 +1,47 @@
+//! Boots a real lab (about 10–20 s under emulation) and checks what comes
+//! back: stdout and stderr apart and unmangled, the exit code, `/dev/kvm`,
+//! the guest test rootfs and a staged file.
+
+use std::time::Duration;
+
+use krunbox_lab::{LabSpec, TEST_ROOTFS};
+
+#[test]
+fn boots_runs_a_command_and_reports_its_exit_code() {
+    let script = r#"
+        echo hi
+        echo oops >&2
+        [ -c /dev/kvm ] && echo "kvm ok"
+        [ -x "$KRUNBOX_TEST_ROOTFS/bin/busybox" ] && echo "rootfs $KRUNBOX_TEST_ROOTFS"
+        [ -e /usr/lib/x86_64-linux-gnu/libkrunfw.so.5 ] && echo "libkrunfw ok"
+        cat /data/greeting
+        printf 'a\tb\r\n'
+        exit 3
+    "#;
+    let greeting = std::env::temp_dir().join(format!("lab-greeting-{}", std::process::id()));
+    std::fs::write(&greeting, "hello from the host\n").unwrap();
+    let result = LabSpec::new(["sh", "-c", script])
+        .file(&greeting, "/data/greeting")
+        .env("LAB_TEST", "it's set")
+        .timeout(Duration::from_secs(300))
+        .work_dir(env!("CARGO_TARGET_TMPDIR"))
+        .run();
+    let _ = std::fs::remove_file(&greeting);
+    let run = result.unwrap_or_else(|e| panic!("lab failed: {e}"));
+
+    assert_eq!(run.exit_code, 3, "console:\n{}", run.console_log);
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        format!("hi\nkvm ok\nrootfs {TEST_ROOTFS}\nlibkrunfw ok\nhello from the host\na\tb\r\n")
+    );
+    assert_eq!(run.stderr, b"oops\n");
+    assert!(run.boot_time > Duration::ZERO && run.boot_time <= run.run_time);
+    eprintln!(
+        "lab: prepare {:?}, boot {:?} (guest uptime {:?}), run {:?}, initramfs {} MiB",
+        run.prepare_time,
+        run.boot_time,
+        run.guest_uptime_at_start,
+        run.run_time,
+        run.initramfs_bytes >> 20
+    );
+}
