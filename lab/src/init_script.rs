@@ -82,6 +82,8 @@ impl InitScript<'_> {
             writeln!(s, "export {name}={}", quote(value))?;
         }
         writeln!(s, "cd /tmp || fail 'cd /tmp failed'")?;
+        // Progress on the console, so a timeout's console tail says where.
+        writeln!(s, "echo 'lab: /dev/kvm ready, running the command'")?;
         writeln!(s, "status \"start $(cut -d' ' -f1 /proc/uptime)\"")?;
         let argv: Vec<String> = self.argv.iter().map(|a| quote(a)).collect();
         writeln!(
@@ -89,7 +91,9 @@ impl InitScript<'_> {
             "{} </dev/null >{STDOUT_TTY} 2>{STDERR_TTY}",
             argv.join(" ")
         )?;
-        writeln!(s, "status \"exit $?\"")?;
+        writeln!(s, "rc=$?")?;
+        writeln!(s, "echo \"lab: the command exited with $rc\"")?;
+        writeln!(s, "status \"exit $rc\"")?;
         writeln!(s, "poweroff -f")?;
         writeln!(s, "sleep 3600")
     }
@@ -176,8 +180,9 @@ mod tests {
         assert!(pos("export KRUNBOX_TEST_ROOTFS=/lab/rootfs") < pos("status \"start"));
         let run = pos("sh -c 'echo hi; exit 3' </dev/null >/dev/ttyS1 2>/dev/ttyS2");
         assert!(pos("status \"start") < run);
-        assert!(run < pos("status \"exit $?\""));
-        assert!(pos("status \"exit $?\"") < script.rfind("poweroff -f").unwrap());
+        assert!(run < pos("rc=$?"));
+        assert!(pos("rc=$?") < pos("status \"exit $rc\""));
+        assert!(pos("status \"exit $rc\"") < script.rfind("poweroff -f").unwrap());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use krunbox_lab::{LabSpec, TEST_ROOTFS};
+use krunbox_lab::{HostPaths, LabError, LabSpec, KVM_MODULES, TEST_ROOTFS};
 
 #[test]
 fn boots_runs_a_command_and_reports_its_exit_code() {
@@ -44,4 +44,32 @@ fn boots_runs_a_command_and_reports_its_exit_code() {
         run.run_time,
         run.initramfs_bytes >> 20
     );
+}
+
+#[test]
+fn a_lab_without_dev_kvm_fails_with_the_reason() {
+    // kvm-intel in place of kvm-amd: it refuses to load on the emulated
+    // AMD CPU, so init must stop and say why instead of running the command.
+    let mut host = HostPaths::discover().unwrap_or_else(|e| panic!("{e}"));
+    let modules = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    for (name, relative) in KVM_MODULES {
+        let source = match name {
+            "kvm-amd" => host.modules_dir.join("kernel/arch/x86/kvm/kvm-intel.ko"),
+            _ => host.module(name),
+        };
+        let target = modules.path().join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(source, target).unwrap();
+    }
+    host.modules_dir = modules.path().to_owned();
+    let err = LabSpec::new(["echo", "must not run"])
+        .host_paths(host)
+        .timeout(Duration::from_secs(300))
+        .work_dir(env!("CARGO_TARGET_TMPDIR"))
+        .run()
+        .unwrap_err();
+    match &err {
+        LabError::Setup { reason, .. } => assert_eq!(reason, "insmod kvm-amd failed"),
+        other => panic!("expected a setup error, got {other}"),
+    }
 }
