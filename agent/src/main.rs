@@ -1,0 +1,232 @@
+//! krunbox-agent: the guest side of krunbox.
+//!
+//! Started by libkrun's init as the VM's workload (or as a host process in
+//! tests), it binds its ops listener, connects to the host's announce socket
+//! and sends a hello, then serves one operation per ops connection until the
+//! announce connection closes or the host asks it to shut down.
+//!
+//! ```text
+//! krunbox-agent --vsock 1024,1025
+//! krunbox-agent --unix-announce /path/announce.sock --unix-listen /path/ops.sock
+//! ```
+
+mod background;
+mod children;
+mod exec;
+mod files;
+mod provision;
+mod pty;
+mod transport;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use krunbox_proto::{
+    ErrorKind, ErrorReply, Frame, FrameType, Hello, HelloAck, Reply, Request, VERSION,
+};
+use nix::time::{clock_gettime, ClockId};
+
+use crate::background::Registry;
+use crate::transport::{Conn, FrameReader, FrameWriter, Transport, TransportError};
+
+/// How long the host may take to answer the hello.
+const HELLO_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn uptime_ns() -> u64 {
+    clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+const USAGE: &str = "usage: krunbox-agent (--vsock ANNOUNCE_PORT,LISTEN_PORT | \
+                     --unix-announce PATH --unix-listen PATH)";
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Transport, String> {
+    let (mut vsock, mut announce, mut listen) = (None, None, None);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--vsock" => vsock = Some(value()?),
+            "--unix-announce" => announce = Some(value()?),
+            "--unix-listen" => listen = Some(value()?),
+            "--version" => return Err(env!("CARGO_PKG_VERSION").to_owned()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    match (vsock, announce, listen) {
+        (Some(ports), None, None) => {
+            let (a, l) = ports
+                .split_once(',')
+                .ok_or_else(|| format!("--vsock wants ANNOUNCE,LISTEN, got {ports:?}"))?;
+            let port = |p: &str| p.parse::<u32>().map_err(|e| format!("bad port {p:?}: {e}"));
+            Ok(Transport::Vsock {
+                announce_port: port(a)?,
+                listen_port: port(l)?,
+            })
+        }
+        (None, Some(announce), Some(listen)) => Ok(Transport::Unix {
+            announce: announce.into(),
+            listen: listen.into(),
+        }),
+        _ => Err(USAGE.to_owned()),
+    }
+}
+
+fn send_error(writer: &FrameWriter, reply: &ErrorReply) {
+    if let Ok(frame) = Frame::json(FrameType::Error, reply) {
+        let _ = writer.send(&frame);
+    }
+}
+
+/// Serves one ops connection: one request and its exchange.
+fn serve(registry: &Registry, conn: Conn) {
+    let Ok((mut reader, writer)) = transport::split(conn) else {
+        return;
+    };
+    let request = match reader.read_frame() {
+        Ok(Some(frame)) if frame.frame_type == FrameType::Request => {
+            match frame.parse_json::<Request>() {
+                Ok(request) => request,
+                Err(e) => {
+                    let msg = files::chain(&e);
+                    return send_error(&writer, &ErrorReply::new(ErrorKind::Protocol, msg));
+                }
+            }
+        }
+        Ok(Some(frame)) => {
+            let msg = format!("expected a request, got a {:?} frame", frame.frame_type);
+            return send_error(&writer, &ErrorReply::new(ErrorKind::Protocol, msg));
+        }
+        Ok(None) | Err(TransportError::Read(_)) => return,
+        Err(e) => {
+            return send_error(
+                &writer,
+                &ErrorReply::new(ErrorKind::Protocol, files::chain(&e)),
+            )
+        }
+    };
+    let result = match &request {
+        Request::Exec(req) => {
+            exec::run(req.clone(), reader, writer.clone()).map_err(|e| e.to_reply())
+        }
+        Request::Spawn { command } => registry.spawn(command, &writer).map_err(|e| e.to_reply()),
+        Request::ListProcesses => registry.list(&writer).map_err(|e| e.to_reply()),
+        Request::WaitProcess { id, timeout_ms } => registry
+            .wait(*id, Duration::from_millis(*timeout_ms), &writer)
+            .map_err(|e| e.to_reply()),
+        Request::KillProcess { id, signal } => registry
+            .kill(*id, *signal, &writer)
+            .map_err(|e| e.to_reply()),
+        Request::ReadOutput {
+            id,
+            stdout_offset,
+            stderr_offset,
+        } => registry
+            .read_output(*id, *stdout_offset, *stderr_offset, &writer)
+            .map_err(|e| e.to_reply()),
+        Request::RemoveProcess { id } => registry.remove(*id, &writer).map_err(|e| e.to_reply()),
+        Request::CopyIn { dest } => {
+            files::copy_in(dest, &mut reader, &writer).map_err(|e| e.to_reply())
+        }
+        Request::CopyOut { path } => files::copy_out(path, &writer).map_err(|e| e.to_reply()),
+        Request::Mkdir { path, mode } => {
+            files::mkdir(path, *mode, &writer).map_err(|e| e.to_reply())
+        }
+        Request::Stat { path } => files::stat(path, &writer).map_err(|e| e.to_reply()),
+        Request::Provision { ops } => {
+            provision::apply(ops, &mut reader, &writer).map_err(|e| e.to_reply())
+        }
+        Request::Shutdown { code } => shutdown(*code, &writer),
+    };
+    if let Err(reply) = result {
+        send_error(&writer, &reply);
+    }
+}
+
+/// Answers, syncs filesystems and exits with `code`; libkrun then powers
+/// the VM off with that exit code.
+fn shutdown(code: i32, writer: &FrameWriter) -> Result<(), ErrorReply> {
+    nix::unistd::sync();
+    let frame = Frame::json(FrameType::Reply, &Reply::Ok).expect("small");
+    let _ = writer.send(&frame);
+    children::kill_all();
+    std::process::exit(code);
+}
+
+fn run(transport: Transport) -> Result<(), String> {
+    let started_uptime_ns = uptime_ns();
+    let listener = transport.listen().map_err(|e| files::chain(&e))?;
+    let announce = transport.connect_announce().map_err(|e| files::chain(&e))?;
+    let hello = Hello {
+        protocol: VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        started_uptime_ns,
+        hello_uptime_ns: uptime_ns(),
+    };
+    let ack_timeout = announce.set_read_timeout(Some(HELLO_ACK_TIMEOUT));
+    let (mut reader, writer) = transport::split(announce).map_err(|e| e.to_string())?;
+    writer
+        .send(&Frame::json(FrameType::Hello, &hello).expect("small"))
+        .map_err(|e| format!("sending hello: {e}"))?;
+    match reader.read_frame() {
+        Ok(Some(frame)) if frame.frame_type == FrameType::HelloAck => {
+            let ack: HelloAck = frame.parse_json().map_err(|e| files::chain(&e))?;
+            if ack.protocol != VERSION {
+                return Err(format!(
+                    "host speaks protocol {}, agent {VERSION}",
+                    ack.protocol
+                ));
+            }
+        }
+        Ok(Some(frame)) => return Err(format!("expected hello ack, got {:?}", frame.frame_type)),
+        Ok(None) => return Err("host closed the announce connection".into()),
+        Err(e) => return Err(format!("waiting for hello ack: {}", files::chain(&e))),
+    }
+    if ack_timeout.is_ok() {
+        let _ = reader_conn_clear_timeout(&reader);
+    }
+
+    if std::process::id() == 1 {
+        thread::spawn(children::reap_orphans);
+    }
+    let registry = Arc::new(Registry::default());
+    thread::spawn(move || loop {
+        match listener.accept() {
+            Ok(conn) => {
+                let registry = registry.clone();
+                thread::spawn(move || serve(&registry, conn));
+            }
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    });
+
+    // The announce connection is the liveness channel: when the host closes
+    // it, the agent stops (and takes its processes with it).
+    while let Ok(Some(_)) = reader.read_frame() {}
+    children::kill_all();
+    Ok(())
+}
+
+fn reader_conn_clear_timeout(reader: &FrameReader) -> std::io::Result<()> {
+    reader.conn().set_read_timeout(None)
+}
+
+fn main() -> ExitCode {
+    let transport = match parse_args(std::env::args().skip(1)) {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(transport) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("krunbox-agent: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Where the agent's connections come from: AF_VSOCK in the guest, unix
+//! sockets when it runs as a host process for tests. Both are plain stream
+//! sockets, so a connection is a [`Conn`] over its file descriptor, and
+//! frames are read and written the same way on both.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use krunbox_proto::{Frame, FrameDecoder, FrameError};
+use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, VsockAddr};
+
+/// The host's CID as seen from the guest.
+pub const HOST_CID: u32 = 2;
+
+/// Transport failures.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Setting up the listener failed.
+    #[error("listening for operations on {0}")]
+    Listen(String, #[source] io::Error),
+    /// Connecting to the host's announce socket failed.
+    #[error("connecting to the announce socket {0}")]
+    Announce(String, #[source] io::Error),
+    /// Reading a frame failed at the socket.
+    #[error("reading a frame")]
+    Read(#[source] io::Error),
+    /// The bytes read are not a valid frame.
+    #[error("decoding a frame")]
+    Decode(#[source] FrameError),
+}
+
+/// Which transport the agent uses, from its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// `--vsock ANNOUNCE,LISTEN`: connect to the host (CID 2) on the
+    /// announce port, listen on any CID on the ops port.
+    Vsock {
+        /// Port to connect to for the hello.
+        announce_port: u32,
+        /// Port to listen on for operations.
+        listen_port: u32,
+    },
+    /// `--unix-announce PATH --unix-listen PATH`.
+    Unix {
+        /// Socket to connect to for the hello.
+        announce: PathBuf,
+        /// Socket path to create and listen on.
+        listen: PathBuf,
+    },
+}
+
+fn nix_io(err: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(err as i32)
+}
+
+impl Transport {
+    /// Binds the ops listener (before the hello, so the host can connect as
+    /// soon as it hears from us).
+    pub fn listen(&self) -> Result<Listener, TransportError> {
+        match self {
+            Self::Unix { listen, .. } => UnixListener::bind(listen)
+                .map(Listener::Unix)
+                .map_err(|e| TransportError::Listen(listen.display().to_string(), e)),
+            Self::Vsock { listen_port, .. } => {
+                let what = format!("vsock port {listen_port}");
+                let fd = socket::socket(
+                    AddressFamily::Vsock,
+                    SockType::Stream,
+                    SockFlag::SOCK_CLOEXEC,
+                    None,
+                )
+                .map_err(|e| TransportError::Listen(what.clone(), nix_io(e)))?;
+                let addr = VsockAddr::new(libc::VMADDR_CID_ANY, *listen_port);
+                socket::bind(fd.as_raw_fd(), &addr)
+                    .map_err(|e| TransportError::Listen(what.clone(), nix_io(e)))?;
+                let backlog = Backlog::new(128).expect("128 is a valid backlog");
+                socket::listen(&fd, backlog)
+                    .map_err(|e| TransportError::Listen(what, nix_io(e)))?;
+                Ok(Listener::Vsock(fd))
+            }
+        }
+    }
+
+    /// Connects to the host's announce socket, retrying briefly.
+    pub fn connect_announce(&self) -> Result<Conn, TransportError> {
+        let mut attempt = 0;
+        loop {
+            let result = match self {
+                Self::Unix { announce, .. } => UnixStream::connect(announce).map(Conn::from),
+                Self::Vsock { announce_port, .. } => connect_vsock(*announce_port),
+            };
+            match result {
+                Ok(conn) => return Ok(conn),
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    let what = match self {
+                        Self::Unix { announce, .. } => announce.display().to_string(),
+                        Self::Vsock { announce_port, .. } => {
+                            format!("vsock {HOST_CID}:{announce_port}")
+                        }
+                    };
+                    return Err(TransportError::Announce(what, e));
+                }
+            }
+        }
+    }
+}
+
+fn connect_vsock(port: u32) -> io::Result<Conn> {
+    let fd = socket::socket(
+        AddressFamily::Vsock,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(nix_io)?;
+    socket::connect(fd.as_raw_fd(), &VsockAddr::new(HOST_CID, port)).map_err(nix_io)?;
+    Ok(Conn(File::from(fd)))
+}
+
+/// The ops listener.
+#[derive(Debug)]
+pub enum Listener {
+    /// A unix socket listener.
+    Unix(UnixListener),
+    /// A listening AF_VSOCK socket.
+    Vsock(OwnedFd),
+}
+
+impl Listener {
+    /// Waits for the next connection.
+    pub fn accept(&self) -> io::Result<Conn> {
+        match self {
+            Self::Unix(l) => l.accept().map(|(s, _)| Conn::from(s)),
+            Self::Vsock(fd) => {
+                let raw: RawFd =
+                    socket::accept4(fd.as_raw_fd(), SockFlag::SOCK_CLOEXEC).map_err(nix_io)?;
+                // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                Ok(Conn(File::from(owned)))
+            }
+        }
+    }
+}
+
+/// One stream connection (unix or vsock): reads and writes go straight to
+/// the socket's descriptor.
+#[derive(Debug)]
+pub struct Conn(File);
+
+impl From<UnixStream> for Conn {
+    fn from(s: UnixStream) -> Self {
+        Self(File::from(OwnedFd::from(s)))
+    }
+}
+
+impl Conn {
+    /// A second handle on the same socket.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        self.0.try_clone().map(Self)
+    }
+
+    /// Sets or clears a receive timeout.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let tv = match timeout {
+            Some(d) => nix::sys::time::TimeVal::new(
+                d.as_secs() as libc::time_t,
+                d.subsec_micros() as libc::suseconds_t,
+            ),
+            None => nix::sys::time::TimeVal::new(0, 0),
+        };
+        socket::setsockopt(&self.0, socket::sockopt::ReceiveTimeout, &tv).map_err(nix_io)
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads frames from a connection.
+#[derive(Debug)]
+pub struct FrameReader {
+    conn: Conn,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl FrameReader {
+    /// Reads from `conn`.
+    pub fn new(conn: Conn) -> Self {
+        Self {
+            conn,
+            buf: BytesMut::with_capacity(64 * 1024),
+            decoder: FrameDecoder::new(),
+        }
+    }
+
+    /// The connection read from.
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// The next frame, or `None` when the peer closed between frames.
+    pub fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(frame) = self
+                .decoder
+                .decode(&mut self.buf)
+                .map_err(TransportError::Decode)?
+            {
+                return Ok(Some(frame));
+            }
+            let n = loop {
+                match self.conn.read(&mut chunk) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other.map_err(TransportError::Read)?,
+                }
+            };
+            if n == 0 {
+                return self
+                    .decoder
+                    .decode_eof(&mut self.buf)
+                    .map_err(TransportError::Decode);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Writes whole frames to a connection; cheap to clone and share between
+/// the threads of one operation.
+#[derive(Debug, Clone)]
+pub struct FrameWriter(Arc<Mutex<Conn>>);
+
+impl FrameWriter {
+    /// Writes to `conn`.
+    pub fn new(conn: Conn) -> Self {
+        Self(Arc::new(Mutex::new(conn)))
+    }
+
+    /// Sends one frame.
+    pub fn send(&self, frame: &Frame) -> io::Result<()> {
+        let bytes = frame.to_bytes();
+        let mut conn = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        conn.write_all(&bytes)
+    }
+}
+
+/// Splits a connection into a frame reader and a shareable frame writer.
+pub fn split(conn: Conn) -> io::Result<(FrameReader, FrameWriter)> {
+    let write = conn.try_clone()?;
+    Ok((FrameReader::new(conn), FrameWriter::new(write)))
+}

@@ -1,0 +1,184 @@
+//! One ops connection: frames in and out over a unix socket, every read
+//! bounded by a timeout and by the frame size limit.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use krunbox_proto::{ErrorReply, Frame, FrameDecoder, FrameType, Reply};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+use super::ClientError;
+
+/// Builds a JSON control frame.
+pub(crate) fn json<T: Serialize>(
+    op: &'static str,
+    frame_type: FrameType,
+    message: &T,
+) -> Result<Frame, ClientError> {
+    Frame::json(frame_type, message).map_err(|source| ClientError::Encode { op, source })
+}
+
+/// The error for a frame that makes no sense at this point.
+pub(crate) fn unexpected(op: &'static str, frame: &Frame) -> ClientError {
+    if frame.frame_type == FrameType::Error {
+        return match frame.parse_json::<ErrorReply>() {
+            Ok(source) => ClientError::Agent { op, source },
+            Err(source) => ClientError::Payload { op, source },
+        };
+    }
+    ClientError::Unexpected {
+        op,
+        got: format!("{:?} frame on stream {}", frame.frame_type, frame.stream),
+    }
+}
+
+/// The error for a reply of the wrong kind.
+pub(crate) fn unexpected_reply(op: &'static str, reply: &Reply) -> ClientError {
+    ClientError::Unexpected {
+        op,
+        got: format!("reply {reply:?}"),
+    }
+}
+
+/// The reply in `frame`, or the agent's error.
+pub(crate) fn expect_reply(op: &'static str, frame: Frame) -> Result<Reply, ClientError> {
+    match frame.frame_type {
+        FrameType::Reply => frame
+            .parse_json()
+            .map_err(|source| ClientError::Payload { op, source }),
+        _ => Err(unexpected(op, &frame)),
+    }
+}
+
+/// The reading half: a decoder over a buffer.
+#[derive(Debug)]
+pub(crate) struct FrameRecv {
+    read: OwnedReadHalf,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    op: &'static str,
+}
+
+impl FrameRecv {
+    /// The next frame, `None` on a clean close; no timeout.
+    pub(crate) async fn recv_opt(&mut self) -> Result<Option<Frame>, ClientError> {
+        let op = self.op;
+        loop {
+            if let Some(frame) = self
+                .decoder
+                .decode(&mut self.buf)
+                .map_err(|source| ClientError::Frame { op, source })?
+            {
+                return Ok(Some(frame));
+            }
+            self.buf.reserve(64 * 1024);
+            let n = self
+                .read
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|source| ClientError::Io { op, source })?;
+            if n == 0 {
+                return self
+                    .decoder
+                    .decode_eof(&mut self.buf)
+                    .map_err(|source| ClientError::Frame { op, source });
+            }
+        }
+    }
+
+    /// The next frame within `timeout`; a close is [`ClientError::Closed`].
+    pub(crate) async fn recv(&mut self, timeout: Duration) -> Result<Frame, ClientError> {
+        let op = self.op;
+        match tokio::time::timeout(timeout, self.recv_opt()).await {
+            Err(_) => Err(ClientError::Timeout { op, after: timeout }),
+            Ok(Ok(Some(frame))) => Ok(frame),
+            Ok(Ok(None)) => Err(ClientError::Closed { op }),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Like [`FrameRecv::recv`], with an absolute deadline.
+    pub(crate) async fn recv_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+        limit: Duration,
+    ) -> Result<Frame, ClientError> {
+        let op = self.op;
+        match tokio::time::timeout_at(deadline, self.recv_opt()).await {
+            Err(_) => Err(ClientError::Timeout { op, after: limit }),
+            Ok(Ok(Some(frame))) => Ok(frame),
+            Ok(Ok(None)) => Err(ClientError::Closed { op }),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+}
+
+/// The writing half.
+#[derive(Debug)]
+pub(crate) struct FrameSend {
+    write: OwnedWriteHalf,
+    op: &'static str,
+}
+
+impl FrameSend {
+    /// Sends one frame.
+    pub(crate) async fn send(&mut self, frame: &Frame) -> Result<(), ClientError> {
+        let op = self.op;
+        self.write
+            .write_all(&frame.to_bytes())
+            .await
+            .map_err(|source| ClientError::Io { op, source })
+    }
+}
+
+/// One connection to the agent, split into halves.
+#[derive(Debug)]
+pub(crate) struct OpsConn {
+    pub(crate) recv: FrameRecv,
+    pub(crate) send: FrameSend,
+}
+
+impl OpsConn {
+    /// Wraps a connected stream.
+    pub(crate) fn from_stream(stream: UnixStream, op: &'static str) -> Self {
+        let (read, write) = stream.into_split();
+        Self {
+            recv: FrameRecv {
+                read,
+                buf: BytesMut::with_capacity(64 * 1024),
+                decoder: FrameDecoder::new(),
+                op,
+            },
+            send: FrameSend { write, op },
+        }
+    }
+
+    /// Connects to the ops socket within `timeout`.
+    pub(crate) async fn connect(
+        path: &Path,
+        timeout: Duration,
+        op: &'static str,
+    ) -> Result<Self, ClientError> {
+        let stream = tokio::time::timeout(timeout, UnixStream::connect(path))
+            .await
+            .map_err(|_| ClientError::Timeout { op, after: timeout })?
+            .map_err(|source| ClientError::Connect {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self::from_stream(stream, op))
+    }
+
+    /// When a send failed because the agent gave up and closed, the reason
+    /// is usually its error frame, already waiting to be read: prefer it.
+    pub(crate) async fn explain(&mut self, send_error: ClientError) -> ClientError {
+        match self.recv.recv(Duration::from_secs(1)).await {
+            Ok(frame) if frame.frame_type == FrameType::Error => unexpected(self.recv.op, &frame),
+            _ => send_error,
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Files: tree copies in and out, mkdir -p, stat, and provisioning.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use krunbox_proto::tree::{CopyPlan, PlanKind, TreeLimits, TreeReceiver};
+use krunbox_proto::{
+    stream, ErrorKind, ErrorReply, FileStat, Frame, FrameType, ProvisionOp, Reply, Request,
+    TreeEntry, CHUNK_SIZE,
+};
+use tokio::io::AsyncReadExt;
+
+use super::connection::{self, unexpected_reply, FrameSend, OpsConn};
+use super::{AgentClient, ClientError};
+
+/// What a tree copy moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Files, directories and symlinks.
+    pub entries: u64,
+    /// File bytes.
+    pub bytes: u64,
+}
+
+/// Where a provisioned file's contents come from.
+#[derive(Debug, Clone)]
+enum Contents {
+    Bytes(Bytes),
+    HostFile(PathBuf),
+}
+
+/// A list of operations applied by the agent in one request, in order:
+/// `mkdir -p`, atomic file writes, chmod, symlinks. File contents travel
+/// as raw data frames after the request.
+#[derive(Debug, Clone, Default)]
+pub struct Provision {
+    ops: Vec<ProvisionOp>,
+    contents: Vec<Contents>,
+    final_chmods: Vec<ProvisionOp>,
+}
+
+impl Provision {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `mkdir -p path` (mode for the directories created).
+    pub fn mkdir(&mut self, path: impl Into<String>, mode: u32) -> &mut Self {
+        self.ops.push(ProvisionOp::Mkdir {
+            path: path.into(),
+            mode,
+        });
+        self
+    }
+
+    /// Writes `contents` to `path` atomically (parents created).
+    pub fn write_file(
+        &mut self,
+        path: impl Into<String>,
+        contents: impl Into<Bytes>,
+        mode: u32,
+    ) -> &mut Self {
+        let contents = contents.into();
+        self.ops.push(ProvisionOp::WriteFile {
+            path: path.into(),
+            mode,
+            size: contents.len() as u64,
+        });
+        self.contents.push(Contents::Bytes(contents));
+        self
+    }
+
+    /// Changes permission bits.
+    pub fn chmod(&mut self, path: impl Into<String>, mode: u32) -> &mut Self {
+        self.ops.push(ProvisionOp::Chmod {
+            path: path.into(),
+            mode,
+        });
+        self
+    }
+
+    /// Creates or replaces a symlink.
+    pub fn symlink(&mut self, path: impl Into<String>, target: impl Into<String>) -> &mut Self {
+        self.ops.push(ProvisionOp::Symlink {
+            path: path.into(),
+            target: target.into(),
+        });
+        self
+    }
+
+    /// Adds the host tree at `src` to be placed at `dest` in the guest
+    /// (directories, files streamed from disk, symlinks; modes kept).
+    pub fn copy_tree(&mut self, src: &Path, dest: &str) -> Result<&mut Self, ClientError> {
+        const OP: &str = "planning a provision";
+        let plan = CopyPlan::walk(src).map_err(|source| ClientError::Tree { op: OP, source })?;
+        let dest = dest.trim_end_matches('/');
+        for item in plan.items {
+            let path = if item.rel.is_empty() {
+                dest.to_owned()
+            } else {
+                format!("{dest}/{}", item.rel)
+            };
+            match item.kind {
+                PlanKind::Dir(mode) => {
+                    self.mkdir(path.clone(), 0o755);
+                    // Applied after everything else, so read-only
+                    // directories can still be filled.
+                    self.final_chmods.push(ProvisionOp::Chmod { path, mode });
+                }
+                PlanKind::Symlink(target) => {
+                    self.symlink(path, target);
+                }
+                PlanKind::File => {
+                    let meta = fs::symlink_metadata(&item.source)
+                        .map_err(|source| ClientError::Io { op: OP, source })?;
+                    self.ops.push(ProvisionOp::WriteFile {
+                        path,
+                        mode: meta.mode() & 0o7777,
+                        size: meta.len(),
+                    });
+                    self.contents.push(Contents::HostFile(item.source));
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len() + self.final_chmods.len()
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Sends exactly `size` bytes of `file` as file data frames, then the end.
+async fn send_file(
+    op: &'static str,
+    send: &mut FrameSend,
+    file: fs::File,
+    size: u64,
+    source: &Path,
+) -> Result<(), ClientError> {
+    let mut file = tokio::fs::File::from_std(file).take(size);
+    let mut left = size;
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    while left > 0 {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|source| ClientError::Io { op, source })?;
+        if n == 0 {
+            let reply = ErrorReply::new(
+                ErrorKind::InvalidData,
+                format!("{} shrank while being copied", source.display()),
+            );
+            let _ = send
+                .send(&connection::json(op, FrameType::Error, &reply)?)
+                .await;
+            return Err(ClientError::Agent { op, source: reply });
+        }
+        send.send(&Frame::data(stream::FILE, buf[..n].to_vec()).expect("one chunk"))
+            .await?;
+        left -= n as u64;
+    }
+    send.send(&Frame::eof(stream::FILE)).await
+}
+
+impl AgentClient {
+    /// Describes a guest path (a final symlink is not followed).
+    pub async fn stat(&self, path: &str) -> Result<FileStat, ClientError> {
+        const OP: &str = "stat";
+        match self.call(OP, &Request::Stat { path: path.into() }).await? {
+            Reply::Stat(stat) => Ok(stat),
+            other => Err(unexpected_reply(OP, &other)),
+        }
+    }
+
+    /// `mkdir -p` in the guest, `mode` for the directories created.
+    pub async fn mkdir_p(&self, path: &str, mode: u32) -> Result<(), ClientError> {
+        const OP: &str = "mkdir";
+        let request = Request::Mkdir {
+            path: path.into(),
+            mode,
+        };
+        match self.call(OP, &request).await? {
+            Reply::Ok => Ok(()),
+            other => Err(unexpected_reply(OP, &other)),
+        }
+    }
+
+    /// Writes `contents` to a guest file atomically.
+    pub async fn write_file(
+        &self,
+        path: &str,
+        contents: impl Into<Bytes>,
+        mode: u32,
+    ) -> Result<(), ClientError> {
+        let mut plan = Provision::new();
+        plan.write_file(path, contents, mode);
+        self.provision(&plan).await
+    }
+
+    /// Applies a [`Provision`] in one request.
+    pub async fn provision(&self, plan: &Provision) -> Result<(), ClientError> {
+        const OP: &str = "provision";
+        let ops: Vec<ProvisionOp> = plan
+            .ops
+            .iter()
+            .chain(plan.final_chmods.iter().rev())
+            .cloned()
+            .collect();
+        let mut conn = self.start(OP, &Request::Provision { ops }).await?;
+        if let Err(e) = send_contents(&mut conn, plan).await {
+            return Err(conn.explain(e).await);
+        }
+        let timeout = self.config().request_timeout;
+        match connection::expect_reply(OP, conn.recv.recv(timeout).await?)? {
+            Reply::Ok => Ok(()),
+            other => Err(unexpected_reply(OP, &other)),
+        }
+    }
+
+    /// Copies the host file or tree at `src` to `dest` in the guest
+    /// (modes, symlinks and empty directories kept; an existing directory
+    /// at `dest` is merged into). The agent stages the tree under a
+    /// temporary name, so a failed copy leaves nothing at `dest`.
+    pub async fn copy_in(&self, src: &Path, dest: &str) -> Result<CopyStats, ClientError> {
+        const OP: &str = "copy in";
+        let plan = CopyPlan::walk(src).map_err(|source| ClientError::Tree { op: OP, source })?;
+        let mut conn = self
+            .start(OP, &Request::CopyIn { dest: dest.into() })
+            .await?;
+        if let Err(e) = send_tree(&mut conn, &plan).await {
+            return Err(conn.explain(e).await);
+        }
+        let timeout = self.config().idle_timeout;
+        match connection::expect_reply(OP, conn.recv.recv(timeout).await?)? {
+            Reply::CopyDone { entries, bytes } => Ok(CopyStats { entries, bytes }),
+            other => Err(unexpected_reply(OP, &other)),
+        }
+    }
+
+    /// Copies the guest file or tree at `src` to `dest` on the host. What
+    /// the guest sends is untrusted: paths are checked, nothing is created
+    /// below a symlink, setuid/setgid bits are dropped, sizes and counts are
+    /// bounded, and the tree is staged beside `dest` and renamed into place
+    /// only when complete.
+    pub async fn copy_out(&self, src: &str, dest: &Path) -> Result<CopyStats, ClientError> {
+        const OP: &str = "copy out";
+        let config = self.config();
+        let limits = TreeLimits {
+            max_entries: config.max_copy_entries,
+            max_bytes: config.max_copy_bytes,
+            mode_mask: 0o1777,
+        };
+        let tree = |source| ClientError::Tree { op: OP, source };
+        let mut conn = self
+            .start(OP, &Request::CopyOut { path: src.into() })
+            .await?;
+        let mut rx = TreeReceiver::new(dest, limits);
+        loop {
+            let frame = conn.recv.recv(config.idle_timeout).await?;
+            match (frame.frame_type, frame.stream) {
+                (FrameType::Entry, _) => {
+                    let entry: TreeEntry = frame
+                        .parse_json()
+                        .map_err(|source| ClientError::Payload { op: OP, source })?;
+                    if rx.entry(&entry).map_err(tree)? {
+                        break;
+                    }
+                }
+                (FrameType::Data, stream::FILE) => rx.data(&frame.payload).map_err(tree)?,
+                (FrameType::Eof, stream::FILE) => rx.end_file().map_err(tree)?,
+                _ => return Err(connection::unexpected(OP, &frame)),
+            }
+        }
+        match connection::expect_reply(OP, conn.recv.recv(config.request_timeout).await?)? {
+            Reply::CopyDone { .. } => {}
+            other => return Err(unexpected_reply(OP, &other)),
+        }
+        let (entries, bytes) = rx.finish().map_err(tree)?;
+        Ok(CopyStats { entries, bytes })
+    }
+}
+
+async fn send_contents(conn: &mut OpsConn, plan: &Provision) -> Result<(), ClientError> {
+    const OP: &str = "provision";
+    let sizes = plan.ops.iter().filter_map(|op| match op {
+        ProvisionOp::WriteFile { size, .. } => Some(*size),
+        _ => None,
+    });
+    for (contents, size) in plan.contents.iter().zip(sizes) {
+        match contents {
+            Contents::Bytes(bytes) => {
+                for chunk in bytes.chunks(CHUNK_SIZE) {
+                    let frame = Frame::data(stream::FILE, bytes.slice_ref(chunk)).expect("chunk");
+                    conn.send.send(&frame).await?;
+                }
+                conn.send.send(&Frame::eof(stream::FILE)).await?;
+            }
+            Contents::HostFile(path) => {
+                let file =
+                    fs::File::open(path).map_err(|source| ClientError::Io { op: OP, source })?;
+                send_file(OP, &mut conn.send, file, size, path).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn send_tree(conn: &mut OpsConn, plan: &CopyPlan) -> Result<(), ClientError> {
+    const OP: &str = "copy in";
+    for item in &plan.items {
+        let (entry, file) = item
+            .open()
+            .map_err(|source| ClientError::Tree { op: OP, source })?;
+        conn.send
+            .send(&connection::json(OP, FrameType::Entry, &entry)?)
+            .await?;
+        if let (Some(file), TreeEntry::File { size, .. }) = (file, &entry) {
+            send_file(OP, &mut conn.send, file, *size, &item.source).await?;
+        }
+    }
+    conn.send
+        .send(&connection::json(OP, FrameType::Entry, &TreeEntry::End)?)
+        .await
+}

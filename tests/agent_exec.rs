@@ -1,0 +1,270 @@
+//! Exec over the agent protocol, with the agent as a host process.
+
+mod agent_support;
+
+use std::time::{Duration, Instant};
+
+use agent_support::TestAgent;
+use krunbox::client::{ClientError, Command, ExecEvent};
+
+#[tokio::test]
+async fn hello_reports_versions_and_uptime() {
+    let agent = TestAgent::start().await;
+    let hello = agent.client.hello();
+    assert_eq!(hello.protocol, krunbox_proto::VERSION);
+    assert_eq!(hello.pid, agent.child.id());
+    assert!(hello.started_uptime_ns > 0);
+    assert!(hello.hello_uptime_ns >= hello.started_uptime_ns);
+    assert!(agent.client.is_alive());
+}
+
+#[tokio::test]
+async fn echo_and_exit_codes() {
+    let agent = TestAgent::start().await;
+    let out = agent
+        .client
+        .exec(&Command::new("echo").arg("hi"))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"hi\n");
+    assert_eq!(out.status.code, Some(0));
+    assert!(out.status.success());
+
+    let out = agent
+        .client
+        .exec(&Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code, Some(3));
+    assert_eq!(out.stdout_text(), "out\n");
+    assert_eq!(out.stderr_text(), "err\n");
+
+    let out = agent
+        .client
+        .exec(&Command::new("definitely-not-a-command-krunbox"))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code, Some(127));
+    assert!(out.stderr_text().contains("command not found"));
+}
+
+#[tokio::test]
+async fn env_cwd_and_clear_env() {
+    let agent = TestAgent::start().await;
+    let out = agent
+        .client
+        .exec(
+            &Command::new("sh")
+                .args(["-c", "echo $KB_A-$KB_B; pwd"])
+                .env("KB_A", "one")
+                .env("KB_B", "two")
+                .cwd("/tmp"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "one-two\n/tmp\n");
+
+    let out = agent
+        .client
+        .exec(&Command::new("/usr/bin/env").env_clear().env("ONLY", "1"))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "ONLY=1\n");
+
+    let err = agent
+        .client
+        .exec(&Command::new("true").cwd("/no/such/dir"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Agent { .. }), "{err:?}");
+    assert_eq!(err.io_kind(), std::io::ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn uid_and_gid() {
+    let agent = TestAgent::start().await;
+    if nix::unistd::getuid().as_raw() != 0 {
+        eprintln!("skipped: needs root to switch users");
+        return;
+    }
+    let out = agent
+        .client
+        .exec(
+            &Command::new("sh")
+                .args(["-c", "id -u; id -g"])
+                .uid(65534)
+                .gid(65534),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "65534\n65534\n");
+}
+
+#[tokio::test]
+async fn stdin_given_and_streamed() {
+    let agent = TestAgent::start().await;
+    let out = agent
+        .client
+        .exec(&Command::new("cat").stdin(&b"from stdin"[..]))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"from stdin");
+
+    // Larger than any pipe buffer: stdin is fed while output is read.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let out = agent
+        .client
+        .exec(&Command::new("cat").stdin(big.clone()))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.len(), big.len());
+    assert!(out.stdout == big);
+
+    // Streamed: each line comes back before the next is written.
+    let mut session = agent
+        .client
+        .exec_streaming(&Command::new("cat").stream_stdin())
+        .await
+        .unwrap();
+    let control = session.control();
+    for line in ["one\n", "two\n"] {
+        control.write_stdin(line.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < line.len() {
+            match session.next_event().await.unwrap().unwrap() {
+                ExecEvent::Stdout(b) => got.extend_from_slice(&b),
+                ExecEvent::Started(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(got, line.as_bytes());
+    }
+    control.close_stdin().await.unwrap();
+    loop {
+        match session.next_event().await.unwrap() {
+            Some(ExecEvent::Exit(status)) => {
+                assert_eq!(status.code, Some(0));
+                break;
+            }
+            Some(_) => {}
+            None => panic!("no exit"),
+        }
+    }
+    assert_eq!(session.next_event().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn timeout_kills_the_process_group() {
+    let agent = TestAgent::start().await;
+    let start = Instant::now();
+    let out = agent
+        .client
+        .exec(
+            &Command::new("sh")
+                .args(["-c", "sleep 30 & sleep 30; echo never"])
+                .timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(out.status.timed_out);
+    assert_eq!(out.status.signal, Some(9));
+    assert_eq!(out.stdout, b"");
+}
+
+#[tokio::test]
+async fn signal_a_running_exec() {
+    let agent = TestAgent::start().await;
+    let mut session = agent
+        .client
+        .exec_streaming(&Command::new("sh").args(["-c", "echo ready; sleep 30"]))
+        .await
+        .unwrap();
+    loop {
+        if let ExecEvent::Stdout(_) = session.next_event().await.unwrap().unwrap() {
+            break;
+        }
+    }
+    session.control().signal(15).await.unwrap();
+    loop {
+        if let ExecEvent::Exit(status) = session.next_event().await.unwrap().unwrap() {
+            assert_eq!(status.signal, Some(15));
+            assert!(!status.timed_out);
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_session_kills_the_process() {
+    let agent = TestAgent::start().await;
+    let marker = agent.guest("pid");
+    let mut session = agent
+        .client
+        .exec_streaming(
+            &Command::new("sh").args(["-c", &format!("echo $$ > {marker}; echo x; sleep 30")]),
+        )
+        .await
+        .unwrap();
+    while !matches!(
+        session.next_event().await.unwrap(),
+        Some(ExecEvent::Stdout(_))
+    ) {}
+    let pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    drop(session);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} survived its session"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn output_limit_is_enforced() {
+    let config = krunbox::client::ClientConfig {
+        max_output: 1000,
+        ..Default::default()
+    };
+    let agent = TestAgent::start_with(config).await;
+    let err = agent
+        .client
+        .exec(&Command::new("head").args(["-c", "5000", "/dev/zero"]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::OutputLimit { limit: 1000, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_exits_with_the_code() {
+    let mut agent = TestAgent::start().await;
+    agent.client.shutdown(7).await.unwrap();
+    assert!(!agent.client.is_alive());
+    let status = agent.child.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+}
+
+#[tokio::test]
+async fn a_dead_agent_gives_typed_errors() {
+    let mut agent = TestAgent::start().await;
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), agent.client.closed())
+        .await
+        .unwrap();
+    let err = agent.client.exec(&Command::new("true")).await.unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+}
