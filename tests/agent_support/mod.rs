@@ -64,21 +64,7 @@ impl TestAgent {
     }
 
     pub async fn start_with(config: ClientConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let announce = dir.path().join("announce.sock");
-        let ops_path = dir.path().join("ops.sock");
-        let listener = UnixListener::bind(&announce).unwrap();
-        let child = Command::new(agent_bin())
-            .arg("--unix-announce")
-            .arg(&announce)
-            .arg("--unix-listen")
-            .arg(&ops_path)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let client = AgentClient::accept(&listener, &ops_path, config)
-            .await
-            .unwrap();
+        let (client, child, dir, ops_path) = launch(config).await;
         Self {
             client,
             child,
@@ -108,6 +94,27 @@ impl Drop for TestAgent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts an agent process on sockets in a new temporary directory and
+/// connects to it: the client, the process, the directory, the ops socket.
+pub async fn launch(config: ClientConfig) -> (AgentClient, Child, TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let announce = dir.path().join("announce.sock");
+    let ops_path = dir.path().join("ops.sock");
+    let listener = UnixListener::bind(&announce).unwrap();
+    let child = Command::new(agent_bin())
+        .arg("--unix-announce")
+        .arg(&announce)
+        .arg("--unix-listen")
+        .arg(&ops_path)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = AgentClient::accept(&listener, &ops_path, config)
+        .await
+        .unwrap();
+    (client, child, dir, ops_path)
 }
 
 /// `VmHWM` from a /proc status file, in KiB.
