@@ -12,6 +12,7 @@
 //! [libkrun]: https://github.com/containers/libkrun
 
 pub mod agent_image;
+pub mod client;
 pub mod host;
 pub mod krun;
 pub mod runner;

@@ -101,6 +101,22 @@ impl FrameRecv {
         }
     }
 
+    /// The next frame within `idle`, and before `deadline` (which ends a
+    /// whole transfer of `total`).
+    pub(crate) async fn recv_within(
+        &mut self,
+        idle: Duration,
+        deadline: tokio::time::Instant,
+        total: Duration,
+    ) -> Result<Frame, ClientError> {
+        let idle_deadline = tokio::time::Instant::now() + idle;
+        if idle_deadline < deadline {
+            self.recv(idle).await
+        } else {
+            self.recv_until(deadline, total).await
+        }
+    }
+
     /// Like [`FrameRecv::recv`], with an absolute deadline.
     pub(crate) async fn recv_until(
         &mut self,
@@ -163,7 +179,7 @@ impl OpsConn {
         timeout: Duration,
         op: &'static str,
     ) -> Result<Self, ClientError> {
-        let stream = tokio::time::timeout(timeout, UnixStream::connect(path))
+        let stream = tokio::time::timeout(timeout, connect_retrying(path))
             .await
             .map_err(|_| ClientError::Timeout { op, after: timeout })?
             .map_err(|source| ClientError::Connect {
@@ -179,6 +195,23 @@ impl OpsConn {
         match self.recv.recv(Duration::from_secs(1)).await {
             Ok(frame) if frame.frame_type == FrameType::Error => unexpected(self.recv.op, &frame),
             _ => send_error,
+        }
+    }
+}
+
+/// Connects, retrying while the listener's backlog is full: libkrun's
+/// listening socket has a short backlog, and a burst of concurrent
+/// operations overflows it (`EAGAIN` on a unix socket). The caller bounds
+/// the whole attempt with its connect timeout.
+async fn connect_retrying(path: &Path) -> std::io::Result<UnixStream> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match UnixStream::connect(path).await {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
         }
     }
 }

@@ -26,7 +26,7 @@ mod program;
 
 pub use child::enter_if_requested;
 pub use config::{NetMode, RunnerConfig, VsockPort, Workload};
-pub use event::{RunnerEvent, RunnerFailure};
+pub use event::{monotonic_us, RunnerEvent, RunnerFailure};
 pub use parent::{RunnerExit, RunnerProcess, SpawnError, StdioSpec};
 pub use program::{RunnerProgram, RunnerProgramError};
 

@@ -14,7 +14,7 @@ use super::{CONFIG_ENV, EVENT_FD};
 
 /// How one of the runner's standard streams is connected. The guest
 /// workload reads and writes through them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum StdioSpec {
     /// Shared with this process.
     Inherit,
@@ -22,11 +22,14 @@ pub enum StdioSpec {
     Null,
     /// A pipe this process reads or writes.
     Piped,
+    /// This open file (e.g. a log).
+    File(std::fs::File),
 }
 
 impl StdioSpec {
-    fn to_stdio(self) -> Stdio {
+    fn into_stdio(self) -> Stdio {
         match self {
+            StdioSpec::File(file) => Stdio::from(file),
             StdioSpec::Inherit => Stdio::inherit(),
             StdioSpec::Null => Stdio::null(),
             StdioSpec::Piped => Stdio::piped(),
@@ -81,9 +84,9 @@ impl RunnerProcess {
         let mut command = Command::new(program);
         command
             .env(CONFIG_ENV, json)
-            .stdin(stdin.to_stdio())
-            .stdout(stdout.to_stdio())
-            .stderr(stderr.to_stdio());
+            .stdin(stdin.into_stdio())
+            .stdout(stdout.into_stdio())
+            .stderr(stderr.into_stdio());
         let write_fd = write_end.as_raw_fd();
         // SAFETY: the closure runs between fork and exec and calls only
         // dup2, which is async-signal-safe. dup2 clears FD_CLOEXEC on the

@@ -34,6 +34,29 @@ pub enum Error {
         /// The signal number.
         signal: i32,
     },
+    /// The VM's private socket directory could not be set up.
+    #[error("cannot set up the VM's socket directory")]
+    StateDir(#[source] io::Error),
+    /// The agent did not come up, or its connection failed.
+    #[error("the guest agent failed{}", log_suffix(.log_tail))]
+    Agent {
+        /// Why.
+        #[source]
+        source: crate::client::ClientError,
+        /// The end of the VM log.
+        log_tail: String,
+    },
+    /// The VM ended, or its runner died, while it was expected to run.
+    #[error("the VM stopped: {reason}{}", log_suffix(.log_tail))]
+    Lost {
+        /// What is known of why.
+        reason: String,
+        /// The end of the VM log.
+        log_tail: String,
+    },
+    /// A shutdown did not finish in time; the VM was killed.
+    #[error("the VM did not power off within {0:?} and was killed")]
+    ShutdownTimeout(std::time::Duration),
     /// The guest's output could not be read.
     #[error("cannot read the guest's output")]
     Output(#[source] io::Error),
@@ -56,5 +79,13 @@ impl Error {
             ),
             _ => None,
         }
+    }
+}
+
+fn log_suffix(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- end of the VM log ---\n{tail}\n---")
     }
 }

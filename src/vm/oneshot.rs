@@ -12,7 +12,7 @@ use super::config::{ConfigError, VmConfig};
 use super::error::Error;
 
 /// A command to run as a VM's workload. Made by [`VmConfig::command`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OneShot {
     config: VmConfig,
     program: String,
@@ -105,7 +105,7 @@ impl OneShot {
     /// Boots the VM and waits for the workload, collecting its output.
     /// Standard input is empty unless set otherwise.
     pub fn output(mut self) -> Result<OneShotOutput, Error> {
-        if self.stdin == StdioSpec::Inherit {
+        if matches!(self.stdin, StdioSpec::Inherit) {
             self.stdin = StdioSpec::Null;
         }
         self.stdout = StdioSpec::Piped;

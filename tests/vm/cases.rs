@@ -35,7 +35,7 @@ pub fn all() -> Vec<Trial> {
     ]
 }
 
-fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
+pub fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
     if condition {
         Ok(())
     } else {
@@ -44,11 +44,11 @@ fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed
 }
 
 /// A failure carrying the whole chain of causes, not just the outer message.
-fn chain(error: impl std::error::Error) -> Failed {
+pub fn chain(error: impl std::error::Error) -> Failed {
     krunbox::error_chain(&error).into()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -151,7 +151,12 @@ fn cli_run_prints_and_exits() -> Result<(), Failed> {
         .output()
         .map_err(chain)?;
     check(out.status.code() == Some(3), || {
-        format!("status {:?}; stderr {}", out.status, text(&out.stderr))
+        format!(
+            "status {:?}; stdout {:?}; stderr {:?}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        )
     })?;
     check(out.stdout == b"hello\n", || {
         format!("stdout {:?}", text(&out.stdout))

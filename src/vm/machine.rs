@@ -1,0 +1,315 @@
+//! [`Vm`]: a booted VM with its agent connected, for any number of execs
+//! and copies over one boot.
+//!
+//! ```text
+//!  boot():  socket dir (0700) ─ bind announce.sock ─ spawn runner ─┐
+//!           runner: krun config, vsock 1024 → announce.sock (guest connects)
+//!                                vsock 1025 ← ops.sock (libkrun listens)
+//!           guest: libkrun init → /.krunbox-agent --vsock 1024,1025
+//!           agent: listen on 1025, connect to 1024, send Hello ─► ready
+//! ```
+//!
+//! Readiness is the agent's hello: no polling. If the runner dies first,
+//! its failure (or exit status, with the tail of the VM log) is the error.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::net::UnixListener;
+use tokio::sync::{oneshot, watch};
+
+use super::config::VmConfig;
+use super::error::Error;
+use super::oneshot::preflight;
+use super::timeline::BootTimeline;
+use crate::client::{AgentClient, ClientConfig};
+use crate::runner::{
+    monotonic_us, RunnerEvent, RunnerExit, RunnerProcess, StdioSpec, VsockPort, Workload,
+};
+
+/// Guest vsock port the agent connects to when it starts.
+pub const ANNOUNCE_PORT: u32 = 1024;
+/// Guest vsock port the agent listens on for operations.
+pub const OPS_PORT: u32 = 1025;
+
+/// How many bytes of the VM log an error quotes.
+const LOG_TAIL_BYTES: u64 = 2048;
+
+/// A running VM whose agent is connected.
+///
+/// Every operation goes through [`Vm::agent`] (exec, copies, provisioning,
+/// background processes), each over its own vsock connection, so any
+/// number can be in flight at once. Dropping the handle kills the VM and
+/// removes its sockets.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use krunbox::client::Command;
+/// use krunbox::vm::VmConfig;
+///
+/// let vm = VmConfig::new("/srv/rootfs").boot().await?;
+/// let out = vm.agent().exec(&Command::new("uname").arg("-a")).await?;
+/// println!("{}", out.stdout_text());
+/// vm.shutdown(std::time::Duration::from_secs(10)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Vm {
+    client: AgentClient,
+    runner_pid: Pid,
+    exit: watch::Receiver<Option<ExitSummary>>,
+    timeline: BootTimeline,
+    dir: Mutex<Option<tempfile::TempDir>>,
+    log: PathBuf,
+}
+
+/// How the runner ended, as far as the VM's owner cares.
+#[derive(Debug, Clone)]
+struct ExitSummary {
+    status: Option<ExitStatus>,
+    failure: Option<String>,
+}
+
+impl VmConfig {
+    /// Boots the VM with the krunbox agent as its workload and waits until
+    /// the agent announces itself (bounded by `hello_timeout`, 60 s by
+    /// default: generous, for emulated CPUs).
+    pub async fn boot(&self) -> Result<Vm, Error> {
+        self.boot_with(ClientConfig {
+            hello_timeout: Duration::from_secs(60),
+            ..ClientConfig::default()
+        })
+        .await
+    }
+
+    /// [`VmConfig::boot`] with the agent client's timeouts and limits.
+    pub async fn boot_with(&self, client_config: ClientConfig) -> Result<Vm, Error> {
+        self.validate()?;
+        preflight()?;
+        let program = self.runner.resolve()?;
+        let dir = socket_dir().map_err(Error::StateDir)?;
+        let announce = dir.path().join("announce.sock");
+        let ops = dir.path().join("ops.sock");
+        let log = dir.path().join("vm.log");
+        let listener = UnixListener::bind(&announce).map_err(Error::StateDir)?;
+        let workload = Workload::Agent {
+            args: vec!["--vsock".to_owned(), format!("{ANNOUNCE_PORT},{OPS_PORT}")],
+        };
+        let ports = vec![
+            VsockPort {
+                port: ANNOUNCE_PORT,
+                path: announce,
+                listen: false,
+            },
+            VsockPort {
+                port: OPS_PORT,
+                path: ops.clone(),
+                listen: true,
+            },
+        ];
+        let config = self.runner_config(workload, ports)?;
+        let log_file = File::create(&log).map_err(Error::StateDir)?;
+        let runner = RunnerProcess::spawn(
+            &program,
+            &config,
+            StdioSpec::Null,
+            StdioSpec::File(log_file.try_clone().map_err(Error::StateDir)?),
+            StdioSpec::File(log_file),
+        )?;
+        let runner_pid = Pid::from_raw(runner.id() as i32);
+        let mut timeline = BootTimeline::spawned(runner.spawned_at_us());
+        let (started_tx, started_rx) = oneshot::channel();
+        let (exit_tx, exit) = watch::channel(None);
+        std::thread::spawn(move || follow_runner(runner, started_tx, exit_tx));
+
+        let hello = AgentClient::accept(&listener, ops, client_config);
+        let died = wait_exit(exit.clone());
+        let client = tokio::select! {
+            client = hello => client,
+            summary = died => {
+                return Err(boot_failure(summary, &log));
+            }
+        };
+        let client = match client {
+            Ok(client) => client,
+            Err(e) => {
+                let _ = kill(runner_pid, Signal::SIGKILL);
+                return Err(Error::Agent {
+                    source: e,
+                    log_tail: tail(&log),
+                });
+            }
+        };
+        timeline.agent_ready(monotonic_us(), client.hello());
+        if let Ok(started) = started_rx.await {
+            timeline.runner_started(started);
+        }
+        Ok(Vm {
+            client,
+            runner_pid,
+            exit,
+            timeline,
+            dir: Mutex::new(Some(dir)),
+            log,
+        })
+    }
+}
+
+impl Vm {
+    /// The agent: exec, copies, provisioning, background processes.
+    pub fn agent(&self) -> &AgentClient {
+        &self.client
+    }
+
+    /// When each boot phase ended.
+    pub fn timeline(&self) -> &BootTimeline {
+        &self.timeline
+    }
+
+    /// The runner's process id.
+    pub fn runner_pid(&self) -> u32 {
+        self.runner_pid.as_raw() as u32
+    }
+
+    /// The file holding the VM's console and the runner's messages.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Whether the VM is still running.
+    pub fn is_running(&self) -> bool {
+        self.exit.borrow().is_none()
+    }
+
+    /// Asks the guest to sync and power off, and waits for the runner to
+    /// exit, at most `timeout`; kills it after that. Returns the VM's exit
+    /// status (the agent exits with 0 on a requested shutdown).
+    pub async fn shutdown(self, timeout: Duration) -> Result<ExitStatus, Error> {
+        let asked = self.client.shutdown(0).await;
+        let waited = tokio::time::timeout(timeout, wait_exit(self.exit.clone())).await;
+        match (asked, waited) {
+            (_, Ok(summary)) => summary.status.ok_or_else(|| Error::Lost {
+                reason: summary.failure.unwrap_or_else(|| "no exit status".into()),
+                log_tail: tail(&self.log),
+            }),
+            (Err(e), Err(_)) => Err(Error::Agent {
+                source: e,
+                log_tail: tail(&self.log),
+            }),
+            (Ok(()), Err(_)) => {
+                self.kill_now();
+                Err(Error::ShutdownTimeout(timeout))
+            }
+        }
+    }
+
+    /// Kills the VM at once and waits until its runner is gone.
+    pub async fn kill(self) {
+        self.kill_now();
+        wait_exit(self.exit.clone()).await;
+    }
+
+    fn kill_now(&self) {
+        if self.is_running() {
+            // The runner is not reaped until `exit` is set, so the pid is
+            // still this VM's runner.
+            let _ = kill(self.runner_pid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.kill_now();
+        if let Ok(mut dir) = self.dir.lock() {
+            // Removes the sockets and the log.
+            drop(dir.take());
+        }
+    }
+}
+
+/// A private directory for one VM's sockets: short paths (unix sockets
+/// take at most 107 bytes), mode 0700.
+fn socket_dir() -> std::io::Result<tempfile::TempDir> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::Builder::new().prefix("krunbox-").tempdir_in(base)
+}
+
+/// Runs on its own thread: reports when the runner entered the VM, then
+/// reaps it and publishes how it ended.
+fn follow_runner(
+    mut runner: RunnerProcess,
+    started: oneshot::Sender<(u64, u64)>,
+    exit: watch::Sender<Option<ExitSummary>>,
+) {
+    let mut configured = None;
+    let mut started = Some(started);
+    while let Some(event) = runner.next_event() {
+        match event {
+            RunnerEvent::Configured { at_us } => configured = Some(at_us),
+            RunnerEvent::Entering { at_us } => {
+                if let Some(tx) = started.take() {
+                    let _ = tx.send((configured.unwrap_or(at_us), at_us));
+                }
+                break;
+            }
+            RunnerEvent::Failed(_) => break,
+        }
+    }
+    let summary = match runner.wait() {
+        Ok(RunnerExit {
+            status, failure, ..
+        }) => ExitSummary {
+            status: Some(status),
+            failure: failure.map(|f| crate::error_chain(&f)),
+        },
+        Err(e) => ExitSummary {
+            status: None,
+            failure: Some(crate::error_chain(&e)),
+        },
+    };
+    let _ = exit.send(Some(summary));
+}
+
+async fn wait_exit(mut exit: watch::Receiver<Option<ExitSummary>>) -> ExitSummary {
+    match exit.wait_for(Option::is_some).await {
+        Ok(summary) => summary.clone().expect("waited for Some"),
+        Err(_) => ExitSummary {
+            status: None,
+            failure: Some("the runner's follower thread ended".into()),
+        },
+    }
+}
+
+fn boot_failure(summary: ExitSummary, log: &Path) -> Error {
+    let reason = match (summary.failure, summary.status) {
+        (Some(failure), _) => failure,
+        (None, Some(status)) => format!("the VM exited ({status}) before its agent started"),
+        (None, None) => "the VM's runner vanished".into(),
+    };
+    Error::Lost {
+        reason,
+        log_tail: tail(log),
+    }
+}
+
+/// The last [`LOG_TAIL_BYTES`] of the VM log, for error messages.
+fn tail(log: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = File::open(log) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
+    let mut buf = Vec::new();
+    let _ = file.take(LOG_TAIL_BYTES).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).trim_end().to_owned()
+}

@@ -1,0 +1,333 @@
+//! End-to-end cases through the guest agent. They share ONE booted VM
+//! (booted by the first case that needs it), as a sandbox program would:
+//! one boot, many execs and copies, several in flight at once.
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use krunbox::client::{Command, Provision};
+use krunbox::vm::Vm;
+use libtest_mimic::{Failed, Trial};
+use tokio::runtime::Runtime;
+
+use crate::cases::{chain, check, text};
+use crate::support::vm;
+
+/// The agent cases, by name.
+pub fn all() -> Vec<Trial> {
+    vec![
+        Trial::test("agent::boot_reports_timeline", boot_reports_timeline),
+        Trial::test(
+            "agent::exec_output_and_exit_codes",
+            exec_output_and_exit_codes,
+        ),
+        Trial::test("agent::exec_stdin_and_env", exec_stdin_and_env),
+        Trial::test("agent::copy_64mib_in_and_out", copy_64mib_in_and_out),
+        Trial::test("agent::tree_round_trips", tree_round_trips),
+        Trial::test(
+            "agent::provision_prompt_and_skills",
+            provision_prompt_and_skills,
+        ),
+        Trial::test(
+            "agent::background_survives_execs",
+            background_survives_execs,
+        ),
+        Trial::test("agent::concurrent_execs", concurrent_execs),
+        Trial::test("agent::shutdown_returns_status", shutdown_returns_status),
+    ]
+}
+
+struct Shared {
+    runtime: Runtime,
+    vm: Result<Vm, String>,
+}
+
+/// The shared VM, booted once.
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let runtime = Runtime::new().expect("tokio runtime");
+        let vm = runtime
+            .block_on(vm().memory_mib(512).boot())
+            .map_err(|e| krunbox::error_chain(&e));
+        Shared { runtime, vm }
+    })
+}
+
+/// Runs `body` against the shared VM.
+fn with_vm<F, Fut>(body: F) -> Result<(), Failed>
+where
+    F: FnOnce(&'static Vm) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failed>>,
+{
+    let shared = shared();
+    let vm = shared
+        .vm
+        .as_ref()
+        .map_err(|e| Failed::from(format!("the shared VM did not boot: {e}")))?;
+    shared.runtime.block_on(body(vm))
+}
+
+fn sh(script: &str) -> Command {
+    Command::new("sh").arg("-c").arg(script)
+}
+
+fn boot_reports_timeline() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        let t = vm.timeline();
+        println!("boot timeline:\n{t}");
+        check(t.entered.is_some() && t.ready.is_some(), || {
+            format!("{t:?}")
+        })?;
+        check(t.entered < t.ready, || {
+            format!("entered after ready: {t:?}")
+        })?;
+        check(t.agent_started_uptime <= t.agent_hello_uptime, || {
+            format!("{t:?}")
+        })
+    })
+}
+
+fn exec_output_and_exit_codes() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        let out = vm
+            .agent()
+            .exec(&sh("echo hi; echo err >&2"))
+            .await
+            .map_err(chain)?;
+        check(out.status.code == Some(0), || format!("{:?}", out.status))?;
+        check(out.stdout == b"hi\n", || text(&out.stdout))?;
+        check(out.stderr == b"err\n", || text(&out.stderr))?;
+        let out = vm.agent().exec(&sh("exit 3")).await.map_err(chain)?;
+        check(out.status.code == Some(3), || format!("{:?}", out.status))?;
+        let missing = vm.agent().exec(&Command::new("/no/such/program")).await;
+        match missing {
+            Ok(out) => check(out.status.code == Some(127), || format!("{:?}", out.status)),
+            Err(e) => check(e.io_kind() == std::io::ErrorKind::NotFound, || {
+                krunbox::error_chain(&e)
+            }),
+        }
+    })
+}
+
+fn exec_stdin_and_env() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        let cmd = sh("read a; echo $a-$FOO; pwd")
+            .stdin(&b"from-stdin\n"[..])
+            .env("FOO", "bar")
+            .cwd("/tmp");
+        let out = vm.agent().exec(&cmd).await.map_err(chain)?;
+        check(out.stdout == b"from-stdin-bar\n/tmp\n", || {
+            text(&out.stdout)
+        })
+    })
+}
+
+async fn sha256sum_in_guest(vm: &Vm, path: &str) -> Result<String, Failed> {
+    let cmd = Command::new("sha256sum").arg(path.to_owned());
+    let out = vm.agent().exec(&cmd).await.map_err(chain)?;
+    check(out.status.success(), || text(&out.stderr))?;
+    Ok(text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_owned())
+}
+
+fn sha256_host(path: &Path) -> Result<String, Failed> {
+    let out = std::process::Command::new("sha256sum").arg(path).output()?;
+    Ok(text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_owned())
+}
+
+fn copy_64mib_in_and_out() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        let dir = tempfile::tempdir()?;
+        let src = dir.path().join("big.bin");
+        // Deterministic, incompressible-looking content.
+        let mut data = vec![0u8; 64 << 20];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for chunk in data.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        std::fs::write(&src, &data)?;
+        drop(data);
+        let stats = vm
+            .agent()
+            .copy_in(&src, "/tmp/big.bin")
+            .await
+            .map_err(chain)?;
+        check(stats.bytes == 64 << 20, || format!("{stats:?}"))?;
+        let want = sha256_host(&src)?;
+        let got = sha256sum_in_guest(vm, "/tmp/big.bin").await?;
+        check(got == want, || format!("guest {got} host {want}"))?;
+        let back = dir.path().join("back.bin");
+        vm.agent()
+            .copy_out("/tmp/big.bin", &back)
+            .await
+            .map_err(chain)?;
+        let back_sum = sha256_host(&back)?;
+        check(back_sum == want, || format!("back {back_sum} host {want}"))
+    })
+}
+
+fn tree_round_trips() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        let dir = tempfile::tempdir()?;
+        let src = dir.path().join("tree");
+        std::fs::create_dir_all(src.join("sub/empty"))?;
+        std::fs::write(src.join("run.sh"), b"#!/bin/sh\necho ran\n")?;
+        std::fs::set_permissions(src.join("run.sh"), std::fs::Permissions::from_mode(0o750))?;
+        std::fs::write(src.join("sub/data.txt"), b"data\n")?;
+        symlink("sub/data.txt", src.join("link"))?;
+        vm.agent().copy_in(&src, "/tmp/tree").await.map_err(chain)?;
+        let out = vm
+            .agent()
+            .exec(&sh("/tmp/tree/run.sh; cat /tmp/tree/link; ls -d /tmp/tree/sub/empty; stat -c %a /tmp/tree/run.sh"))
+            .await
+            .map_err(chain)?;
+        check(
+            out.stdout == b"ran\ndata\n/tmp/tree/sub/empty\n750\n",
+            || format!("{} / {}", text(&out.stdout), text(&out.stderr)),
+        )?;
+        let back = dir.path().join("back");
+        vm.agent()
+            .copy_out("/tmp/tree", &back)
+            .await
+            .map_err(chain)?;
+        let mode = std::fs::metadata(back.join("run.sh"))?.permissions().mode() & 0o777;
+        check(mode == 0o750, || format!("mode {mode:o}"))?;
+        check(
+            std::fs::read_link(back.join("link"))? == Path::new("sub/data.txt"),
+            || "link".into(),
+        )?;
+        check(back.join("sub/empty").is_dir(), || "empty dir lost".into())?;
+        check(
+            std::fs::read(back.join("sub/data.txt"))? == b"data\n",
+            || "data".into(),
+        )
+    })
+}
+
+fn provision_prompt_and_skills() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        let mut plan = Provision::new();
+        plan.write_file("/work/prompt.md", &b"Summarize the repo.\n"[..], 0o644);
+        for i in 0..10 {
+            let skill = format!("/work/skills/skill-{i}");
+            plan.mkdir(format!("{skill}/scripts"), 0o755);
+            plan.write_file(
+                format!("{skill}/SKILL.md"),
+                format!("# skill {i}\n").into_bytes(),
+                0o644,
+            );
+            plan.write_file(
+                format!("{skill}/scripts/run.sh"),
+                &b"#!/bin/sh\necho ok\n"[..],
+                0o755,
+            );
+        }
+        vm.agent().provision(&plan).await.map_err(chain)?;
+        let out = vm
+            .agent()
+            .exec(&sh("cat /work/prompt.md; ls /work/skills | wc -l; cat /work/skills/skill-7/SKILL.md; /work/skills/skill-3/scripts/run.sh"))
+            .await
+            .map_err(chain)?;
+        let got = text(&out.stdout);
+        check(
+            got.split_whitespace().collect::<Vec<_>>().join(" ")
+                == "Summarize the repo. 10 # skill 7 ok",
+            || format!("{got:?} / {}", text(&out.stderr)),
+        )
+    })
+}
+
+fn background_survives_execs() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        let daemon = vm
+            .agent()
+            .spawn_background(&sh(
+                "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done",
+            ))
+            .await
+            .map_err(chain)?;
+        for _ in 0..3 {
+            let out = vm
+                .agent()
+                .exec(&Command::new("true"))
+                .await
+                .map_err(chain)?;
+            check(out.status.success(), || format!("{:?}", out.status))?;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let running = vm
+            .agent()
+            .wait_process(daemon.id, Duration::ZERO)
+            .await
+            .map_err(chain)?;
+        check(running.is_none(), || {
+            format!("the daemon ended: {running:?}")
+        })?;
+        let output = vm
+            .agent()
+            .read_output(daemon.id, 0, 0)
+            .await
+            .map_err(chain)?;
+        check(text(&output.stdout).contains("tick1"), || {
+            text(&output.stdout)
+        })?;
+        vm.agent()
+            .kill_process(daemon.id, libc::SIGKILL)
+            .await
+            .map_err(chain)?;
+        let ended = vm
+            .agent()
+            .wait_process(daemon.id, Duration::from_secs(30))
+            .await
+            .map_err(chain)?;
+        check(
+            ended.is_some_and(|s| s.signal == Some(libc::SIGKILL)),
+            || format!("{ended:?}"),
+        )
+    })
+}
+
+fn concurrent_execs() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            set.spawn(async move { (i, vm.agent().exec(&sh(&format!("echo n{i}"))).await) });
+        }
+        while let Some(joined) = set.join_next().await {
+            let (i, result) = joined?;
+            let out = result.map_err(chain)?;
+            check(out.stdout == format!("n{i}\n").as_bytes(), || {
+                text(&out.stdout)
+            })?;
+        }
+        Ok(())
+    })
+}
+
+fn shutdown_returns_status() -> Result<(), Failed> {
+    let runtime = Runtime::new()?;
+    runtime.block_on(async {
+        let vm = vm().boot().await.map_err(chain)?;
+        let out = vm
+            .agent()
+            .exec(&sh("echo before-shutdown"))
+            .await
+            .map_err(chain)?;
+        check(out.stdout == b"before-shutdown\n", || text(&out.stdout))?;
+        let status = vm.shutdown(Duration::from_secs(60)).await.map_err(chain)?;
+        check(status.code() == Some(0), || format!("{status:?}"))
+    })
+}
