@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch, in the conventions of docker and
 //! smolvm: `krunbox run [OPTIONS] -- CMD ARGS…`.
 
+mod demo;
 mod doctor;
 mod report;
 mod run;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Boot a VM on a root directory, run a command in it, exit with its code.
     Run(run::RunArgs),
+    /// Boot a VM, provision a prompt and 10 skills, exec, show the timings.
+    Demo(demo::DemoArgs),
     /// Check that this host can boot VMs, and say what to do if not.
     Doctor(doctor::DoctorArgs),
 }
@@ -36,5 +39,6 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Demo(args) => demo::demo(args),
     }
 }
