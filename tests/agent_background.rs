@@ -30,7 +30,7 @@ async fn background_lifecycle() {
     assert_eq!(out.stdout, b"meanwhile\n");
 
     let mut output = agent.client.read_output(proc_.id, 0, 0).await.unwrap();
-    for _ in 0..100 {
+    for _ in 0..250 {
         if output.stdout == b"started\n" && output.stderr == b"warn\n" {
             break;
         }
@@ -87,7 +87,7 @@ async fn exit_codes_offsets_and_ring_overflow() {
     assert_eq!(status.code, Some(4));
     // Output pumps may finish just after the exit is seen.
     let mut out = agent.client.read_output(counted.id, 2, 0).await.unwrap();
-    for _ in 0..100 {
+    for _ in 0..250 {
         if out.stdout_range.end == 6 {
             break;
         }
@@ -110,7 +110,7 @@ async fn exit_codes_offsets_and_ring_overflow() {
         .unwrap()
         .unwrap();
     let mut out = agent.client.read_output(flood.id, 0, 0).await.unwrap();
-    for _ in 0..100 {
+    for _ in 0..250 {
         if out.stdout_range.end == 3_000_000 {
             break;
         }

@@ -213,7 +213,7 @@ async fn an_interrupted_copy_in_leaves_no_partial_file() {
     drop(sock);
     // The agent notices the close and cleans up; poll briefly.
     let dir = dest.parent().unwrap();
-    for _ in 0..100 {
+    for _ in 0..250 {
         if fs::read_dir(dir).unwrap().count() == 0 {
             break;
         }

@@ -226,7 +226,13 @@ pub fn run(req: ExecRequest, reader: FrameReader, writer: FrameWriter) -> Result
         Err(e) => return not_started(&program, e, &writer),
     };
     let pid = child.id() as i32;
-    reply(&writer, &Reply::Started { pid: pid as u32 })?;
+    if let Err(e) = reply(&writer, &Reply::Started { pid: pid as u32 }) {
+        // Nobody is listening any more: do not leave the process running.
+        let _ = children::signal_group(pid, libc::SIGKILL);
+        let _ = child.wait();
+        children::untrack(pid);
+        return Err(e);
+    }
 
     let mut pumps = Vec::new();
     let (stdin, master): (Option<Box<dyn Write + Send>>, Option<File>) = match pty {

@@ -118,10 +118,11 @@ impl AgentClient {
                 other => return Err(unexpected_reply(OP, &other)),
             };
         let limit = self.config().max_output;
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut out = [Vec::new(), Vec::new()];
         for (i, want) in [stream::STDOUT, stream::STDERR].into_iter().enumerate() {
             loop {
-                let frame = conn.recv.recv(timeout).await?;
+                let frame = conn.recv.recv_until(deadline, timeout).await?;
                 match frame.frame_type {
                     FrameType::Data if frame.stream == want => {
                         if out[0].len() + out[1].len() + frame.payload.len() > limit {

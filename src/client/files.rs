@@ -217,8 +217,16 @@ impl AgentClient {
             .cloned()
             .collect();
         let mut conn = self.start(OP, &Request::Provision { ops }).await?;
-        if let Err(e) = send_contents(&mut conn, plan).await {
-            return Err(conn.explain(e).await);
+        let total = self.config().transfer_timeout;
+        match tokio::time::timeout(total, send_contents(&mut conn, plan)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(conn.explain(e).await),
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    op: OP,
+                    after: total,
+                })
+            }
         }
         let timeout = self.config().request_timeout;
         match connection::expect_reply(OP, conn.recv.recv(timeout).await?)? {
@@ -234,14 +242,23 @@ impl AgentClient {
     pub async fn copy_in(&self, src: &Path, dest: &str) -> Result<CopyStats, ClientError> {
         const OP: &str = "copy in";
         let plan = CopyPlan::walk(src).map_err(|source| ClientError::Tree { op: OP, source })?;
+        let config = self.config();
+        let total = config.transfer_timeout;
         let mut conn = self
             .start(OP, &Request::CopyIn { dest: dest.into() })
             .await?;
-        if let Err(e) = send_tree(&mut conn, &plan).await {
-            return Err(conn.explain(e).await);
+        // Sends only block while the agent stops reading (backpressure).
+        match tokio::time::timeout(total, send_tree(&mut conn, &plan)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(conn.explain(e).await),
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    op: OP,
+                    after: total,
+                })
+            }
         }
-        let timeout = self.config().idle_timeout;
-        match connection::expect_reply(OP, conn.recv.recv(timeout).await?)? {
+        match connection::expect_reply(OP, conn.recv.recv(config.idle_timeout).await?)? {
             Reply::CopyDone { entries, bytes } => Ok(CopyStats { entries, bytes }),
             other => Err(unexpected_reply(OP, &other)),
         }
@@ -265,8 +282,13 @@ impl AgentClient {
             .start(OP, &Request::CopyOut { path: src.into() })
             .await?;
         let mut rx = TreeReceiver::new(dest, limits);
+        let total = config.transfer_timeout;
+        let deadline = tokio::time::Instant::now() + total;
         loop {
-            let frame = conn.recv.recv(config.idle_timeout).await?;
+            let frame = conn
+                .recv
+                .recv_within(config.idle_timeout, deadline, total)
+                .await?;
             match (frame.frame_type, frame.stream) {
                 (FrameType::Entry, _) => {
                     let entry: TreeEntry = frame
@@ -281,7 +303,11 @@ impl AgentClient {
                 _ => return Err(connection::unexpected(OP, &frame)),
             }
         }
-        match connection::expect_reply(OP, conn.recv.recv(config.request_timeout).await?)? {
+        let frame = conn
+            .recv
+            .recv_within(config.request_timeout, deadline, total)
+            .await?;
+        match connection::expect_reply(OP, frame)? {
             Reply::CopyDone { .. } => {}
             other => return Err(unexpected_reply(OP, &other)),
         }

@@ -61,6 +61,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Longest silence allowed between frames of a file transfer.
     pub idle_timeout: Duration,
+    /// Longest a whole copy in or out may take, however lively.
+    pub transfer_timeout: Duration,
     /// Timeout given to execs that set none (the agent kills them then).
     pub default_exec_timeout: Duration,
     /// Extra time allowed past an exec's own timeout for the agent to kill
@@ -82,6 +84,7 @@ impl Default for ClientConfig {
             hello_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            transfer_timeout: Duration::from_secs(3600),
             default_exec_timeout: Duration::from_secs(600),
             exec_grace: Duration::from_secs(10),
             max_output: 64 << 20,
