@@ -99,11 +99,28 @@ impl Drop for TestAgent {
 /// Starts an agent process on sockets in a new temporary directory and
 /// connects to it: the client, the process, the directory, the ops socket.
 pub async fn launch(config: ClientConfig) -> (AgentClient, Child, TempDir, PathBuf) {
+    launch_wrapped(&[], config).await
+}
+
+/// Like [`launch`], with the agent started through `wrapper` (a command
+/// and its arguments that end by running the agent, e.g. `unshare …`).
+pub async fn launch_wrapped(
+    wrapper: &[&str],
+    config: ClientConfig,
+) -> (AgentClient, Child, TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let announce = dir.path().join("announce.sock");
     let ops_path = dir.path().join("ops.sock");
     let listener = UnixListener::bind(&announce).unwrap();
-    let child = Command::new(agent_bin())
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(agent_bin());
+            c
+        }
+        None => Command::new(agent_bin()),
+    };
+    let child = command
         .arg("--unix-announce")
         .arg(&announce)
         .arg("--unix-listen")
