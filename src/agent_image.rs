@@ -22,14 +22,26 @@ pub fn bytes() -> Option<&'static [u8]> {
 mod tests {
     use super::*;
 
+    /// Whether an ELF64 little-endian image has a PT_INTERP program
+    /// header (it names a dynamic loader).
+    fn has_interpreter(elf: &[u8]) -> bool {
+        let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+        let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+        let (entsize, count) = (u16_at(0x36), u16_at(0x38));
+        (0..count).any(|i| {
+            let at = phoff + i * entsize;
+            u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3
+        })
+    }
+
     #[test]
     fn embedded_agent_is_a_static_elf() {
         let bytes = bytes().expect("Linux builds embed the agent");
         assert_eq!(&bytes[..4], b"\x7fELF");
-        // A static binary has no PT_INTERP (no dynamic loader to name).
+        assert_eq!(bytes[4], 2, "ELF64");
         assert!(
-            !bytes.windows(b"ld-linux".len()).any(|w| w == b"ld-linux"),
-            "the agent must not need the dynamic loader"
+            !has_interpreter(bytes),
+            "the agent must not need a dynamic loader (PT_INTERP)"
         );
     }
 }
