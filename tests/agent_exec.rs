@@ -268,3 +268,83 @@ async fn a_dead_agent_gives_typed_errors() {
     let err = agent.client.exec(&Command::new("true")).await.unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
 }
+
+/// Stdin frames that arrive in the same read as the request are not lost.
+#[tokio::test]
+async fn stdin_sent_with_the_request_in_one_write() {
+    use std::io::{Read, Write};
+
+    use krunbox_proto::{stream, ExecRequest, Frame, FrameType, Request};
+    let agent = TestAgent::start().await;
+    let request = Request::Exec(ExecRequest {
+        argv: vec!["cat".into()],
+        stdin: true,
+        timeout_ms: Some(5000),
+        ..ExecRequest::default()
+    });
+    let mut wire = Vec::new();
+    wire.extend_from_slice(
+        &Frame::json(FrameType::Request, &request)
+            .unwrap()
+            .to_bytes(),
+    );
+    wire.extend_from_slice(
+        &Frame::data(stream::STDIN, &b"early"[..])
+            .unwrap()
+            .to_bytes(),
+    );
+    wire.extend_from_slice(&Frame::eof(stream::STDIN).to_bytes());
+    let ops = agent.ops_path.clone();
+    // Not half-closed: the agent takes the end of its input as the host
+    // going away (and kills the process).
+    let (stdout, exited) = tokio::task::spawn_blocking(move || {
+        let mut sock = std::os::unix::net::UnixStream::connect(ops).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sock.write_all(&wire).unwrap();
+        let mut buf = bytes::BytesMut::new();
+        let mut decoder = krunbox_proto::FrameDecoder::new();
+        let mut stdout = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+                match frame.frame_type {
+                    FrameType::Data => stdout.extend_from_slice(&frame.payload),
+                    FrameType::Reply => {
+                        let reply: krunbox_proto::Reply = frame.parse_json().unwrap();
+                        if let krunbox_proto::Reply::Exited(status) = reply {
+                            return (stdout, status);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let n = sock.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed before the exit status");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(stdout, b"early");
+    assert_eq!(exited.code, Some(0));
+}
+
+/// The timeout fires even while the host is not reading the output.
+#[tokio::test]
+async fn timeout_fires_while_the_host_does_not_read() {
+    let agent = TestAgent::start().await;
+    let mut session = agent
+        .client
+        .exec_streaming(&Command::new("yes").timeout(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = loop {
+        match session.next_event().await.unwrap() {
+            Some(ExecEvent::Exit(status)) => break status,
+            Some(_) => {}
+            None => panic!("no exit"),
+        }
+    };
+    assert!(status.timed_out);
+}

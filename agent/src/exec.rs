@@ -3,26 +3,23 @@
 //! and the timeout, and report how it ended.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use krunbox_proto::{
-    stream, Control, ErrorKind, ErrorReply, ExecRequest, ExitStatus, Frame, FrameType, Reply,
-    CHUNK_SIZE,
+    stream, ErrorKind, ErrorReply, ExecRequest, ExitStatus, Frame, FrameType, Reply,
 };
 
 use crate::children;
-use crate::pty::{self, Pty};
+use crate::pty::Pty;
+use crate::supervise::{supervise, ExecIo, Outcome, SuperviseError};
 use crate::transport::{FrameReader, FrameWriter};
 
-/// How long output pumps may run on after the process exited (a daemon it
-/// left behind may hold its stdout open).
-const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+/// How long to wait for the host to close after the exit status was sent.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Exec failures reported to the host as an error frame.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +40,9 @@ pub enum ExecError {
     /// The host connection failed.
     #[error("sending to the host")]
     Send(#[source] io::Error),
+    /// Supervising the running process failed.
+    #[error("running the process")]
+    Supervise(#[source] SuperviseError),
 }
 
 impl ExecError {
@@ -51,6 +51,9 @@ impl ExecError {
         match self {
             Self::EmptyArgv => ErrorReply::new(ErrorKind::InvalidInput, self.to_string()),
             Self::Cwd(_, e) | Self::Pty(e) | Self::Spawn(_, e) | Self::Send(e) => {
+                ErrorReply::from_io(self, e)
+            }
+            Self::Supervise(SuperviseError::Io(e) | SuperviseError::Send(e)) => {
                 ErrorReply::from_io(self, e)
             }
         }
@@ -120,82 +123,12 @@ fn not_started(program: &str, err: io::Error, writer: &FrameWriter) -> Result<()
     reply(writer, &Reply::Exited(status))
 }
 
-/// Copies `source` to the host as data frames on `stream_id`, then an end
-/// of stream. Signals `done` when finished.
-fn pump(
-    mut source: impl Read + Send + 'static,
-    stream_id: u32,
-    writer: FrameWriter,
-) -> mpsc::Receiver<()> {
-    let (done, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        loop {
-            match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let frame = Frame::data(stream_id, buf[..n].to_vec()).expect("one chunk");
-                    if writer.send(&frame).is_err() {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // A pty master reads EIO once the child side has closed.
-                Err(_) => break,
-            }
-        }
-        let _ = writer.send(&Frame::eof(stream_id));
-        let _ = done.send(());
-    });
-    rx
-}
-
-/// Reads the host's frames during the exec: stdin data, its end, signals and
-/// resizes. If the host goes away, the process group is killed.
-fn control_loop(
-    mut reader: FrameReader,
-    mut stdin: Option<Box<dyn Write + Send>>,
-    pid: i32,
-    master: Option<File>,
-    exited: Arc<AtomicBool>,
-) {
-    loop {
-        let frame = match reader.read_frame() {
-            Ok(Some(frame)) => frame,
-            Ok(None) | Err(_) => {
-                if !exited.load(Ordering::SeqCst) {
-                    let _ = children::signal_group(pid, libc::SIGKILL);
-                }
-                return;
-            }
-        };
-        match (frame.frame_type, frame.stream) {
-            (FrameType::Data, stream::STDIN) => {
-                if let Some(sink) = stdin.as_mut() {
-                    if sink.write_all(&frame.payload).is_err() {
-                        stdin = None;
-                    }
-                }
-            }
-            (FrameType::Eof, stream::STDIN) => stdin = None,
-            (FrameType::Control, _) => match frame.parse_json::<Control>() {
-                Ok(Control::Signal { signal }) => {
-                    let _ = children::signal_group(pid, signal);
-                }
-                Ok(Control::Resize(ws)) => {
-                    if let Some(master) = &master {
-                        let _ = pty::resize(master, ws);
-                    }
-                }
-                Err(_) => {}
-            },
-            _ => {}
-        }
-    }
-}
-
 /// Runs `req` to completion, streaming over the operation's connection.
-pub fn run(req: ExecRequest, reader: FrameReader, writer: FrameWriter) -> Result<(), ExecError> {
+pub fn run(
+    req: ExecRequest,
+    mut reader: FrameReader,
+    writer: FrameWriter,
+) -> Result<(), ExecError> {
     let mut cmd = command(&req)?;
     let program = req.argv[0].clone();
     let pty = match req.pty {
@@ -234,67 +167,46 @@ pub fn run(req: ExecRequest, reader: FrameReader, writer: FrameWriter) -> Result
         return Err(e);
     }
 
-    let mut pumps = Vec::new();
-    let (stdin, master): (Option<Box<dyn Write + Send>>, Option<File>) = match pty {
+    let io = match pty {
         Some(pty) => {
             let master = pty.close_slave();
-            let reader = master.try_clone().map_err(ExecError::Pty)?;
-            pumps.push(pump(reader, stream::STDOUT, writer.clone()));
+            let output = master.try_clone().map_err(ExecError::Pty)?;
             let input = master.try_clone().map_err(ExecError::Pty)?;
-            (Some(Box::new(input)), Some(master))
+            ExecIo {
+                outputs: vec![(stream::STDOUT, output)],
+                stdin: Some(input),
+                master: Some(master),
+            }
         }
         None => {
+            let mut outputs = Vec::new();
             if let Some(out) = child.stdout.take() {
-                pumps.push(pump(out, stream::STDOUT, writer.clone()));
+                outputs.push((stream::STDOUT, File::from(OwnedFd::from(out))));
             }
             if let Some(err) = child.stderr.take() {
-                pumps.push(pump(err, stream::STDERR, writer.clone()));
+                outputs.push((stream::STDERR, File::from(OwnedFd::from(err))));
             }
-            let stdin = child
-                .stdin
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Write + Send>);
-            (stdin, None)
+            let stdin = child.stdin.take().map(|s| File::from(OwnedFd::from(s)));
+            ExecIo {
+                outputs,
+                stdin,
+                master: None,
+            }
         }
     };
-    let exited = Arc::new(AtomicBool::new(false));
-    {
-        let exited = exited.clone();
-        thread::spawn(move || control_loop(reader, stdin, pid, master, exited));
-    }
-
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let mut timed_out = false;
-    let waited = match req.timeout_ms {
-        Some(ms) => match rx.recv_timeout(Duration::from_millis(ms)) {
-            Ok(status) => Some(status),
-            Err(_) => {
-                timed_out = true;
-                let _ = children::signal_group(pid, libc::SIGKILL);
-                rx.recv().ok()
-            }
-        },
-        None => rx.recv().ok(),
-    };
-    exited.store(true, Ordering::SeqCst);
+    let timeout = req.timeout_ms.map(Duration::from_millis);
+    let outcome = supervise(&mut child, io, &mut reader, &writer, timeout);
     children::untrack(pid);
-    let status = match waited {
-        Some(Ok(status)) => status,
-        Some(Err(e)) => return Err(ExecError::Spawn(program, e)),
-        None => return Err(ExecError::Spawn(program, io::ErrorKind::Other.into())),
-    };
-    let deadline = Instant::now() + OUTPUT_GRACE;
-    for done in pumps {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let _ = done.recv_timeout(left);
-    }
+    let Outcome { status, timed_out } = outcome.map_err(ExecError::Supervise)?;
     let status = ExitStatus {
         code: status.code(),
         signal: status.signal(),
         timed_out,
     };
-    reply(&writer, &Reply::Exited(status))
+    reply(&writer, &Reply::Exited(status))?;
+    // Let the host read everything before the connection closes (closing
+    // with its frames unread could reset the connection under the reply).
+    let _ = reader.conn().set_read_timeout(Some(LINGER));
+    while let Ok(Some(_)) = reader.read_frame() {}
+    Ok(())
 }

@@ -16,6 +16,7 @@ mod exec;
 mod files;
 mod provision;
 mod pty;
+mod supervise;
 mod transport;
 
 use std::process::ExitCode;

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -172,14 +172,29 @@ impl Conn {
 
     /// Sets or clears a receive timeout.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let tv = match timeout {
-            Some(d) => nix::sys::time::TimeVal::new(
-                d.as_secs() as libc::time_t,
-                d.subsec_micros() as libc::suseconds_t,
-            ),
-            None => nix::sys::time::TimeVal::new(0, 0),
-        };
-        socket::setsockopt(&self.0, socket::sockopt::ReceiveTimeout, &tv).map_err(nix_io)
+        socket::setsockopt(&self.0, socket::sockopt::ReceiveTimeout, &timeval(timeout))
+            .map_err(nix_io)
+    }
+
+    /// Sets or clears a send timeout (writes then fail with `WouldBlock`).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        socket::setsockopt(&self.0, socket::sockopt::SendTimeout, &timeval(timeout)).map_err(nix_io)
+    }
+}
+
+fn timeval(timeout: Option<Duration>) -> nix::sys::time::TimeVal {
+    match timeout {
+        Some(d) => nix::sys::time::TimeVal::new(
+            d.as_secs() as libc::time_t,
+            d.subsec_micros() as libc::suseconds_t,
+        ),
+        None => nix::sys::time::TimeVal::new(0, 0),
+    }
+}
+
+impl AsFd for Conn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 
@@ -220,6 +235,27 @@ impl FrameReader {
     /// The connection read from.
     pub fn conn(&self) -> &Conn {
         &self.conn
+    }
+
+    /// Reads once from the connection into the buffer (for callers that
+    /// poll the connection first); 0 means the peer closed.
+    pub fn fill(&mut self) -> Result<usize, TransportError> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = loop {
+            match self.conn.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(TransportError::Read)?,
+            }
+        };
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// The next frame already buffered, without reading.
+    pub fn next_buffered(&mut self) -> Result<Option<Frame>, TransportError> {
+        self.decoder
+            .decode(&mut self.buf)
+            .map_err(TransportError::Decode)
     }
 
     /// The next frame, or `None` when the peer closed between frames.
@@ -266,6 +302,31 @@ impl FrameWriter {
         let bytes = frame.to_bytes();
         let mut conn = self.0.lock().unwrap_or_else(|p| p.into_inner());
         conn.write_all(&bytes)
+    }
+
+    /// Sends one frame on a connection with a send timeout, calling
+    /// `on_stall` each time the timeout runs out with the peer not reading.
+    pub fn send_stalling(&self, frame: &Frame, on_stall: &mut dyn FnMut()) -> io::Result<()> {
+        let bytes = frame.to_bytes();
+        let mut conn = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match conn.write(&bytes[sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    on_stall()
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
