@@ -34,6 +34,8 @@ use crate::transport::{Conn, FrameReader, FrameWriter, Transport, TransportError
 
 /// How long the host may take to answer the hello.
 const HELLO_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an ops connection may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn uptime_ns() -> u64 {
     clock_gettime(ClockId::CLOCK_BOOTTIME)
@@ -86,7 +88,12 @@ fn serve(registry: &Registry, conn: Conn) {
     let Ok((mut reader, writer)) = transport::split(conn) else {
         return;
     };
-    let request = match reader.read_frame() {
+    // A connection that never sends its request does not hold a thread
+    // forever.
+    let _ = reader.conn().set_read_timeout(Some(REQUEST_TIMEOUT));
+    let first = reader.read_frame();
+    let _ = reader.conn().set_read_timeout(None);
+    let request = match first {
         Ok(Some(frame)) if frame.frame_type == FrameType::Request => {
             match frame.parse_json::<Request>() {
                 Ok(request) => request,

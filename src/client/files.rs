@@ -33,7 +33,9 @@ enum Contents {
 
 /// A list of operations applied by the agent in one request, in order:
 /// `mkdir -p`, atomic file writes, chmod, symlinks. File contents travel
-/// as raw data frames after the request.
+/// as raw data frames after the request, so they may be any size; the list
+/// itself (paths and modes, as JSON) must fit in one 1 MiB frame, which is
+/// some thousands of operations.
 #[derive(Debug, Clone, Default)]
 pub struct Provision {
     ops: Vec<ProvisionOp>,
@@ -241,7 +243,14 @@ impl AgentClient {
     /// temporary name, so a failed copy leaves nothing at `dest`.
     pub async fn copy_in(&self, src: &Path, dest: &str) -> Result<CopyStats, ClientError> {
         const OP: &str = "copy in";
-        let plan = CopyPlan::walk(src).map_err(|source| ClientError::Tree { op: OP, source })?;
+        let src_owned = src.to_owned();
+        let plan = tokio::task::spawn_blocking(move || CopyPlan::walk(&src_owned))
+            .await
+            .map_err(|e| ClientError::Io {
+                op: OP,
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| ClientError::Tree { op: OP, source })?;
         let config = self.config();
         let total = config.transfer_timeout;
         let mut conn = self
@@ -264,11 +273,13 @@ impl AgentClient {
         }
     }
 
-    /// Copies the guest file or tree at `src` to `dest` on the host. What
-    /// the guest sends is untrusted: paths are checked, nothing is created
-    /// below a symlink, setuid/setgid bits are dropped, sizes and counts are
-    /// bounded, and the tree is staged beside `dest` and renamed into place
-    /// only when complete.
+    /// Copies the guest file or tree at `src` to `dest` on the host (whose
+    /// parent directory must exist; an existing directory at `dest` is
+    /// merged into, an existing file replaced). What the guest sends is
+    /// untrusted: paths are checked, nothing is created below a symlink,
+    /// setuid/setgid bits are dropped, sizes and counts are bounded, and the
+    /// tree is staged beside `dest` and renamed into place only when
+    /// complete, so a failed copy leaves nothing behind.
     pub async fn copy_out(&self, src: &str, dest: &Path) -> Result<CopyStats, ClientError> {
         const OP: &str = "copy out";
         let config = self.config();
