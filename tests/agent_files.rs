@@ -210,9 +210,19 @@ async fn an_interrupted_copy_in_leaves_no_partial_file() {
             .to_bytes(),
     );
     sock.write_all(&wire).unwrap();
+    // Wait until the agent is mid-copy (its staging file exists), so the
+    // check below is not passed before the agent has even started.
+    let dir = dest.parent().unwrap();
+    for _ in 0..250 {
+        if fs::read_dir(dir).unwrap().count() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(fs::read_dir(dir).unwrap().count(), 1, "staging file");
+    assert!(!dest.exists(), "nothing at the destination before the end");
     drop(sock);
     // The agent notices the close and cleans up; poll briefly.
-    let dir = dest.parent().unwrap();
     for _ in 0..250 {
         if fs::read_dir(dir).unwrap().count() == 0 {
             break;
