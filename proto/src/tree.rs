@@ -152,6 +152,9 @@ pub struct TreeLimits {
     /// Permission bits kept from entry modes (e.g. `0o1777` drops setuid
     /// and setgid from an untrusted sender).
     pub mode_mask: u32,
+    /// Most bytes of directory paths remembered (the receiver keeps each
+    /// directory's path to check parents and set modes at the end).
+    pub max_dir_path_bytes: u64,
 }
 
 impl Default for TreeLimits {
@@ -160,6 +163,7 @@ impl Default for TreeLimits {
             max_entries: 1_000_000,
             max_bytes: u64::MAX,
             mode_mask: 0o7777,
+            max_dir_path_bytes: 64 << 20,
         }
     }
 }
@@ -185,6 +189,7 @@ pub struct TreeReceiver {
     limits: TreeLimits,
     entries: u64,
     bytes: u64,
+    dir_path_bytes: u64,
     done: bool,
 }
 
@@ -202,6 +207,7 @@ impl TreeReceiver {
             limits,
             entries: 0,
             bytes: 0,
+            dir_path_bytes: 0,
             done: false,
         }
     }
@@ -271,6 +277,13 @@ impl TreeReceiver {
         let mask = self.limits.mode_mask;
         match entry {
             TreeEntry::Dir { mode, .. } => {
+                self.dir_path_bytes += (rel.len() + target.as_os_str().len()) as u64;
+                if self.dir_path_bytes > self.limits.max_dir_path_bytes {
+                    return Err(TreeError::Invalid(format!(
+                        "directory paths exceed {} bytes",
+                        self.limits.max_dir_path_bytes
+                    )));
+                }
                 DirBuilder::new()
                     .mode(0o700)
                     .create(&target)

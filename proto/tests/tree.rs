@@ -161,6 +161,15 @@ fn wrong_sizes_and_partial_files_leave_nothing() {
     rx.entry(&dir("")).unwrap();
     rx.entry(&dir("a")).unwrap();
     assert!(rx.entry(&dir("b")).is_err());
+    drop(rx);
+
+    let limits = TreeLimits {
+        max_dir_path_bytes: 300,
+        ..TreeLimits::default()
+    };
+    let mut rx = TreeReceiver::new(&dest, limits);
+    rx.entry(&dir("")).unwrap();
+    assert!(rx.entry(&dir(&"a".repeat(250))).is_err());
 }
 
 #[test]

@@ -287,6 +287,7 @@ impl AgentClient {
             max_entries: config.max_copy_entries,
             max_bytes: config.max_copy_bytes,
             mode_mask: 0o1777,
+            ..TreeLimits::default()
         };
         let tree = |source| ClientError::Tree { op: OP, source };
         let mut conn = self
