@@ -4,7 +4,7 @@
 //! [`TreeEntry`] (plus the file's bytes). The receiver, a [`TreeReceiver`],
 //! treats everything it is sent as hostile:
 //!
-//! - each entry path must pass [`entry_components`](crate::path::entry_components)
+//! - each entry path must pass [`crate::path::entry_components`]
 //!   (no absolute paths, no `..`, no empty components);
 //! - an entry's parent must be a directory the receiver itself created in
 //!   this copy, so nothing is ever created below a symlink;
