@@ -3,8 +3,9 @@
 //!
 //! The agent is built by a nested `cargo build -p krunbox-agent --release`
 //! for this target with `+crt-static` (a static-pie with the gnu target),
-//! in its own target directory (`<target>/krunbox-agent`) so it never
-//! waits on the outer build's lock. `KRUNBOX_AGENT_BIN=/path` embeds a
+//! in its own target directory (`<target>/krunbox-agent-<checkout hash>`)
+//! so it never waits on the outer build's lock, and two checkouts sharing
+//! a target dir keep their agents apart. `KRUNBOX_AGENT_BIN=/path` embeds a
 //! prebuilt agent instead (e.g. one cross-built for the guest of a macOS
 //! host, which runs aarch64 Linux guests).
 
@@ -51,14 +52,22 @@ fn build_agent(out_dir: &Path) -> Result<PathBuf, String> {
             "{target} is not Linux: build the agent for the guest and set {AGENT_BIN_ENV}"
         ));
     }
-    // OUT_DIR is <target-dir>[/<triple>]/<profile>/build/<pkg>/out.
+    let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets it");
+    // OUT_DIR is <target-dir>[/<triple>]/<profile>/build/<pkg>/out. The
+    // agent's directory is keyed by checkout: two checkouts sharing one
+    // target dir must not embed each other's agent.
+    let checkout = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        manifest_dir.hash(&mut hasher);
+        hasher.finish()
+    };
     let target_dir = out_dir
         .ancestors()
         .nth(4)
         .ok_or("unexpected OUT_DIR layout")?
-        .join("krunbox-agent");
-    let manifest =
-        Path::new(&env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("Cargo.toml");
+        .join(format!("krunbox-agent-{checkout:016x}"));
+    let manifest = Path::new(&manifest_dir).join("Cargo.toml");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--release", "--quiet", "-p", "krunbox-agent"])

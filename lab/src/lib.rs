@@ -2,7 +2,7 @@
 //! libkrun guests) inside an L1 VM that has a working `/dev/kvm`.
 //!
 //! This project's machines have a paravirtual KVM (`kvm_pvm`) that cannot
-//! run libkrun's guest kernel ([`host_kvm`] tells). The lab boots a Debian
+//! run libkrun's guest kernel (`krunbox::host::Kvm` tells). The lab boots a Debian
 //! kernel under QEMU with software emulation and `-cpu max`, whose emulated
 //! AMD-V lets the L1 kernel load `kvm` and `kvm-amd`; inside, libkrun
 //! works. One lab boot can run many VM test cases: the command is the
@@ -29,7 +29,6 @@
 mod cpio;
 mod error;
 mod host;
-mod host_kvm;
 mod init_script;
 mod initramfs;
 mod kernel;
@@ -44,7 +43,6 @@ use std::time::Duration;
 
 pub use error::LabError;
 pub use host::{HostPaths, KVM_MODULES};
-pub use host_kvm::{host_kvm, HostKvm};
 pub use rootfs::TEST_ROOTFS;
 pub use spec::{LabSpec, LAB_BIN};
 

@@ -220,16 +220,8 @@ impl AgentClient {
             .collect();
         let mut conn = self.start(OP, &Request::Provision { ops }).await?;
         let total = self.config().transfer_timeout;
-        match tokio::time::timeout(total, send_contents(&mut conn, plan)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(conn.explain(e).await),
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    op: OP,
-                    after: total,
-                })
-            }
-        }
+        let sent = tokio::time::timeout(total, send_contents(&mut conn, plan)).await;
+        finish_send(&mut conn, OP, total, sent).await?;
         let timeout = self.config().request_timeout;
         match connection::expect_reply(OP, conn.recv.recv(timeout).await?)? {
             Reply::Ok => Ok(()),
@@ -257,16 +249,8 @@ impl AgentClient {
             .start(OP, &Request::CopyIn { dest: dest.into() })
             .await?;
         // Sends only block while the agent stops reading (backpressure).
-        match tokio::time::timeout(total, send_tree(&mut conn, &plan)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(conn.explain(e).await),
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    op: OP,
-                    after: total,
-                })
-            }
-        }
+        let sent = tokio::time::timeout(total, send_tree(&mut conn, &plan)).await;
+        finish_send(&mut conn, OP, total, sent).await?;
         match connection::expect_reply(OP, conn.recv.recv(config.idle_timeout).await?)? {
             Reply::CopyDone { entries, bytes } => Ok(CopyStats { entries, bytes }),
             other => Err(unexpected_reply(OP, &other)),
@@ -325,6 +309,21 @@ impl AgentClient {
         }
         let (entries, bytes) = rx.finish().map_err(tree)?;
         Ok(CopyStats { entries, bytes })
+    }
+}
+
+/// The result of a send bounded by `total` (a whole transfer's limit). A
+/// send that failed is explained by the agent's error frame, if it sent one.
+async fn finish_send(
+    conn: &mut OpsConn,
+    op: &'static str,
+    total: std::time::Duration,
+    sent: Result<Result<(), ClientError>, tokio::time::error::Elapsed>,
+) -> Result<(), ClientError> {
+    match sent {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(conn.explain(e).await),
+        Err(_) => Err(ClientError::Timeout { op, after: total }),
     }
 }
 

@@ -25,7 +25,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::config::VmConfig;
 use super::error::Error;
-use super::oneshot::preflight;
+use super::preflight;
 use super::timeline::BootTimeline;
 use crate::client::{AgentClient, ClientConfig};
 use crate::runner::{

@@ -13,3 +13,14 @@ pub use error::Error;
 pub use machine::{Vm, ANNOUNCE_PORT, OPS_PORT};
 pub use oneshot::{OneShot, OneShotChild, OneShotOutput};
 pub use timeline::BootTimeline;
+
+/// Checks that this host can boot a guest at all (before every boot; the
+/// libkrunfw probe is done once per process).
+pub(crate) fn preflight() -> Result<(), Error> {
+    let kvm = crate::host::Kvm::probe();
+    if !kvm.can_boot() {
+        return Err(Error::Kvm(kvm));
+    }
+    crate::host::krunfw::probe()?;
+    Ok(())
+}

@@ -5,11 +5,11 @@ use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 
-use crate::host::{krunfw, Kvm};
 use crate::runner::{RunnerExit, RunnerProcess, StdioSpec, Workload};
 
 use super::config::{ConfigError, VmConfig};
 use super::error::Error;
+use super::preflight;
 
 /// A command to run as a VM's workload. Made by [`VmConfig::command`].
 #[derive(Debug)]
@@ -112,16 +112,6 @@ impl OneShot {
         self.stderr = StdioSpec::Piped;
         self.spawn()?.wait_with_output()
     }
-}
-
-/// Checks that this host can boot a guest at all.
-pub(crate) fn preflight() -> Result<(), Error> {
-    let kvm = Kvm::probe();
-    if !kvm.can_boot() {
-        return Err(Error::Kvm(kvm));
-    }
-    krunfw::probe()?;
-    Ok(())
 }
 
 /// A running one-shot VM.
