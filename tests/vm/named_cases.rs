@@ -128,6 +128,10 @@ fn cli_lifecycle() -> Result<(), Failed> {
     check(mode(&st.path().join("a/ops.sock"))? == 0o600, || {
         "ops.sock not 0600".into()
     })?;
+    let errno = connect_as_nobody(&st.path().join("a/ops.sock"))?;
+    check(errno == libc::EACCES, || {
+        format!("uid 65534 connecting to the ops socket: errno {errno}, wanted EACCES")
+    })?;
     let vms = st.ls()?;
     check(
         vms.len() == 1 && vms[0].0 == "a" && vms[0].1 == "running",
@@ -309,4 +313,33 @@ fn dead_vm_is_reported_and_reclaimed() -> Result<(), Failed> {
     })?;
     st.expect(0, &["stop", "b"])?;
     check(st.ls()?.is_empty(), || "stop left a VM behind".into())
+}
+
+/// Tries to connect to the unix socket `path` as uid/gid 65534 (nobody);
+/// returns the errno of `connect`, 0 if it connected.
+fn connect_as_nobody(path: &Path) -> Result<i32, Failed> {
+    use std::os::unix::process::CommandExt;
+    let addr = nix::sys::socket::UnixAddr::new(path).map_err(chain)?;
+    let mut cmd = Command::new("/bin/true");
+    cmd.uid(65534).gid(65534);
+    // SAFETY: runs in the forked child after std switched to uid/gid
+    // 65534; it only makes system calls (socket, connect, _exit), which are
+    // async-signal-safe, on an address built before the fork, and never
+    // returns, so nothing is exec'ed.
+    unsafe {
+        cmd.pre_exec(move || {
+            use nix::sys::socket::SockaddrLike;
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            let rc = libc::connect(fd, SockaddrLike::as_ptr(&addr), addr.len());
+            libc::_exit(if rc == 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            });
+        });
+    }
+    let status = cmd.status().map_err(chain)?;
+    status
+        .code()
+        .ok_or_else(|| format!("the probe child ended with {status}").into())
 }
