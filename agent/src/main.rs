@@ -9,6 +9,10 @@
 //! krunbox-agent --vsock 1024,1025
 //! krunbox-agent --unix-announce /path/announce.sock --unix-listen /path/ops.sock
 //! ```
+//!
+//! Volumes (`--mount`) are mounted first; with `--exec` the agent is only a
+//! wrapper that mounts them and becomes the given command (see
+//! [`volumes`]).
 
 mod background;
 mod children;
@@ -18,6 +22,7 @@ mod provision;
 mod pty;
 mod supervise;
 mod transport;
+mod volumes;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -223,7 +228,21 @@ fn reader_conn_clear_timeout(reader: &FrameReader) -> std::io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let transport = match parse_args(std::env::args().skip(1)) {
+    let (setup, args) = match volumes::split_args(std::env::args().skip(1).collect()) {
+        Ok(split) => split,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = setup.apply() {
+        eprintln!("krunbox-agent: {}", files::chain(&e));
+        return ExitCode::from(volumes::SETUP_FAILED_EXIT as u8);
+    }
+    if let Some(argv) = &setup.exec {
+        volumes::exec(argv);
+    }
+    let transport = match parse_args(args.into_iter()) {
         Ok(t) => t,
         Err(msg) => {
             eprintln!("{msg}");
