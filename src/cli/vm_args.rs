@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use krunbox::runner::NetMode;
-use krunbox::vm::VmConfig;
+use krunbox::vm::{PublishedPort, Rlimit, VmConfig, Volume};
 
-/// How to boot a VM: root filesystem, resources, environment, network.
+/// How to boot a VM: root filesystem, resources, environment, network,
+/// volumes.
 #[derive(Debug, Args)]
 pub struct VmArgs {
     /// Host directory to use as the guest's root filesystem.
@@ -25,9 +26,25 @@ pub struct VmArgs {
     /// Working directory of the command in the guest.
     #[arg(short, long, value_name = "PATH")]
     pub workdir: Option<String>,
-    /// Guest network: none, or tsi (guest sockets go through the host's).
+    /// Guest network: none (loopback only), or tsi (guest sockets go
+    /// through the host's: the guest reaches whatever the host reaches,
+    /// host loopback included, unfiltered).
     #[arg(long, value_enum, default_value_t = Net::Tsi)]
     pub net: Net,
+    /// Publish a guest TCP port on the host (repeatable; needs --net tsi).
+    #[arg(short, long = "publish", value_name = "HOST:GUEST")]
+    pub publish: Vec<PublishedPort>,
+    /// Share a host directory at a guest path, read-only with :ro
+    /// (repeatable).
+    #[arg(short, long = "volume", value_name = "HOST_DIR:GUEST_PATH[:ro]")]
+    pub volume: Vec<Volume>,
+    /// Limit a resource of the guest command, e.g. nofile=1024:4096
+    /// (repeatable).
+    #[arg(long = "rlimit", value_name = "NAME=SOFT[:HARD]")]
+    pub rlimit: Vec<Rlimit>,
+    /// The guest's host name.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
     /// Write the guest console (kernel and init messages) to this file.
     #[arg(long, value_name = "PATH")]
     pub console_log: Option<PathBuf>,
@@ -61,6 +78,18 @@ impl VmArgs {
         }
         if let Some(dir) = &self.workdir {
             config = config.workdir(dir);
+        }
+        for port in &self.publish {
+            config = config.publish(*port);
+        }
+        for volume in &self.volume {
+            config = config.volume(volume.clone());
+        }
+        for limit in &self.rlimit {
+            config = config.rlimit(*limit);
+        }
+        if let Some(name) = &self.hostname {
+            config = config.hostname(name);
         }
         if let Some(path) = &self.console_log {
             config = config.console_log(path);
