@@ -109,6 +109,41 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 mod tests {
     use super::*;
 
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        vm: VmArgs,
+    }
+
+    #[test]
+    fn repeatable_options_parse_into_library_types() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "t",
+            "--rootfs",
+            "/r",
+            "-p",
+            "8080:80",
+            "-p",
+            "8443:443",
+            "-v",
+            "/a:/b:ro",
+            "--rlimit",
+            "nofile=1:2",
+            "--hostname",
+            "h",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.vm.publish,
+            [PublishedPort::new(8080, 80), PublishedPort::new(8443, 443)]
+        );
+        assert_eq!(cli.vm.volume, [Volume::new("/a", "/b").read_only()]);
+        assert_eq!((cli.vm.rlimit[0].soft, cli.vm.rlimit[0].hard), (1, 2));
+        let err = Cli::try_parse_from(["t", "--rootfs", "/r", "-p", "80"]).unwrap_err();
+        assert!(err.to_string().contains("HOST_PORT:GUEST_PORT"), "{err}");
+    }
+
     #[test]
     fn env_needs_key_and_equals() {
         assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
