@@ -11,6 +11,10 @@
 //! krunbox-agent [--persist] --vsock 1024,1025
 //! krunbox-agent [--persist] --unix-announce /path/announce.sock --unix-listen /path/ops.sock
 //! ```
+//!
+//! Volumes (`--mount`) are mounted first; with `--exec` the agent is only a
+//! wrapper that mounts them and becomes the given command (see
+//! [`volumes`]).
 
 mod background;
 mod children;
@@ -20,6 +24,7 @@ mod provision;
 mod pty;
 mod supervise;
 mod transport;
+mod volumes;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -242,7 +247,21 @@ fn reader_conn_clear_timeout(reader: &FrameReader) -> std::io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
+    let (setup, args) = match volumes::split_args(std::env::args().skip(1).collect()) {
+        Ok(split) => split,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = setup.apply() {
+        eprintln!("krunbox-agent: {}", files::chain(&e));
+        return ExitCode::from(volumes::SETUP_FAILED_EXIT as u8);
+    }
+    if let Some(argv) = &setup.exec {
+        volumes::exec(argv);
+    }
+    let options = match parse_args(args.into_iter()) {
         Ok(options) => options,
         Err(msg) => {
             eprintln!("{msg}");

@@ -1,4 +1,5 @@
-//! `krunbox logs`: a named VM's log (the runner's and libkrun's messages).
+//! `krunbox logs`: a named VM's console log (kernel, init and agent
+//! messages), or with `--runner` its runner's log (libkrun's messages).
 
 use std::io::Write;
 
@@ -10,6 +11,9 @@ use super::report;
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// Print the runner's log (libkrun's messages) instead of the console.
+    #[arg(long)]
+    runner: bool,
     /// The VM.
     #[arg(value_name = "NAME")]
     name: String,
@@ -25,7 +29,11 @@ pub fn logs(args: LogsArgs) -> i32 {
 fn run(args: &LogsArgs) -> Result<(), CliError> {
     let name: VmName = args.name.parse()?;
     let vm = NamedVm::open(&StateDir::open()?, &name)?;
-    let path = vm.log_path();
+    let path = if args.runner {
+        vm.runner_log_path()
+    } else {
+        vm.log_path().to_owned()
+    };
     let log = std::fs::read(&path).map_err(|source| CliError::HostPath {
         path: path.clone(),
         source,

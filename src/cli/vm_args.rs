@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use krunbox::runner::NetMode;
-use krunbox::vm::VmConfig;
+use krunbox::vm::{PublishedPort, Rlimit, VmConfig, Volume};
 
-/// How to boot a VM: root filesystem, resources, environment, network.
+/// How to boot a VM: root filesystem, resources, environment, network,
+/// volumes.
 #[derive(Debug, Args)]
 pub struct VmArgs {
     /// Host directory to use as the guest's root filesystem.
@@ -25,9 +26,25 @@ pub struct VmArgs {
     /// Working directory of the command in the guest.
     #[arg(short, long, value_name = "PATH")]
     pub workdir: Option<String>,
-    /// Guest network: none, or tsi (guest sockets go through the host's).
+    /// Guest network: none (loopback only), or tsi (guest sockets go
+    /// through the host's: the guest reaches whatever the host reaches,
+    /// host loopback included, unfiltered).
     #[arg(long, value_enum, default_value_t = Net::Tsi)]
     pub net: Net,
+    /// Publish a guest TCP port on the host (repeatable; needs --net tsi).
+    #[arg(short, long = "publish", value_name = "HOST:GUEST")]
+    pub publish: Vec<PublishedPort>,
+    /// Share a host directory at a guest path, read-only with :ro
+    /// (repeatable).
+    #[arg(short, long = "volume", value_name = "HOST_DIR:GUEST_PATH[:ro]")]
+    pub volume: Vec<Volume>,
+    /// Limit a resource of the guest command, e.g. nofile=1024:4096
+    /// (repeatable).
+    #[arg(long = "rlimit", value_name = "NAME=SOFT[:HARD]")]
+    pub rlimit: Vec<Rlimit>,
+    /// The guest's host name.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
     /// Write the guest console (kernel and init messages) to this file.
     #[arg(long, value_name = "PATH")]
     pub console_log: Option<PathBuf>,
@@ -62,6 +79,18 @@ impl VmArgs {
         if let Some(dir) = &self.workdir {
             config = config.workdir(dir);
         }
+        for port in &self.publish {
+            config = config.publish(*port);
+        }
+        for volume in &self.volume {
+            config = config.volume(volume.clone());
+        }
+        for limit in &self.rlimit {
+            config = config.rlimit(*limit);
+        }
+        if let Some(name) = &self.hostname {
+            config = config.hostname(name);
+        }
         if let Some(path) = &self.console_log {
             config = config.console_log(path);
         }
@@ -79,6 +108,41 @@ pub fn parse_env(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        vm: VmArgs,
+    }
+
+    #[test]
+    fn repeatable_options_parse_into_library_types() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "t",
+            "--rootfs",
+            "/r",
+            "-p",
+            "8080:80",
+            "-p",
+            "8443:443",
+            "-v",
+            "/a:/b:ro",
+            "--rlimit",
+            "nofile=1:2",
+            "--hostname",
+            "h",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.vm.publish,
+            [PublishedPort::new(8080, 80), PublishedPort::new(8443, 443)]
+        );
+        assert_eq!(cli.vm.volume, [Volume::new("/a", "/b").read_only()]);
+        assert_eq!((cli.vm.rlimit[0].soft, cli.vm.rlimit[0].hard), (1, 2));
+        let err = Cli::try_parse_from(["t", "--rootfs", "/r", "-p", "80"]).unwrap_err();
+        assert!(err.to_string().contains("HOST_PORT:GUEST_PORT"), "{err}");
+    }
 
     #[test]
     fn env_needs_key_and_equals() {

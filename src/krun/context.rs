@@ -165,11 +165,40 @@ impl Context {
     }
 
     /// Writes the guest console (kernel and init messages) to `path`.
+    ///
+    /// libkrun's implicit console then has a single port writing to the
+    /// file, and no `krun-stdin`/`krun-stdout`/`krun-stderr` ports: the
+    /// workload's streams go to the file too, unless
+    /// [`Context::add_stdio_console`] adds them back.
     pub fn set_console_output(&mut self, path: &Path) -> Result<(), Error> {
         let path = path_cstring("console log path", path)?;
         // SAFETY: valid C string, copied by libkrun.
         let ret = unsafe { sys::krun_set_console_output(self.id, path.as_ptr()) };
         check("krun_set_console_output", ret).map(drop)
+    }
+
+    /// Adds a second virtio console whose ports `krun-stdin`,
+    /// `krun-stdout` and `krun-stderr` carry this process's standard
+    /// streams (fds 0, 1, 2, duplicated by libkrun at start). libkrun's
+    /// init points the workload's streams at ports of those names.
+    pub fn add_stdio_console(&mut self) -> Result<(), Error> {
+        // SAFETY: plain integer on a context this value owns.
+        let ret = unsafe { sys::krun_add_virtio_console_multiport(self.id) };
+        let console = check("krun_add_virtio_console_multiport", ret)?;
+        for (name, input, output) in [
+            (c"krun-stdin", 0, -1),
+            (c"krun-stdout", -1, 1),
+            (c"krun-stderr", -1, 2),
+        ] {
+            // SAFETY: `name` is a static C string, copied by libkrun; the
+            // descriptors are this process's standard streams (or -1: no
+            // direction), which libkrun duplicates when the VM starts.
+            let ret = unsafe {
+                sys::krun_add_console_port_inout(self.id, console, name.as_ptr(), input, output)
+            };
+            check("krun_add_console_port_inout", ret)?;
+        }
+        Ok(())
     }
 
     /// Starts the VM. On success this never returns: libkrun ends the

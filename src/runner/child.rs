@@ -8,6 +8,8 @@ use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use krunbox_sys as sys;
+
 use super::config::{NetMode, RunnerConfig, Workload};
 use super::event::{monotonic_us, RunnerEvent, RunnerFailure};
 use super::{CONFIG_ENV, EVENT_FD};
@@ -82,19 +84,26 @@ pub(crate) fn configure(config: &RunnerConfig) -> Result<Context, krun::Error> {
     for (tag, dir, read_only) in &config.shares {
         ctx.add_virtiofs(tag, dir, *read_only)?;
     }
-    match config.net {
-        NetMode::None => ctx.set_vsock_tsi(0)?,
-        NetMode::Tsi => {
-            if !config.ports.is_empty() {
-                ctx.set_port_map(&config.ports)?;
-            }
-        }
+    // One explicit vsock device either way (the agent's ports need it);
+    // only its TSI features differ. Without TSI the guest kernel does not
+    // hijack sockets and its init sets up no interface but loopback.
+    ctx.set_vsock_tsi(match config.net {
+        NetMode::None => 0,
+        NetMode::Tsi => sys::KRUN_TSI_HIJACK_INET as u32,
+    })?;
+    if !config.ports.is_empty() {
+        ctx.set_port_map(&config.ports)?;
     }
     for port in &config.vsock_ports {
         ctx.add_vsock_port(port.port, &port.path, port.listen)?;
     }
     if let Some(path) = &config.console_log {
+        // The console (hvc0) then has one port, writing to the file; the
+        // workload's streams need ports of their own.
         ctx.set_console_output(path)?;
+        if config.stdio_ports {
+            ctx.add_stdio_console()?;
+        }
     }
     if !config.rlimits.is_empty() {
         ctx.set_rlimits(&config.rlimits)?;

@@ -32,6 +32,12 @@ pub struct RunnerConfig {
     pub vsock_ports: Vec<VsockPort>,
     /// Where the guest console goes; `None` keeps libkrun's default.
     pub console_log: Option<PathBuf>,
+    /// With a console log: give the workload the runner's stdin, stdout
+    /// and stderr through their own virtio-console ports (`krun-stdin`,
+    /// …) instead of the console. Without a console log libkrun does so by
+    /// itself.
+    #[serde(default)]
+    pub stdio_ports: bool,
     /// libkrun's log level (0 = off … 5 = trace).
     pub log_level: u32,
     /// Whether the VM outlives the process that spawned it (a named VM):
@@ -58,13 +64,20 @@ pub enum Workload {
     },
 }
 
-/// Guest networking.
+/// Guest networking. Both modes keep the vsock device that the agent and
+/// [`VsockPort`]s use; they differ in whether it impersonates sockets.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum NetMode {
-    /// No network: TSI off, the guest has only loopback.
+    /// No network: TSI off, the guest has only its own loopback (and an
+    /// unconfigured `dummy0`). Connections to anything else fail; a guest
+    /// server is reachable only from inside the guest.
     #[default]
     None,
-    /// TSI: guest AF_INET sockets go through host sockets.
+    /// TSI (transparent socket impersonation): the guest's IPv4 and IPv6
+    /// sockets are carried out by host sockets of the runner process. The
+    /// guest reaches whatever the host reaches, host loopback included
+    /// (the guest's `127.0.0.1` is the host's), with no filtering; guest
+    /// listeners bind host ports (published ones remapped).
     Tsi,
 }
 
@@ -106,6 +119,7 @@ mod tests {
                 listen: false,
             }],
             console_log: None,
+            stdio_ports: true,
             log_level: 0,
             detached: false,
         };

@@ -5,6 +5,7 @@
 //! ├── .lock            held while a VM directory is claimed or removed
 //! └── NAME/            0700, one per VM
 //!     ├── vm.json      the record (0600)
+//!     ├── console.log  the guest console (unless --console-log put it elsewhere)
 //!     ├── vm.log       the runner's and libkrun's messages
 //!     └── ops.sock     the agent's ops socket (0600), bridged to vsock 1025
 //! ```

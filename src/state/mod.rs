@@ -111,6 +111,10 @@ impl NamedVm {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             ready_ms: None,
+            console_log: config
+                .console_log
+                .clone()
+                .unwrap_or_else(|| dir.join("console.log")),
         };
         claim(state, name, &dir, &record)?;
         let booted = config
@@ -185,8 +189,13 @@ impl NamedVm {
         &self.dir
     }
 
-    /// The VM's log: the runner's and libkrun's messages.
-    pub fn log_path(&self) -> PathBuf {
+    /// The guest console's log: kernel, init and agent messages.
+    pub fn log_path(&self) -> &Path {
+        &self.record.console_log
+    }
+
+    /// The runner's log: libkrun's messages.
+    pub fn runner_log_path(&self) -> PathBuf {
         self.dir.join("vm.log")
     }
 

@@ -77,6 +77,9 @@ pub struct VmRecord {
     pub created_unix: u64,
     /// Host spawn of the runner to agent ready, in milliseconds.
     pub ready_ms: Option<u64>,
+    /// The guest console's log file.
+    #[serde(default)]
+    pub console_log: PathBuf,
 }
 
 impl VmRecord {
@@ -145,6 +148,7 @@ mod tests {
             net: NetMode::Tsi,
             created_unix: 1,
             ready_ms: None,
+            console_log: "/run/a/console.log".into(),
         };
         record.write(dir.path()).unwrap();
         assert_eq!(VmRecord::read(dir.path()).unwrap(), record);

@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::publish::{self, PortError, PublishedPort};
+use super::rlimit::{Rlimit, RlimitError};
+use super::volume::{self, Volume, VolumeError};
 use crate::runner::{NetMode, RunnerConfig, RunnerProgram, VsockPort, Workload};
 
 /// `PATH` given to the guest when the caller sets none.
@@ -36,6 +39,10 @@ pub struct VmConfig {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) workdir: Option<String>,
     pub(crate) net: NetMode,
+    pub(crate) ports: Vec<PublishedPort>,
+    pub(crate) volumes: Vec<Volume>,
+    pub(crate) rlimits: Vec<Rlimit>,
+    pub(crate) hostname: Option<String>,
     pub(crate) console_log: Option<PathBuf>,
     pub(crate) runner: RunnerProgram,
     pub(crate) log_level: u32,
@@ -76,6 +83,29 @@ pub enum ConfigError {
         /// The limit.
         max: usize,
     },
+    /// A published port that cannot work.
+    #[error("invalid published port")]
+    Port(#[from] PortError),
+    /// A volume that cannot be shared.
+    #[error("invalid volume")]
+    Volume(#[from] VolumeError),
+    /// A resource limit that cannot be set.
+    #[error("invalid resource limit")]
+    Rlimit(#[from] RlimitError),
+    /// Not a valid host name.
+    #[error(
+        "hostname {0:?} is not a valid host name (at most 64 letters, digits, '-' and '.', \
+         in labels not starting or ending with '-')"
+    )]
+    Hostname(String),
+    /// The console log cannot be written where asked.
+    #[error("console log {}: {problem}", path.display())]
+    ConsoleLog {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// A number out of range.
     #[error("{what} must be {range}, not {value}")]
     OutOfRange {
@@ -90,7 +120,8 @@ pub enum ConfigError {
 
 impl VmConfig {
     /// A VM whose root filesystem is the host directory `rootfs`, with 1
-    /// vCPU, 512 MiB, TSI networking and `PATH` set.
+    /// vCPU, 512 MiB, TSI networking ([`NetMode::Tsi`]: the guest reaches
+    /// whatever the host reaches) and `PATH` set.
     pub fn new(rootfs: impl Into<PathBuf>) -> Self {
         Self {
             rootfs: rootfs.into(),
@@ -99,6 +130,10 @@ impl VmConfig {
             env: Vec::new(),
             workdir: None,
             net: NetMode::Tsi,
+            ports: Vec::new(),
+            volumes: Vec::new(),
+            rlimits: Vec::new(),
+            hostname: None,
             console_log: None,
             runner: RunnerProgram::Auto,
             log_level: 0,
@@ -130,13 +165,50 @@ impl VmConfig {
         self
     }
 
-    /// Chooses the guest network ([`NetMode::Tsi`] by default).
+    /// Chooses the guest network ([`NetMode::Tsi`] by default):
+    /// [`NetMode::None`] leaves the guest only its loopback;
+    /// [`NetMode::Tsi`] sends its IPv4/IPv6 sockets through the host's, so
+    /// the guest reaches whatever the host reaches, host loopback
+    /// included, with no filtering.
     pub fn net(mut self, net: NetMode) -> Self {
         self.net = net;
         self
     }
 
-    /// Writes the guest console (kernel and init messages) to `path`.
+    /// Publishes a guest TCP port on the host (needs [`NetMode::Tsi`]):
+    /// connections to host port `port.host` reach the guest program
+    /// listening on `port.guest`.
+    pub fn publish(mut self, port: PublishedPort) -> Self {
+        self.ports.push(port);
+        self
+    }
+
+    /// Shares a host directory with the guest, mounted at its guest path
+    /// before the workload (or the agent) starts.
+    pub fn volume(mut self, volume: Volume) -> Self {
+        self.volumes.push(volume);
+        self
+    }
+
+    /// Sets a resource limit of the guest workload.
+    pub fn rlimit(mut self, limit: Rlimit) -> Self {
+        self.rlimits.push(limit);
+        self
+    }
+
+    /// Sets the guest's host name (`localhost` by default). libkrun's init
+    /// takes it from the `HOSTNAME` variable, which the workload also
+    /// sees.
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.hostname = Some(name.into());
+        self
+    }
+
+    /// Writes the guest console to `path` (created or truncated at boot):
+    /// the kernel's messages, libkrun's init's, and anything written to
+    /// `/dev/console`, so that a VM that does not boot can be diagnosed.
+    /// A one-shot command's standard streams stay separate; a booted
+    /// [`super::Vm`]'s agent writes its own messages there too.
     pub fn console_log(mut self, path: impl Into<PathBuf>) -> Self {
         self.console_log = Some(path.into());
         self
@@ -195,6 +267,23 @@ impl VmConfig {
         if let Some(dir) = &self.workdir {
             check_passable("working directory", dir)?;
         }
+        if let Some(name) = &self.hostname {
+            if !is_hostname(name) {
+                return Err(ConfigError::Hostname(name.clone()));
+            }
+        }
+        if let Some(path) = &self.console_log {
+            check_console_log(path)?;
+        }
+        for limit in &self.rlimits {
+            limit.check()?;
+        }
+        volume::check(&self.volumes)?;
+        for v in &self.volumes {
+            check_passable("volume target", &v.guest)?;
+            v.host_dir()?;
+        }
+        publish::check(&self.ports, self.net)?;
         Ok(())
     }
 
@@ -205,11 +294,20 @@ impl VmConfig {
         }
     }
 
-    /// The guest environment as `KEY=VALUE`, with `PATH` added if unset.
+    /// The guest environment as `KEY=VALUE`, with `PATH` added if unset,
+    /// and `HOSTNAME` if a host name is set.
     pub(crate) fn env_strings(&self) -> Vec<String> {
-        let mut env: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut env: Vec<String> = self
+            .env
+            .iter()
+            .filter(|(k, _)| self.hostname.is_none() || k != "HOSTNAME")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         if !self.env.iter().any(|(k, _)| k == "PATH") {
             env.push(format!("PATH={DEFAULT_PATH}"));
+        }
+        if let Some(name) = &self.hostname {
+            env.push(format!("HOSTNAME={name}"));
         }
         env
     }
@@ -222,6 +320,8 @@ impl VmConfig {
         vsock_ports: Vec<VsockPort>,
     ) -> Result<RunnerConfig, ConfigError> {
         let env = self.env_strings();
+        let workload = volume::mounting(&self.volumes, self.workdir.as_deref(), workload);
+        let rlimits: Vec<String> = self.rlimits.iter().map(|l| l.to_libkrun()).collect();
         let (program, args) = match &workload {
             Workload::Exec { program, args } => (program.as_str(), args.as_slice()),
             Workload::Agent { args } => ("", args.as_slice()),
@@ -236,13 +336,29 @@ impl VmConfig {
             .chain(env.iter().map(String::as_str))
             .chain(self.workdir.as_deref())
             .map(|s| s.len() + 3)
-            .sum();
+            .sum::<usize>()
+            + rlimits.iter().map(|l| l.len() + 1).sum::<usize>();
         if len > MAX_KERNEL_CMDLINE_PAYLOAD {
             return Err(ConfigError::TooLong {
                 len,
                 max: MAX_KERNEL_CMDLINE_PAYLOAD,
             });
         }
+        let shares = self
+            .volumes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Ok((Volume::tag(i), v.host_dir()?, v.read_only)))
+            .collect::<Result<_, VolumeError>>()?;
+        let console_log = match &self.console_log {
+            Some(path) => Some(
+                std::path::absolute(path).map_err(|_| ConfigError::ConsoleLog {
+                    path: path.clone(),
+                    problem: "cannot be made absolute",
+                })?,
+            ),
+            None => None,
+        };
         Ok(RunnerConfig {
             rootfs: self.rootfs.clone(),
             vcpus: self.cpus,
@@ -250,15 +366,48 @@ impl VmConfig {
             workload,
             env,
             workdir: self.workdir.clone(),
-            rlimits: Vec::new(),
+            rlimits,
             net: self.net,
-            ports: Vec::new(),
-            shares: Vec::new(),
+            ports: self.ports.iter().map(PublishedPort::to_string).collect(),
+            shares,
             vsock_ports,
-            console_log: self.console_log.clone(),
+            console_log,
+            stdio_ports: false,
             log_level: self.log_level,
             detached: false,
         })
+    }
+}
+
+/// Whether `name` is a host name Linux and resolvers accept: at most 64
+/// bytes of dot-separated labels of letters, digits and inner hyphens.
+fn is_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// The console log is created at boot: its directory must exist and the
+/// path must not be a directory.
+fn check_console_log(path: &Path) -> Result<(), ConfigError> {
+    let problem = |problem| ConfigError::ConsoleLog {
+        path: path.to_owned(),
+        problem,
+    };
+    if path.is_dir() {
+        return Err(problem("is a directory"));
+    }
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(problem("its directory does not exist")),
+        _ => Ok(()),
     }
 }
 
@@ -338,6 +487,76 @@ mod tests {
             .runner_config(exec(&[&long]), vec![])
             .unwrap_err();
         assert!(matches!(err, ConfigError::TooLong { .. }));
+    }
+
+    #[test]
+    fn volumes_wrap_the_command_in_the_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = VmConfig::new(dir.path())
+            .workdir("/data")
+            .volume(Volume::new(dir.path(), "/data").read_only())
+            .rlimit("nofile=10:20".parse().unwrap());
+        let runner = config.runner_config(exec(&["hi"]), vec![]).unwrap();
+        let expected: Vec<String> = [
+            "--mount",
+            "krunbox-vol0",
+            "/data",
+            "ro",
+            "--chdir",
+            "/data",
+            "--exec",
+            "/bin/echo",
+            "hi",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(runner.workload, Workload::Agent { args: expected });
+        let host = dir.path().canonicalize().unwrap();
+        assert_eq!(runner.shares, vec![("krunbox-vol0".into(), host, true)]);
+        assert_eq!(runner.rlimits, vec!["7=10:20".to_owned()]);
+        let agent = config
+            .runner_config(
+                Workload::Agent {
+                    args: vec!["--vsock".into()],
+                },
+                vec![],
+            )
+            .unwrap();
+        let Workload::Agent { args } = agent.workload else {
+            panic!("not the agent")
+        };
+        assert_eq!(args.first().map(String::as_str), Some("--mount"));
+        assert_eq!(args.last().map(String::as_str), Some("--vsock"));
+    }
+
+    #[test]
+    fn hostname_is_checked_and_passed_as_hostname() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", "-a", "a b", "a..b", &"x".repeat(65)] {
+            let err = VmConfig::new(dir.path()).hostname(bad).validate();
+            assert!(matches!(err, Err(ConfigError::Hostname(_))), "{bad:?}");
+        }
+        let config = VmConfig::new(dir.path())
+            .env("HOSTNAME", "ignored")
+            .hostname("box-1.local");
+        assert!(config.validate().is_ok());
+        let env = config.env_strings();
+        assert_eq!(env.iter().filter(|e| e.starts_with("HOSTNAME=")).count(), 1);
+        assert!(env.contains(&"HOSTNAME=box-1.local".to_owned()));
+    }
+
+    #[test]
+    fn console_log_needs_an_existing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = VmConfig::new(dir.path()).console_log(dir.path().join("c.log"));
+        assert!(ok.validate().is_ok());
+        for bad in [dir.path().to_owned(), dir.path().join("no/c.log")] {
+            let err = VmConfig::new(dir.path()).console_log(bad).validate();
+            assert!(
+                matches!(err, Err(ConfigError::ConsoleLog { .. })),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! ```
 //!
 //! Readiness is the agent's hello: no polling. If the runner dies first,
-//! its failure (or exit status, with the tail of the VM log) is the error.
+//! its failure (or exit status) is the error, with the tails of the guest
+//! console (kernel, init and agent messages: always written to a file,
+//! the caller's [`VmConfig::console_log`] or one in the socket
+//! directory) and of the runner's own output.
 
 use std::fs::{File, Permissions};
 use std::os::unix::fs::PermissionsExt;
@@ -38,7 +41,7 @@ pub const ANNOUNCE_PORT: u32 = 1024;
 /// Guest vsock port the agent listens on for operations.
 pub const OPS_PORT: u32 = 1025;
 
-/// How many bytes of the VM log an error quotes.
+/// How many bytes of each log an error quotes.
 const LOG_TAIL_BYTES: u64 = 2048;
 
 /// A running VM whose agent is connected.
@@ -66,9 +69,18 @@ pub struct Vm {
     exit: watch::Receiver<Option<ExitSummary>>,
     timeline: BootTimeline,
     dir: Mutex<Option<SocketDir>>,
-    log: PathBuf,
+    log: Logs,
     /// Set by [`Vm::detach`]: dropping the handle leaves the VM running.
     detached: bool,
+}
+
+/// A VM's two logs.
+#[derive(Debug, Clone)]
+struct Logs {
+    /// The guest console.
+    console: PathBuf,
+    /// The runner's standard output and error (libkrun's messages).
+    runner: PathBuf,
 }
 
 /// Where a VM's sockets and log live.
@@ -138,7 +150,7 @@ impl VmConfig {
         let program = self.runner.resolve()?;
         let announce = dir.path().join("announce.sock");
         let ops = dir.path().join("ops.sock");
-        let log = dir.path().join("vm.log");
+        let runner_log = dir.path().join("vm.log");
         let listener = UnixListener::bind(&announce).map_err(Error::StateDir)?;
         let mut args = vec!["--vsock".to_owned(), format!("{ANNOUNCE_PORT},{OPS_PORT}")];
         if detached {
@@ -159,7 +171,15 @@ impl VmConfig {
         ];
         let mut config = self.runner_config(workload, ports)?;
         config.detached = detached;
-        let log_file = File::create(&log).map_err(Error::StateDir)?;
+        let console = config
+            .console_log
+            .get_or_insert_with(|| dir.path().join("console.log"))
+            .clone();
+        let log = Logs {
+            console,
+            runner: runner_log,
+        };
+        let log_file = File::create(&log.runner).map_err(Error::StateDir)?;
         let runner = RunnerProcess::spawn(
             &program,
             &config,
@@ -187,7 +207,7 @@ impl VmConfig {
                 let _ = kill(runner_pid, Signal::SIGKILL);
                 return Err(Error::Agent {
                     source: e,
-                    log_tail: tail(&log),
+                    log_tail: log.tail(),
                 });
             }
         };
@@ -228,9 +248,15 @@ impl Vm {
         self.runner_pid.as_raw() as u32
     }
 
-    /// The file holding the VM's console and the runner's messages.
+    /// The file holding the guest console: kernel, init and agent
+    /// messages.
     pub fn log_path(&self) -> &Path {
-        &self.log
+        &self.log.console
+    }
+
+    /// The file holding the runner's own messages (libkrun's log).
+    pub fn runner_log_path(&self) -> &Path {
+        &self.log.runner
     }
 
     /// Whether the VM is still running.
@@ -247,11 +273,11 @@ impl Vm {
         match (asked, waited) {
             (_, Ok(summary)) => summary.status.ok_or_else(|| Error::Lost {
                 reason: summary.failure.unwrap_or_else(|| "no exit status".into()),
-                log_tail: tail(&self.log),
+                log_tail: self.log.tail(),
             }),
             (Err(e), Err(_)) => Err(Error::Agent {
                 source: e,
-                log_tail: tail(&self.log),
+                log_tail: self.log.tail(),
             }),
             (Ok(()), Err(_)) => {
                 self.kill_now();
@@ -355,7 +381,7 @@ async fn wait_exit(mut exit: watch::Receiver<Option<ExitSummary>>) -> ExitSummar
     }
 }
 
-fn boot_failure(summary: ExitSummary, log: &Path) -> Error {
+fn boot_failure(summary: ExitSummary, log: &Logs) -> Error {
     let reason = match (summary.failure, summary.status) {
         (Some(failure), _) => failure,
         (None, Some(status)) => format!("the VM exited ({status}) before its agent started"),
@@ -363,11 +389,24 @@ fn boot_failure(summary: ExitSummary, log: &Path) -> Error {
     };
     Error::Lost {
         reason,
-        log_tail: tail(log),
+        log_tail: log.tail(),
     }
 }
 
-/// The last [`LOG_TAIL_BYTES`] of the VM log, for error messages.
+impl Logs {
+    /// The ends of both logs, for error messages.
+    fn tail(&self) -> String {
+        let console = tail(&self.console);
+        let runner = tail(&self.runner);
+        match (console.is_empty(), runner.is_empty()) {
+            (_, true) => console,
+            (true, false) => runner,
+            (false, false) => format!("{console}\n--- runner ---\n{runner}"),
+        }
+    }
+}
+
+/// The last [`LOG_TAIL_BYTES`] of a log.
 fn tail(log: &Path) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut file) = File::open(log) else {

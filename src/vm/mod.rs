@@ -1,19 +1,28 @@
-//! Booting microVMs: configuration, checks before boot, the one-shot
-//! workload (a VM that runs one command and exits with its code), and
-//! [`Vm`], a booted VM driven through its agent.
+//! Booting microVMs: configuration (network, published ports, volumes,
+//! limits, console log), checks before boot, the one-shot workload (a VM
+//! that runs one command and exits with its code), and [`Vm`], a booted VM
+//! driven through its agent.
 
 mod config;
 mod error;
 mod machine;
 mod oneshot;
+mod publish;
+mod rlimit;
 mod timeline;
+mod volume;
 
 pub use config::{ConfigError, VmConfig, DEFAULT_PATH};
 pub use error::Error;
 pub(crate) use machine::SocketDir;
 pub use machine::{Vm, ANNOUNCE_PORT, OPS_PORT};
 pub use oneshot::{OneShot, OneShotChild, OneShotOutput};
+pub use publish::{PortError, PublishedPort};
+pub use rlimit::{Resource, Rlimit, RlimitError};
 pub use timeline::BootTimeline;
+pub use volume::{Volume, VolumeError};
+
+pub use crate::runner::NetMode;
 
 /// Checks that this host can boot a guest at all (before every boot; the
 /// libkrunfw probe is done once per process).

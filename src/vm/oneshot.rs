@@ -84,7 +84,9 @@ impl OneShot {
             program: self.program,
             args: self.args,
         };
-        let runner_config = self.config.runner_config(workload, Vec::new())?;
+        let mut runner_config = self.config.runner_config(workload, Vec::new())?;
+        // The command's streams are the caller's, console log or not.
+        runner_config.stdio_ports = true;
         let program = self.config.runner.resolve()?;
         let runner = RunnerProcess::spawn(
             &program,

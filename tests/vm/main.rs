@@ -14,7 +14,10 @@
 
 mod agent_cases;
 mod cases;
+mod loopback;
 mod named_cases;
+mod net_cases;
+mod net_oneshot_cases;
 mod support;
 
 use std::process::ExitCode;
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
     let mut trials = cases::all();
     trials.extend(agent_cases::all());
     trials.extend(named_cases::all());
+    trials.extend(net_cases::all().into_iter().chain(net_oneshot_cases::all()));
     if support::in_lab() && args.color.is_none() {
         // The lab's serial port looks like a terminal; the host reading it
         // is not one.
