@@ -5,6 +5,7 @@ mod demo;
 mod doctor;
 mod report;
 mod run;
+mod runtime;
 mod vm_args;
 
 use clap::{Parser, Subcommand};

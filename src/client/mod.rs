@@ -30,7 +30,7 @@ mod files;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use krunbox_proto::tree::TreeError;
@@ -235,6 +235,9 @@ struct Inner {
     config: ClientConfig,
     alive: watch::Receiver<bool>,
     watcher: JoinHandle<()>,
+    /// When the first exec through this client ended (CLOCK_MONOTONIC,
+    /// microseconds), for the boot timeline.
+    first_exec_done_us: Arc<OnceLock<u64>>,
 }
 
 impl Drop for Inner {
@@ -302,6 +305,7 @@ impl AgentClient {
                 config,
                 alive,
                 watcher,
+                first_exec_done_us: Arc::default(),
             }),
         })
     }
@@ -309,6 +313,12 @@ impl AgentClient {
     /// The agent's hello: versions, pid and guest uptimes at start.
     pub fn hello(&self) -> &Hello {
         &self.inner.hello
+    }
+
+    /// When the first exec through this client (or a clone) ended, on
+    /// CLOCK_MONOTONIC in microseconds ([`crate::runner::monotonic_us`]).
+    pub fn first_exec_done_us(&self) -> Option<u64> {
+        self.inner.first_exec_done_us.get().copied()
     }
 
     /// The timeouts and limits in use.
