@@ -4,8 +4,10 @@
 mod demo;
 mod doctor;
 mod report;
+mod rootfs;
 mod run;
 mod runtime;
+mod sample;
 mod vm_args;
 
 use clap::{Parser, Subcommand};
