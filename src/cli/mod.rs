@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch, in the conventions of docker and
 //! smolvm: `krunbox run [OPTIONS] -- CMD ARGS…`.
 
+mod bench;
 mod demo;
 mod doctor;
 mod report;
@@ -33,6 +34,8 @@ enum Command {
     Run(run::RunArgs),
     /// Boot a VM, provision a prompt and 10 skills, exec, show the timings.
     Demo(demo::DemoArgs),
+    /// Measure boot, exec, provisioning and copies against their baselines.
+    Bench(bench::BenchArgs),
     /// Check that this host can boot VMs, and say what to do if not.
     Doctor(doctor::DoctorArgs),
 }
@@ -44,5 +47,6 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Bench(args) => bench::bench(args),
     }
 }

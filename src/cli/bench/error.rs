@@ -1,0 +1,124 @@
+//! Why a benchmark run stopped.
+
+use std::io;
+use std::path::PathBuf;
+
+use krunbox::client::ClientError;
+
+use crate::cli::rootfs::RootfsError;
+
+/// Everything that ends `krunbox bench` early.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// No rootfs to boot.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    /// A VM did not boot or was lost.
+    #[error("{case}: the VM failed")]
+    Vm {
+        /// The case.
+        case: &'static str,
+        /// Why.
+        #[source]
+        source: krunbox::vm::Error,
+    },
+    /// An agent operation failed.
+    #[error("{case}: {op} failed")]
+    Agent {
+        /// The case.
+        case: &'static str,
+        /// The operation.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: ClientError,
+    },
+    /// Host-side I/O failed (temporary files, the agent binary, a share).
+    #[error("{case}: {what}")]
+    Io {
+        /// The case.
+        case: &'static str,
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A measured command did not do what it should (wrong exit code or
+    /// output): its timing would be meaningless.
+    #[error("{case}: {what}")]
+    Wrong {
+        /// The case.
+        case: &'static str,
+        /// What went wrong.
+        what: String,
+    },
+    /// This build embeds no guest agent.
+    #[error("this krunbox build embeds no guest agent")]
+    NoAgent,
+    /// An output file (`--json`, `--svg`) cannot be written.
+    #[error("cannot write {}", path.display())]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A saved report cannot be read.
+    #[error("cannot read the bench report {}", path.display())]
+    ReportRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A saved report is not a report.
+    #[error("{} is not a krunbox bench report", path.display())]
+    ReportParse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl BenchError {
+    /// What the user can do about it.
+    pub fn advice(&self) -> Option<String> {
+        match self {
+            BenchError::Rootfs(e) => Some(e.advice().to_owned()),
+            BenchError::Vm { source, .. } => source.advice(),
+            BenchError::NoAgent => {
+                Some("build krunbox for Linux, or set KRUNBOX_AGENT_BIN when building".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// A [`BenchError::Wrong`].
+    pub fn wrong(case: &'static str, what: impl Into<String>) -> Self {
+        BenchError::Wrong {
+            case,
+            what: what.into(),
+        }
+    }
+
+    /// An [`BenchError::Io`] maker for `map_err`.
+    pub fn io(case: &'static str, what: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
+        let what = what.into();
+        move |source| BenchError::Io { case, what, source }
+    }
+
+    /// An [`BenchError::Agent`] maker for `map_err`.
+    pub fn agent(case: &'static str, op: &'static str) -> impl FnOnce(ClientError) -> Self {
+        move |source| BenchError::Agent { case, op, source }
+    }
+
+    /// A [`BenchError::Vm`] maker for `map_err`.
+    pub fn vm(case: &'static str) -> impl FnOnce(krunbox::vm::Error) -> Self {
+        move |source| BenchError::Vm { case, source }
+    }
+}
