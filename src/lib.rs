@@ -3,6 +3,8 @@
 //! in-process, without a VM CLI in between.
 //!
 //! - [`vm`]: configure and boot VMs ([`vm::VmConfig`]).
+//! - [`state`]: named VMs that outlive their starting process, found again
+//!   by name in a per-user state directory.
 //! - [`runner`]: the one-process-per-VM model that libkrun requires; call
 //!   [`runner::enter_if_requested`] first in `main`.
 //! - [`host`]: what this host offers (KVM, libkrunfw), for checks and
@@ -16,6 +18,7 @@ pub mod client;
 pub mod host;
 pub mod krun;
 pub mod runner;
+pub mod state;
 pub mod vm;
 
 /// Formats an error with its chain of causes, `outer: inner: root`.

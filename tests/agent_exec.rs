@@ -83,10 +83,11 @@ async fn env_cwd_and_clear_env() {
 #[tokio::test]
 async fn uid_and_gid() {
     let agent = TestAgent::start().await;
-    if nix::unistd::getuid().as_raw() != 0 {
-        eprintln!("skipped: needs root to switch users");
-        return;
-    }
+    assert_eq!(
+        nix::unistd::getuid().as_raw(),
+        0,
+        "this test switches users, which needs root (as the tests run in CI)"
+    );
     let out = agent
         .client
         .exec(

@@ -19,10 +19,11 @@ fn pid_namespaces_work() -> bool {
 
 #[tokio::test]
 async fn as_pid_1_orphans_are_reaped_and_exit_codes_kept() {
-    if !pid_namespaces_work() {
-        eprintln!("skipped: cannot create a PID namespace here");
-        return;
-    }
+    assert!(
+        pid_namespaces_work(),
+        "cannot create a PID namespace here (`unshare --pid --fork --mount-proc` \
+         failed): this test needs root and util-linux's unshare"
+    );
     let wrapper = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
     let (client, mut child, _dir, _ops) =
         agent_support::launch_wrapped(&wrapper, Default::default()).await;

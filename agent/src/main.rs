@@ -3,11 +3,13 @@
 //! Started by libkrun's init as the VM's workload (or as a host process in
 //! tests), it binds its ops listener, connects to the host's announce socket
 //! and sends a hello, then serves one operation per ops connection until the
-//! announce connection closes or the host asks it to shut down.
+//! announce connection closes or the host asks it to shut down. With
+//! `--persist` (named VMs, whose starting process exits) only a shutdown
+//! request ends it.
 //!
 //! ```text
-//! krunbox-agent --vsock 1024,1025
-//! krunbox-agent --unix-announce /path/announce.sock --unix-listen /path/ops.sock
+//! krunbox-agent [--persist] --vsock 1024,1025
+//! krunbox-agent [--persist] --unix-announce /path/announce.sock --unix-listen /path/ops.sock
 //! ```
 
 mod background;
@@ -43,14 +45,23 @@ fn uptime_ns() -> u64 {
         .unwrap_or(0)
 }
 
-const USAGE: &str = "usage: krunbox-agent (--vsock ANNOUNCE_PORT,LISTEN_PORT | \
+const USAGE: &str = "usage: krunbox-agent [--persist] (--vsock ANNOUNCE_PORT,LISTEN_PORT | \
                      --unix-announce PATH --unix-listen PATH)";
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Transport, String> {
+/// The command line.
+struct Options {
+    transport: Transport,
+    /// Keep serving after the announce connection closes.
+    persist: bool,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let (mut vsock, mut announce, mut listen) = (None, None, None);
+    let mut persist = false;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            "--persist" => persist = true,
             "--vsock" => vsock = Some(value()?),
             "--unix-announce" => announce = Some(value()?),
             "--unix-listen" => listen = Some(value()?),
@@ -58,23 +69,24 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Transport, Strin
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    match (vsock, announce, listen) {
+    let transport = match (vsock, announce, listen) {
         (Some(ports), None, None) => {
             let (a, l) = ports
                 .split_once(',')
                 .ok_or_else(|| format!("--vsock wants ANNOUNCE,LISTEN, got {ports:?}"))?;
             let port = |p: &str| p.parse::<u32>().map_err(|e| format!("bad port {p:?}: {e}"));
-            Ok(Transport::Vsock {
+            Transport::Vsock {
                 announce_port: port(a)?,
                 listen_port: port(l)?,
-            })
+            }
         }
-        (None, Some(announce), Some(listen)) => Ok(Transport::Unix {
+        (None, Some(announce), Some(listen)) => Transport::Unix {
             announce: announce.into(),
             listen: listen.into(),
-        }),
-        _ => Err(USAGE.to_owned()),
-    }
+        },
+        _ => return Err(USAGE.to_owned()),
+    };
+    Ok(Options { transport, persist })
 }
 
 fn send_error(writer: &FrameWriter, reply: &ErrorReply) {
@@ -163,7 +175,7 @@ fn shutdown(code: i32, writer: &FrameWriter) -> Result<(), ErrorReply> {
     std::process::exit(code);
 }
 
-fn run(transport: Transport) -> Result<(), String> {
+fn run(Options { transport, persist }: Options) -> Result<(), String> {
     let started_uptime_ns = uptime_ns();
     let listener = transport.listen().map_err(|e| files::chain(&e))?;
     let announce = transport.connect_announce().map_err(|e| files::chain(&e))?;
@@ -212,8 +224,15 @@ fn run(transport: Transport) -> Result<(), String> {
     });
 
     // The announce connection is the liveness channel: when the host closes
-    // it, the agent stops (and takes its processes with it).
+    // it, the agent stops (and takes its processes with it), unless it
+    // persists; then only a shutdown request ends it.
     while let Ok(Some(_)) = reader.read_frame() {}
+    if persist {
+        drop(reader);
+        loop {
+            thread::park();
+        }
+    }
     children::kill_all();
     Ok(())
 }
@@ -223,14 +242,14 @@ fn reader_conn_clear_timeout(reader: &FrameReader) -> std::io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let transport = match parse_args(std::env::args().skip(1)) {
-        Ok(t) => t,
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
         Err(msg) => {
             eprintln!("{msg}");
             return ExitCode::from(2);
         }
     };
-    match run(transport) {
+    match run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("krunbox-agent: {msg}");

@@ -54,11 +54,13 @@ impl InitScript<'_> {
             ("proc", "/proc", ""),
             ("sysfs", "/sys", ""),
             ("devtmpfs", "/dev", ""),
+            // Terminals, for PTY tests (`krunbox exec -t`).
+            ("devpts", "/dev/pts", "-o ptmxmode=0666 "),
             ("tmpfs", "/tmp", "-o mode=1777 "),
         ] {
             writeln!(
                 s,
-                "mount -t {fs} {opts}{fs} {dir} || fail 'mounting {dir} failed'"
+                "mkdir -p {dir} && mount -t {fs} {opts}{fs} {dir} || fail 'mounting {dir} failed'"
             )?;
         }
         // Raw ports: no \n -> \r\n, no echo, bytes pass unchanged.

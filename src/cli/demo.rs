@@ -51,7 +51,7 @@ enum DemoError {
     Vm(#[from] krunbox::vm::Error),
 }
 
-impl DemoError {
+impl report::Advised for DemoError {
     fn advice(&self) -> Option<String> {
         match self {
             DemoError::Rootfs(e) => Some(e.advice().to_owned()),
@@ -65,10 +65,10 @@ pub fn demo(args: DemoArgs) -> i32 {
     if let Some(code) = refuse_unbootable_host() {
         return code;
     }
-    super::runtime::block_on(async move {
+    super::report::block_on(async move {
         match run(args).await {
             Ok(()) => 0,
-            Err(e) => report::fail_with(&e, e.advice().as_deref()),
+            Err(e) => report::fail(&e),
         }
     })
 }

@@ -1,14 +1,23 @@
 //! Command-line parsing and dispatch, in the conventions of docker and
-//! smolvm: `krunbox run [OPTIONS] -- CMD ARGS…`.
+//! smolvm: `krunbox run [OPTIONS] -- CMD ARGS…` for one command in a fresh
+//! VM; `krunbox start --name NAME …`, `exec`, `cp`, `ls`, `logs`, `stop`
+//! for named VMs that outlive the command that started them.
 
 mod bench;
+mod cp;
 mod demo;
 mod doctor;
+mod error;
+mod exec;
+mod logs;
+mod ls;
 mod report;
 mod rootfs;
 mod run;
-mod runtime;
 mod sample;
+mod start;
+mod stop;
+mod tty;
 mod vm_args;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +41,20 @@ struct Cli {
 enum Command {
     /// Boot a VM on a root directory, run a command in it, exit with its code.
     Run(run::RunArgs),
+    /// Boot a named VM that keeps running after this command returns.
+    Start(start::StartArgs),
+    /// Run a command in a named VM (-i for stdin, -t for a terminal).
+    Exec(exec::ExecArgs),
+    /// Copy files or directories between the host and a named VM.
+    Cp(cp::CpArgs),
+    /// List the named VMs.
+    #[command(alias = "ps")]
+    Ls(ls::LsArgs),
+    /// Print a named VM's log.
+    Logs(logs::LogsArgs),
+    /// Power named VMs off and remove them.
+    #[command(alias = "rm")]
+    Stop(stop::StopArgs),
     /// Boot a VM, provision a prompt and 10 skills, exec, show the timings.
     Demo(demo::DemoArgs),
     /// Measure boot, exec, provisioning and copies against their baselines.
@@ -45,6 +68,12 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Start(args) => start::start(args),
+        Command::Exec(args) => exec::exec(args),
+        Command::Cp(args) => cp::cp(args),
+        Command::Ls(args) => ls::ls(args),
+        Command::Logs(args) => logs::logs(args),
+        Command::Stop(args) => stop::stop(args),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Demo(args) => demo::demo(args),
         Command::Bench(args) => bench::bench(args),

@@ -2,17 +2,49 @@
 
 use super::EXIT_KRUNBOX_FAILED;
 
-/// Prints `error` with its causes and the advice, if any; returns the exit
-/// code for krunbox's own failures.
-pub fn fail(error: &krunbox::vm::Error) -> i32 {
-    fail_with(error, error.advice().as_deref())
+/// An error that may know what the user can do about it.
+pub trait Advised: std::error::Error {
+    /// What to do next, when there is something.
+    fn advice(&self) -> Option<String>;
 }
 
-/// [`fail`] for any error, with the advice given.
-pub fn fail_with(error: &dyn std::error::Error, advice: Option<&str>) -> i32 {
+impl Advised for krunbox::vm::Error {
+    fn advice(&self) -> Option<String> {
+        krunbox::vm::Error::advice(self)
+    }
+}
+
+impl Advised for krunbox::state::Error {
+    fn advice(&self) -> Option<String> {
+        krunbox::state::Error::advice(self)
+    }
+}
+
+/// Prints `error` with its causes and the advice, if any; returns the exit
+/// code for krunbox's own failures.
+pub fn fail<E: Advised>(error: &E) -> i32 {
     eprintln!("krunbox: error: {}", krunbox::error_chain(error));
-    if let Some(advice) = advice {
+    if let Some(advice) = error.advice() {
         eprintln!("krunbox: hint: {advice}");
     }
     EXIT_KRUNBOX_FAILED
+}
+
+/// Runs `job` on a single-threaded async runtime and returns its exit code.
+pub fn block_on(job: impl std::future::Future<Output = i32>) -> i32 {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => {
+            let code = runtime.block_on(job);
+            // A task blocked reading standard input must not hold the exit.
+            runtime.shutdown_background();
+            code
+        }
+        Err(e) => {
+            eprintln!("krunbox: error: cannot start the async runtime: {e}");
+            EXIT_KRUNBOX_FAILED
+        }
+    }
 }

@@ -27,7 +27,7 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> i32 {
     if args.timings {
-        return super::runtime::block_on(run_timed(args));
+        return super::report::block_on(run_timed(args));
     }
     match args.vm.config().command(args.command).status() {
         Ok(status) => status

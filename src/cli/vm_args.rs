@@ -69,7 +69,7 @@ impl VmArgs {
     }
 }
 
-fn parse_env(text: &str) -> Result<(String, String), String> {
+pub fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {text:?}")),

@@ -234,15 +234,28 @@ struct Inner {
     hello: Hello,
     config: ClientConfig,
     alive: watch::Receiver<bool>,
-    watcher: JoinHandle<()>,
+    liveness: Liveness,
     /// When the first exec through this client ended (CLOCK_MONOTONIC,
     /// microseconds), for the boot timeline.
     first_exec_done_us: Arc<OnceLock<u64>>,
 }
 
+/// What tells an [`AgentClient`] that the agent has gone.
+#[derive(Debug)]
+enum Liveness {
+    /// A task reading the announce connection this client owns.
+    Announce(JoinHandle<()>),
+    /// None: the client was attached to a running agent's ops socket (the
+    /// announce connection belongs to whoever started the VM). Holds the
+    /// sender so the channel stays open.
+    Attached { _open: watch::Sender<bool> },
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.watcher.abort();
+        if let Liveness::Announce(watcher) = &self.liveness {
+            watcher.abort();
+        }
     }
 }
 
@@ -304,10 +317,30 @@ impl AgentClient {
                 hello,
                 config,
                 alive,
-                watcher,
+                liveness: Liveness::Announce(watcher),
                 first_exec_done_us: Arc::default(),
             }),
         })
+    }
+
+    /// A client for an agent that announced itself to another process (a
+    /// named VM started by an earlier `krunbox start`): operations go to
+    /// `ops_path`; `hello` is what the agent said then. Such a client
+    /// cannot see the agent go away: [`AgentClient::is_alive`] stays true,
+    /// [`AgentClient::closed`] never resolves, and
+    /// [`AgentClient::shutdown`] returns once the agent has answered.
+    pub fn attach(ops_path: impl Into<PathBuf>, hello: Hello, config: ClientConfig) -> Self {
+        let (tx, alive) = watch::channel(true);
+        Self {
+            inner: Arc::new(Inner {
+                ops_path: ops_path.into(),
+                hello,
+                config,
+                alive,
+                liveness: Liveness::Attached { _open: tx },
+                first_exec_done_us: Arc::default(),
+            }),
+        }
     }
 
     /// The agent's hello: versions, pid and guest uptimes at start.
@@ -366,13 +399,17 @@ impl AgentClient {
     }
 
     /// Asks the agent to sync the guest's filesystems and exit with `code`
-    /// (libkrun then powers the VM off), and waits until it has gone.
+    /// (libkrun then powers the VM off), and waits until it has gone (for
+    /// an [attached](AgentClient::attach) client: until it has answered).
     pub async fn shutdown(&self, code: i32) -> Result<(), ClientError> {
         const OP: &str = "shutdown";
         match self.call(OP, &Request::Shutdown { code }).await {
             Ok(Reply::Ok) | Err(ClientError::Closed { .. }) => {}
             Ok(other) => return Err(connection::unexpected_reply(OP, &other)),
             Err(e) => return Err(e),
+        }
+        if let Liveness::Attached { .. } = self.inner.liveness {
+            return Ok(());
         }
         let limit = self.inner.config.request_timeout;
         tokio::time::timeout(limit, self.closed())

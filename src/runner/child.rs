@@ -60,7 +60,9 @@ fn run(json: &[u8], events: &mut EventSink) -> Result<Infallible, RunnerFailure>
         message: format!("bad runner config: {e}"),
         errno: None,
     })?;
-    watch_parent();
+    if !config.detached {
+        watch_parent();
+    }
     let ctx = configure(&config).map_err(failure)?;
     events.send(&RunnerEvent::Configured {
         at_us: monotonic_us(),

@@ -34,6 +34,11 @@ pub struct RunnerConfig {
     pub console_log: Option<PathBuf>,
     /// libkrun's log level (0 = off … 5 = trace).
     pub log_level: u32,
+    /// Whether the VM outlives the process that spawned it (a named VM):
+    /// the runner then starts its own session and does not watch its
+    /// parent.
+    #[serde(default)]
+    pub detached: bool,
 }
 
 /// The guest's workload.
@@ -102,6 +107,7 @@ mod tests {
             }],
             console_log: None,
             log_level: 0,
+            detached: false,
         };
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<RunnerConfig>(&json).unwrap(), config);

@@ -88,13 +88,18 @@ impl RunnerProcess {
             .stdout(stdout.into_stdio())
             .stderr(stderr.into_stdio());
         let write_fd = write_end.as_raw_fd();
+        let detached = config.detached;
         // SAFETY: the closure runs between fork and exec and calls only
-        // dup2, which is async-signal-safe. dup2 clears FD_CLOEXEC on the
-        // new descriptor, so fd 3 survives the exec while `write_fd` does
-        // not.
+        // dup2 and setsid, which are async-signal-safe. dup2 clears
+        // FD_CLOEXEC on the new descriptor, so fd 3 survives the exec while
+        // `write_fd` does not. setsid makes a detached runner the leader of
+        // a new session, out of reach of its caller's terminal signals.
         unsafe {
             command.pre_exec(move || {
                 if libc::dup2(write_fd, EVENT_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if detached && libc::setsid() < 0 {
                     return Err(io::Error::last_os_error());
                 }
                 Ok(())

@@ -257,6 +257,7 @@ impl VmConfig {
             vsock_ports,
             console_log: self.console_log.clone(),
             log_level: self.log_level,
+            detached: false,
         })
     }
 }

@@ -12,7 +12,8 @@
 //! Readiness is the agent's hello: no polling. If the runner dies first,
 //! its failure (or exit status, with the tail of the VM log) is the error.
 
-use std::fs::File;
+use std::fs::{File, Permissions};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::Mutex;
@@ -64,8 +65,37 @@ pub struct Vm {
     runner_pid: Pid,
     exit: watch::Receiver<Option<ExitSummary>>,
     timeline: BootTimeline,
-    dir: Mutex<Option<tempfile::TempDir>>,
+    dir: Mutex<Option<SocketDir>>,
     log: PathBuf,
+    /// Set by [`Vm::detach`]: dropping the handle leaves the VM running.
+    detached: bool,
+}
+
+/// Where a VM's sockets and log live.
+#[derive(Debug)]
+pub(crate) enum SocketDir {
+    /// A private temporary directory, removed with the [`Vm`].
+    Private(tempfile::TempDir),
+    /// A directory the caller owns and cleans up (a named VM's).
+    Given(PathBuf),
+}
+
+impl SocketDir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Private(dir) => dir.path(),
+            Self::Given(path) => path,
+        }
+    }
+}
+
+/// What is left of a [`Vm`] handle after [`Vm::detach`]: enough to find the
+/// VM again.
+#[derive(Debug, Clone)]
+pub(crate) struct Detached {
+    pub runner_pid: u32,
+    pub hello: krunbox_proto::Hello,
+    pub timeline: BootTimeline,
 }
 
 /// How the runner ended, as far as the VM's owner cares.
@@ -89,17 +119,32 @@ impl VmConfig {
 
     /// [`VmConfig::boot`] with the agent client's timeouts and limits.
     pub async fn boot_with(&self, client_config: ClientConfig) -> Result<Vm, Error> {
+        let dir = SocketDir::Private(socket_dir().map_err(Error::StateDir)?);
+        self.boot_in(dir, client_config, false).await
+    }
+
+    /// Boots with the sockets and log in `dir`. A `detached` VM's runner
+    /// starts its own session and outlives this process, and its agent
+    /// keeps serving when the announce connection closes: see
+    /// [`Vm::detach`].
+    pub(crate) async fn boot_in(
+        &self,
+        dir: SocketDir,
+        client_config: ClientConfig,
+        detached: bool,
+    ) -> Result<Vm, Error> {
         self.validate()?;
         preflight()?;
         let program = self.runner.resolve()?;
-        let dir = socket_dir().map_err(Error::StateDir)?;
         let announce = dir.path().join("announce.sock");
         let ops = dir.path().join("ops.sock");
         let log = dir.path().join("vm.log");
         let listener = UnixListener::bind(&announce).map_err(Error::StateDir)?;
-        let workload = Workload::Agent {
-            args: vec!["--vsock".to_owned(), format!("{ANNOUNCE_PORT},{OPS_PORT}")],
-        };
+        let mut args = vec!["--vsock".to_owned(), format!("{ANNOUNCE_PORT},{OPS_PORT}")];
+        if detached {
+            args.insert(0, "--persist".to_owned());
+        }
+        let workload = Workload::Agent { args };
         let ports = vec![
             VsockPort {
                 port: ANNOUNCE_PORT,
@@ -112,7 +157,8 @@ impl VmConfig {
                 listen: true,
             },
         ];
-        let config = self.runner_config(workload, ports)?;
+        let mut config = self.runner_config(workload, ports)?;
+        config.detached = detached;
         let log_file = File::create(&log).map_err(Error::StateDir)?;
         let runner = RunnerProcess::spawn(
             &program,
@@ -149,6 +195,11 @@ impl VmConfig {
         if let Ok(started) = started_rx.await {
             timeline.runner_started(started);
         }
+        // Only this user may connect (the directory is 0700 already); the
+        // announce socket has served its purpose.
+        let _ = std::fs::set_permissions(client.ops_path(), Permissions::from_mode(0o600));
+        drop(listener);
+        let _ = std::fs::remove_file(dir.path().join("announce.sock"));
         Ok(Vm {
             client,
             runner_pid,
@@ -156,6 +207,7 @@ impl VmConfig {
             timeline,
             dir: Mutex::new(Some(dir)),
             log,
+            detached: false,
         })
     }
 }
@@ -217,6 +269,17 @@ impl Vm {
         wait_exit(self.exit.clone()).await;
     }
 
+    /// Lets the VM run on without this handle (a named VM): dropping it
+    /// then neither kills the VM nor touches its directory.
+    pub(crate) fn detach(mut self) -> Detached {
+        self.detached = true;
+        Detached {
+            runner_pid: self.runner_pid(),
+            hello: self.client.hello().clone(),
+            timeline: self.timeline.clone(),
+        }
+    }
+
     fn kill_now(&self) {
         if self.is_running() {
             // The runner is not reaped until `exit` is set, so the pid is
@@ -228,6 +291,9 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         self.kill_now();
         if let Ok(mut dir) = self.dir.lock() {
             // Removes the sockets and the log.

@@ -10,6 +10,7 @@ mod timeline;
 
 pub use config::{ConfigError, VmConfig, DEFAULT_PATH};
 pub use error::Error;
+pub(crate) use machine::SocketDir;
 pub use machine::{Vm, ANNOUNCE_PORT, OPS_PORT};
 pub use oneshot::{OneShot, OneShotChild, OneShotOutput};
 pub use timeline::BootTimeline;

@@ -14,6 +14,7 @@
 
 mod agent_cases;
 mod cases;
+mod named_cases;
 mod support;
 
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
     let mut args = Arguments::from_args();
     let mut trials = cases::all();
     trials.extend(agent_cases::all());
+    trials.extend(named_cases::all());
     if support::in_lab() && args.color.is_none() {
         // The lab's serial port looks like a terminal; the host reading it
         // is not one.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use krunbox::client::ClientError;
 
+use crate::cli::report::Advised;
 use crate::cli::rootfs::RootfsError;
 
 /// Everything that ends `krunbox bench` early.
@@ -85,9 +86,8 @@ pub enum BenchError {
     },
 }
 
-impl BenchError {
-    /// What the user can do about it.
-    pub fn advice(&self) -> Option<String> {
+impl Advised for BenchError {
+    fn advice(&self) -> Option<String> {
         match self {
             BenchError::Rootfs(e) => Some(e.advice().to_owned()),
             BenchError::Vm { source, .. } => source.advice(),
@@ -97,7 +97,9 @@ impl BenchError {
             _ => None,
         }
     }
+}
 
+impl BenchError {
     /// A [`BenchError::Wrong`].
     pub fn wrong(case: &'static str, what: impl Into<String>) -> Self {
         BenchError::Wrong {

@@ -230,7 +230,7 @@ pub fn bench(args: BenchArgs) -> i32 {
     if let Some(saved) = &args.report {
         return match show_saved(saved, args.svg.as_deref()) {
             Ok(()) => 0,
-            Err(e) => super::report::fail_with(&e, e.advice().as_deref()),
+            Err(e) => super::report::fail(&e),
         };
     }
     let cases = if args.cases.is_empty() {
@@ -243,10 +243,10 @@ pub fn bench(args: BenchArgs) -> i32 {
             return code;
         }
     }
-    super::runtime::block_on(async move {
+    super::report::block_on(async move {
         match run(args, cases).await {
             Ok(()) => 0,
-            Err(e) => super::report::fail_with(&e, e.advice().as_deref()),
+            Err(e) => super::report::fail(&e),
         }
     })
 }

@@ -1,0 +1,109 @@
+//! Errors of the named-VM commands (`exec`, `cp`, …) that are not the
+//! library's: guest and host paths, terminals, command lines.
+
+use std::io;
+use std::path::PathBuf;
+
+use krunbox::client::ClientError;
+
+use super::report::Advised;
+
+/// A named-VM command that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Finding, starting or stopping the VM failed.
+    #[error(transparent)]
+    State(#[from] krunbox::state::Error),
+    /// A path that is not in the guest.
+    #[error("{path}: no such file or directory in VM {vm:?}")]
+    GuestNotFound {
+        /// The VM.
+        vm: String,
+        /// The guest path.
+        path: String,
+    },
+    /// A guest path that is not absolute.
+    #[error("{path:?}: a path in VM {vm:?} must be absolute ({vm}:/path)")]
+    GuestRelative {
+        /// The VM.
+        vm: String,
+        /// The guest path.
+        path: String,
+    },
+    /// An operation on the VM's agent failed.
+    #[error("{op} in VM {vm:?} failed")]
+    Agent {
+        /// The VM.
+        vm: String,
+        /// What was being done.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: ClientError,
+    },
+    /// A host path that cannot be used.
+    #[error("{path:?} on the host")]
+    HostPath {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// `cp` needs one side in a VM and one on the host.
+    #[error("cp copies between the host and one VM: {0}")]
+    CpSides(&'static str),
+    /// `exec -t` without a terminal.
+    #[error("-t needs a terminal on standard input")]
+    NotATty,
+    /// The host terminal could not be set up.
+    #[error("cannot set up the terminal")]
+    Terminal(#[source] nix::Error),
+}
+
+impl Advised for CliError {
+    fn advice(&self) -> Option<String> {
+        match self {
+            CliError::State(e) => e.advice(),
+            CliError::GuestNotFound { vm, .. } => {
+                Some(format!("list the directory with `krunbox exec {vm} -- ls -la DIR`"))
+            }
+            CliError::Agent { vm, source, .. } => match source.io_kind() {
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::NotFound => Some(format!(
+                    "the VM may have stopped: `krunbox ls` shows it, `krunbox logs {vm}` shows its log"
+                )),
+                _ => None,
+            },
+            CliError::CpSides(_) => Some(
+                "krunbox cp SRC NAME:DST copies in, krunbox cp NAME:SRC DST copies out; \
+                 write a host path with ':' as ./path"
+                    .into(),
+            ),
+            CliError::NotATty => Some("drop -t, or run from a terminal".into()),
+            _ => None,
+        }
+    }
+}
+
+/// `op` on VM `vm` failed with `source`: a guest path the agent could not
+/// find becomes [`CliError::GuestNotFound`].
+pub fn agent_error(vm: &str, op: &'static str, path: &str, source: ClientError) -> CliError {
+    let missing =
+        matches!(source, ClientError::Agent { .. }) && source.io_kind() == io::ErrorKind::NotFound;
+    if missing {
+        CliError::GuestNotFound {
+            vm: vm.to_owned(),
+            path: path.to_owned(),
+        }
+    } else {
+        CliError::Agent {
+            vm: vm.to_owned(),
+            op,
+            source,
+        }
+    }
+}

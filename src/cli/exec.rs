@@ -1,0 +1,222 @@
+//! `krunbox exec`: run a command in a named VM, with its output streamed
+//! as it comes, stdin with `-i`, a terminal with `-t`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+use krunbox::client::{ClientConfig, Command, ExecControl, ExecEvent, ExecSession, ExitStatus};
+use krunbox::state::{NamedVm, StateDir, VmName};
+use tokio::io::AsyncReadExt;
+
+use super::error::CliError;
+use super::{report, tty};
+
+/// Timeout of a command given no `--timeout`: in effect none.
+const NO_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Exit code of a command killed by `--timeout` (as timeout(1) uses).
+const EXIT_TIMED_OUT: i32 = 124;
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep standard input open and send it to the command.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Run the command on a terminal (a PTY in the guest).
+    #[arg(short, long)]
+    tty: bool,
+    /// Set an environment variable (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = super::vm_args::parse_env)]
+    env: Vec<(String, String)>,
+    /// Working directory in the guest.
+    #[arg(short, long, value_name = "PATH")]
+    workdir: Option<String>,
+    /// Run as this user: UID or UID:GID.
+    #[arg(short, long, value_name = "UID[:GID]", value_parser = parse_user)]
+    user: Option<(u32, Option<u32>)>,
+    /// Kill the command after this many seconds (exit code 124).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// The VM.
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<String>,
+}
+
+fn parse_user(text: &str) -> Result<(u32, Option<u32>), String> {
+    let number = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| format!("expected UID[:GID], got {text:?}"))
+    };
+    match text.split_once(':') {
+        Some((uid, gid)) => Ok((number(uid)?, Some(number(gid)?))),
+        None => Ok((number(text)?, None)),
+    }
+}
+
+pub fn exec(args: ExecArgs) -> i32 {
+    report::block_on(async move {
+        match run(args).await {
+            Ok(code) => code,
+            Err(e) => report::fail(&e),
+        }
+    })
+}
+
+async fn run(args: ExecArgs) -> Result<i32, CliError> {
+    let name: VmName = args.name.parse()?;
+    let vm = NamedVm::open(&StateDir::open()?, &name)?;
+    let agent = vm.agent(ClientConfig::default())?;
+    let cmd = command(&args);
+    let failed = |source| CliError::Agent {
+        vm: name.to_string(),
+        op: "exec",
+        source,
+    };
+    let status = if args.tty {
+        let _raw = tty::RawMode::enter()?;
+        let session = agent
+            .exec_pty(&cmd, tty::window_size())
+            .await
+            .map_err(failed)?;
+        follow_resizes(session.control());
+        pump(session, args.interactive).await
+    } else {
+        let session = agent.exec_streaming(&cmd).await.map_err(failed)?;
+        pump(session, args.interactive).await
+    }
+    .map_err(failed)?;
+    Ok(exit_code(&status, args.timeout))
+}
+
+fn command(args: &ExecArgs) -> Command {
+    let mut cmd = Command::new(&args.command[0])
+        .args(&args.command[1..])
+        .timeout(args.timeout.map_or(NO_TIMEOUT, Duration::from_secs));
+    if args.tty {
+        if let Ok(term) = std::env::var("TERM") {
+            cmd = cmd.env("TERM", term);
+        }
+    }
+    for (key, value) in &args.env {
+        cmd = cmd.env(key, value);
+    }
+    if let Some(dir) = &args.workdir {
+        cmd = cmd.cwd(dir);
+    }
+    if let Some((uid, gid)) = args.user {
+        cmd = cmd.uid(uid);
+        if let Some(gid) = gid {
+            cmd = cmd.gid(gid);
+        }
+    }
+    if args.interactive && !args.tty {
+        cmd = cmd.stream_stdin();
+    }
+    cmd
+}
+
+/// Forwards standard input (if `interactive`) and writes the command's
+/// output as it arrives, until it exits.
+async fn pump(
+    mut session: ExecSession,
+    interactive: bool,
+) -> Result<ExitStatus, krunbox::client::ClientError> {
+    if interactive {
+        tokio::spawn(forward_stdin(session.control()));
+    }
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    loop {
+        match session.next_event().await? {
+            Some(ExecEvent::Stdout(bytes)) => {
+                let _ = stdout.write_all(&bytes).and_then(|()| stdout.flush());
+            }
+            Some(ExecEvent::Stderr(bytes)) => {
+                let _ = stderr.write_all(&bytes).and_then(|()| stderr.flush());
+            }
+            Some(ExecEvent::Started(_)) => {}
+            Some(ExecEvent::Exit(status)) => return Ok(status),
+            None => {
+                return Err(krunbox::client::ClientError::Closed { op: "exec" });
+            }
+        }
+    }
+}
+
+async fn forward_stdin(control: ExecControl) {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stdin.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if control.write_stdin(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = control.close_stdin().await;
+}
+
+/// Sends the host terminal's new size on every SIGWINCH.
+fn follow_resizes(control: ExecControl) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut changes) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            if control.resize(tty::window_size()).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+fn exit_code(status: &ExitStatus, timeout: Option<u64>) -> i32 {
+    if status.timed_out {
+        eprintln!(
+            "krunbox: the command was killed after its timeout of {} s",
+            timeout.unwrap_or(NO_TIMEOUT.as_secs())
+        );
+        return EXIT_TIMED_OUT;
+    }
+    match (status.code, status.signal) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => super::EXIT_KRUNBOX_FAILED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_is_uid_or_uid_gid() {
+        assert_eq!(parse_user("1000").unwrap(), (1000, None));
+        assert_eq!(parse_user("1000:100").unwrap(), (1000, Some(100)));
+        assert!(parse_user("root").is_err());
+        assert!(parse_user("1:").is_err());
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        let st = |code, signal, timed_out| ExitStatus {
+            code,
+            signal,
+            timed_out,
+        };
+        assert_eq!(exit_code(&st(Some(3), None, false), None), 3);
+        assert_eq!(exit_code(&st(None, Some(9), false), None), 137);
+        assert_eq!(exit_code(&st(None, Some(9), true), Some(1)), 124);
+    }
+}
