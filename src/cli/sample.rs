@@ -71,6 +71,26 @@ impl Sample {
         Ok(plan)
     }
 
+    /// Per skill, the directories holding its files, relative to
+    /// [`Sample::root`] (`mkdir -p` of them makes the skill's tree).
+    pub fn skill_dirs(&self) -> Vec<Vec<String>> {
+        (0..SKILLS)
+            .map(|i| {
+                let mut dirs: Vec<String> = Vec::new();
+                for (rel, _) in SKILL_FILES {
+                    let dir = match rel.rsplit_once('/') {
+                        Some((sub, _)) => format!("{SKILLS_DIR}/{}/{sub}", skill_name(i)),
+                        None => format!("{SKILLS_DIR}/{}", skill_name(i)),
+                    };
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+                dirs
+            })
+            .collect()
+    }
+
     /// Every file, relative to [`Sample::root`], prompt first.
     pub fn files(&self) -> Vec<PathBuf> {
         let mut files = vec![PathBuf::from(PROMPT)];
@@ -118,6 +138,21 @@ mod tests {
         assert_eq!(files.len(), 1 + SKILLS * SKILL_FILES.len());
         for file in &files {
             assert!(sample.root().join(file).is_file(), "{file:?}");
+        }
+        let dirs = sample.skill_dirs();
+        assert_eq!(dirs.len(), SKILLS);
+        assert_eq!(
+            dirs[1],
+            [
+                "skills/skill-01",
+                "skills/skill-01/scripts",
+                "skills/skill-01/reference",
+                "skills/skill-01/templates"
+            ]
+        );
+        for file in &files[1..] {
+            let parent = file.parent().unwrap().to_str().unwrap();
+            assert!(dirs.iter().flatten().any(|d| d == parent), "{file:?}");
         }
         let plan = sample.plan("/work").unwrap();
         assert!(plan.len() > files.len());
