@@ -11,6 +11,21 @@ fn krunbox() -> Command {
     Command::new(env!("CARGO_BIN_EXE_krunbox"))
 }
 
+/// `krunbox bench` with one run of the host-process case, no warm-up.
+fn tiny_bench() -> Command {
+    let mut command = krunbox();
+    command.args([
+        "bench",
+        "--cases",
+        "host-exec",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    command
+}
+
 fn number(v: &Value, what: &str) -> f64 {
     v.as_f64()
         .unwrap_or_else(|| panic!("{what} is not a number: {v}"))
@@ -36,20 +51,7 @@ fn check_figure(figure: &Value, samples: usize) {
 fn host_exec_json_has_samples_summary_and_ratio() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    let out = krunbox()
-        .args([
-            "bench",
-            "--cases",
-            "host-exec",
-            "--runs",
-            "1",
-            "--warmup",
-            "0",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
+    let out = tiny_bench().arg("--json").arg(&json).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -111,19 +113,7 @@ fn host_exec_json_has_samples_summary_and_ratio() {
 
 #[test]
 fn json_to_stdout_keeps_the_table_on_stderr() {
-    let out = krunbox()
-        .args([
-            "bench",
-            "--cases",
-            "host-exec",
-            "--runs",
-            "1",
-            "--warmup",
-            "0",
-        ])
-        .args(["--json", "-"])
-        .output()
-        .unwrap();
+    let out = tiny_bench().args(["--json", "-"]).output().unwrap();
     assert!(out.status.success());
     let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON alone");
     assert_eq!(doc["figures"].as_array().map(Vec::len), Some(2));

@@ -79,20 +79,19 @@ pub async fn copy(ctx: &mut Ctx) -> Result<(), BenchError> {
     let agent = vm.agent();
     for run in ctx.all_runs() {
         let t = Instant::now();
-        let stats = agent
-            .copy_in(&source, GUEST_FILE)
-            .await
-            .map_err(BenchError::agent(CASE, "copy in"))?;
+        let stats = match agent.copy_in(&source, GUEST_FILE).await {
+            Ok(stats) => stats,
+            Err(e) => return Err(BenchError::agent_on(CASE, "copy in", &vm, e).await),
+        };
         let elapsed = t.elapsed();
         check_size("copied in", stats.bytes)?;
         ctx.sample(run, agent_in, elapsed);
 
         let out = host.path().join("out.bin");
         let t = Instant::now();
-        agent
-            .copy_out(GUEST_FILE, &out)
-            .await
-            .map_err(BenchError::agent(CASE, "copy out"))?;
+        if let Err(e) = agent.copy_out(GUEST_FILE, &out).await {
+            return Err(BenchError::agent_on(CASE, "copy out", &vm, e).await);
+        }
         let elapsed = t.elapsed();
         check_size("copied out", file_len(&out)?)?;
         ctx.sample(run, agent_out, elapsed);

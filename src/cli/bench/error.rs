@@ -34,6 +34,19 @@ pub enum BenchError {
         #[source]
         source: ClientError,
     },
+    /// An agent operation failed because the VM stopped under it.
+    #[error("{case}: {op} failed: the VM stopped; the end of its log:\n{log_tail}")]
+    VmLost {
+        /// The case.
+        case: &'static str,
+        /// The operation.
+        op: &'static str,
+        /// What the agent client saw.
+        #[source]
+        source: ClientError,
+        /// The end of the VM's log.
+        log_tail: String,
+    },
     /// Host-side I/O failed (temporary files, the agent binary, a share).
     #[error("{case}: {what}")]
     Io {
@@ -117,6 +130,29 @@ impl BenchError {
     /// An [`BenchError::Agent`] maker for `map_err`.
     pub fn agent(case: &'static str, op: &'static str) -> impl FnOnce(ClientError) -> Self {
         move |source| BenchError::Agent { case, op, source }
+    }
+
+    /// The error for an agent operation on `vm` that failed: if the VM
+    /// has stopped (its runner gets a moment to be reaped), says so with
+    /// the end of its log.
+    pub async fn agent_on(
+        case: &'static str,
+        op: &'static str,
+        vm: &krunbox::vm::Vm,
+        source: ClientError,
+    ) -> Self {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if vm.is_running() {
+            return BenchError::Agent { case, op, source };
+        }
+        let log = std::fs::read(vm.log_path()).unwrap_or_default();
+        let tail = &log[log.len().saturating_sub(2048)..];
+        BenchError::VmLost {
+            case,
+            op,
+            source,
+            log_tail: String::from_utf8_lossy(tail).trim_end().to_owned(),
+        }
     }
 
     /// A [`BenchError::Vm`] maker for `map_err`.

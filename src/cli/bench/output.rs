@@ -202,7 +202,7 @@ impl Report {
                 "{:<82} {:>9.2} {:>9.2} {:>7.3}x",
                 c.label, c.krunbox_p50_ms, c.baseline_p50_ms, c.ratio
             );
-            if c.ratio < 1.0 && c.ratio > 0.0 {
+            if c.ratio < 0.9 && c.ratio > 0.0 {
                 let _ = write!(out, " ({:.1}x faster)", 1.0 / c.ratio);
             }
             if let (Some(t), Some(met)) = (&c.target, c.met) {

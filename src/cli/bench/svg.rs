@@ -190,7 +190,7 @@ fn comparison(out: &mut String, c: &super::stats::Comparison, mut y: f64) -> f64
         y += 18.0;
     }
     let mut verdict = format!("ratio {:.3}x", c.ratio);
-    if c.ratio > 0.0 && c.ratio < 1.0 {
+    if c.ratio > 0.0 && c.ratio < 0.9 {
         let _ = write!(verdict, " ({:.1}x faster)", 1.0 / c.ratio);
     }
     let colour = match c.met {
@@ -206,13 +206,8 @@ fn comparison(out: &mut String, c: &super::stats::Comparison, mut y: f64) -> f64
             if met { "met" } else { "not met" }
         );
     }
-    let _ = writeln!(
-        out,
-        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
-        LEFT + 10.0,
-        y + 11.0,
-        escape(&verdict)
-    );
+    let style = format!("font-size=\"11\" fill=\"{colour}\"");
+    styled_text(out, LEFT + 10.0, y + 11.0, &style, &verdict);
     y + 14.0
 }
 
@@ -232,17 +227,30 @@ fn line(out: &mut String, x1: f64, y1: f64, x2: f64, y2: f64) {
 }
 
 fn text(out: &mut String, x: f64, y: f64, size: u32, weight: &str, s: &str) {
-    let _ = writeln!(
+    styled_text(
         out,
-        "<text x=\"{x:.1}\" y=\"{y:.1}\" font-size=\"{size}\" font-weight=\"{weight}\">{}</text>",
-        escape(s)
+        x,
+        y,
+        &format!("font-size=\"{size}\" font-weight=\"{weight}\""),
+        s,
     );
 }
 
+/// Text ending at `x`.
 fn text_end(out: &mut String, x: f64, y: f64, size: u32, s: &str) {
+    styled_text(
+        out,
+        x,
+        y,
+        &format!("font-size=\"{size}\" text-anchor=\"end\""),
+        s,
+    );
+}
+
+fn styled_text(out: &mut String, x: f64, y: f64, style: &str, s: &str) {
     let _ = writeln!(
         out,
-        "<text x=\"{x:.1}\" y=\"{y:.1}\" font-size=\"{size}\" text-anchor=\"end\">{}</text>",
+        "<text x=\"{x:.1}\" y=\"{y:.1}\" {style}>{}</text>",
         escape(s)
     );
 }
