@@ -136,6 +136,16 @@ pub enum LabError {
         source: io::Error,
     },
 
+    /// A guest rootfs directory could not be built on the host.
+    #[error("could not build the guest rootfs directory {path}")]
+    RootfsDir {
+        /// The file or directory being written.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
     /// QEMU could not be started.
     #[error("could not start {program}")]
     QemuSpawn {

@@ -93,6 +93,12 @@ impl Layout {
         self.nodes.get(lab_path.trim_start_matches('/'))
     }
 
+    /// Every entry, parents before their contents, keyed by path without
+    /// the leading `/`.
+    pub(crate) fn nodes(&self) -> impl DoubleEndedIterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// Writes the whole layout as an uncompressed newc archive at `path`.
     pub(crate) fn write(&self, path: &Path) -> Result<(), LabError> {
         let file = File::create(path).map_err(|source| LabError::Initramfs {

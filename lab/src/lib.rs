@@ -43,7 +43,7 @@ use std::time::Duration;
 
 pub use error::LabError;
 pub use host::{HostPaths, KVM_MODULES};
-pub use rootfs::TEST_ROOTFS;
+pub use rootfs::{build_busybox_rootfs, TEST_ROOTFS};
 pub use spec::{LabSpec, LAB_BIN};
 
 /// How a lab run ended: the command ran and exited with [`exit_code`].

@@ -1,6 +1,10 @@
-//! Busybox trees: the lab's own `/bin`, and the guest test rootfs that
-//! libkrun guests boot from inside the lab.
+//! Busybox trees: the lab's own `/bin`, the guest test rootfs that
+//! libkrun guests boot from inside the lab, and the same rootfs as a host
+//! directory ([`build_busybox_rootfs`]) for hosts whose KVM boots guests.
 
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -108,6 +112,84 @@ pub(crate) fn add_test_rootfs(
     add_busybox_bin(layout, TEST_ROOTFS, busybox, applets)
 }
 
+/// Builds the guest rootfs as the host directory `dest`: the tree the lab
+/// holds at [`TEST_ROOTFS`] (a static busybox userland and `/etc`
+/// basics). `cargo xtask setup` makes the default one for `krunbox demo`;
+/// the VM tests make their own.
+///
+/// The tree is written under a temporary name next to `dest` and renamed
+/// into place, so `dest` is either complete or absent. If `dest` exists
+/// already, nothing is done.
+pub fn build_busybox_rootfs(busybox: &Path, dest: &Path) -> Result<(), LabError> {
+    if dest.exists() {
+        return Ok(());
+    }
+    if !busybox.is_file() {
+        return Err(LabError::BusyboxMissing {
+            path: busybox.to_owned(),
+        });
+    }
+    let failed = |path: &Path| {
+        let path = path.to_owned();
+        move |source| LabError::RootfsDir { path, source }
+    };
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(failed(parent))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".krunbox-rootfs-")
+        .tempdir_in(parent)
+        .map_err(failed(parent))?;
+    let mut layout = Layout::default();
+    add_skeleton(&mut layout, "/")?;
+    add_busybox_bin(&mut layout, "/", busybox, &applets(busybox)?)?;
+    write_dir(&layout, staging.path())?;
+    fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
+        .map_err(failed(staging.path()))?;
+    match fs::rename(staging.path(), dest) {
+        Ok(()) => {
+            // Renamed away: nothing left for the guard to remove.
+            let _ = staging.keep();
+            Ok(())
+        }
+        // Someone else built it meanwhile; theirs is complete too.
+        Err(_) if dest.exists() => Ok(()),
+        Err(source) => Err(LabError::RootfsDir {
+            path: dest.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Writes `layout` under the existing directory `root`. Directory modes are
+/// set last, deepest first, so a read-only directory is filled before it
+/// becomes read-only.
+fn write_dir(layout: &Layout, root: &Path) -> Result<(), LabError> {
+    for (name, node) in layout.nodes() {
+        let path = root.join(name);
+        let written = match node {
+            Node::Dir { .. } => fs::create_dir(&path),
+            Node::HostFile { path: host, mode } => fs::copy(host, &path)
+                .and_then(|_| fs::set_permissions(&path, fs::Permissions::from_mode(*mode))),
+            Node::Bytes { data, mode } => fs::write(&path, data)
+                .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(*mode))),
+            Node::Symlink { target } => std::os::unix::fs::symlink(target, &path),
+            Node::CharDev { .. } => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "device nodes cannot be part of a rootfs directory",
+            )),
+        };
+        written.map_err(|source| LabError::RootfsDir { path, source })?;
+    }
+    for (name, node) in layout.nodes().rev() {
+        if let Node::Dir { mode } = node {
+            let path = root.join(name);
+            fs::set_permissions(&path, fs::Permissions::from_mode(*mode))
+                .map_err(|source| LabError::RootfsDir { path, source })?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +197,42 @@ mod tests {
     #[test]
     fn applet_list_skips_busybox_itself() {
         assert_eq!(parse_applets("sh\nbusybox\n\nls\n"), ["sh", "ls"]);
+    }
+
+    #[test]
+    fn rootfs_directory_is_built_whole_and_once() {
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.is_file(),
+            "/bin/busybox missing: install busybox-static (cargo xtask setup)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("rootfs");
+        build_busybox_rootfs(busybox, &dest).unwrap();
+        let sh = fs::read_link(dest.join("bin/sh")).unwrap();
+        assert_eq!(sh, Path::new("busybox"));
+        assert!(dest.join("bin/busybox").is_file());
+        let tmp_mode = fs::metadata(dest.join("tmp")).unwrap().permissions().mode();
+        assert_eq!(tmp_mode & 0o7777, 0o1777);
+        assert!(fs::read_to_string(dest.join("etc/passwd"))
+            .unwrap()
+            .starts_with("root:"));
+        // Only the rootfs is left next to it: no staging directory.
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1);
+        // A second call leaves the first tree alone.
+        fs::write(dest.join("etc/marker"), b"x").unwrap();
+        build_busybox_rootfs(busybox, &dest).unwrap();
+        assert!(dest.join("etc/marker").exists());
+    }
+
+    #[test]
+    fn missing_busybox_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("rootfs");
+        let err = build_busybox_rootfs(Path::new("/nonexistent/busybox"), &dest).unwrap_err();
+        assert!(matches!(err, LabError::BusyboxMissing { .. }), "{err}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

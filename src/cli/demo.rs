@@ -1,96 +1,142 @@
-//! `krunbox demo`: the main job in one command. Boot a VM with the agent,
-//! provision a prompt and 10 skill directories in one request, run
-//! commands that read them, print where the time went.
+//! `krunbox demo`: the main job in one command. Boot a VM with the agent
+//! on the default rootfs, provision a prompt and 10 skill directories in
+//! one request, run a command that reads them, print where the time went.
 
+use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use krunbox::client::{Command, Provision};
+use krunbox::client::{ClientError, Command};
+use krunbox::host::Kvm;
 use krunbox::vm::VmConfig;
 
 use super::report;
+use super::rootfs::RootfsError;
+use super::sample::{Sample, SKILLS};
+
+/// Where the demo puts the sample in the guest (removed at the end).
+const GUEST_DIR: &str = "/tmp/krunbox-demo";
+
+/// The command that reads what was provisioned.
+const READER: &str = "cd /tmp/krunbox-demo && head -1 prompt.md && \
+     echo \"$(ls skills | wc -l) skills, $(find skills -type f | wc -l) files\" && \
+     sh skills/skill-07/scripts/run.sh";
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Guest root directory (default: $KRUNBOX_TEST_ROOTFS, set in the lab).
-    #[arg(long, value_name = "DIR", env = "KRUNBOX_TEST_ROOTFS")]
-    rootfs: PathBuf,
-    /// Exec round trips to time.
+    /// Guest root directory. Default: $KRUNBOX_TEST_ROOTFS (set in the
+    /// lab), else the busybox rootfs that `cargo xtask setup` builds.
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// Exec round trips to time after the first.
     #[arg(long, default_value_t = 10, value_name = "N")]
     execs: usize,
 }
 
-pub fn demo(args: DemoArgs) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("krunbox: error: cannot start the async runtime: {e}");
-            return super::EXIT_KRUNBOX_FAILED;
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+enum DemoError {
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error("cannot write the sample prompt and skills")]
+    Sample(#[source] io::Error),
+    #[error("{op} failed")]
+    Agent {
+        op: &'static str,
+        #[source]
+        source: ClientError,
+    },
+    #[error(transparent)]
+    Vm(#[from] krunbox::vm::Error),
+}
+
+impl report::Advised for DemoError {
+    fn advice(&self) -> Option<String> {
+        match self {
+            DemoError::Rootfs(e) => Some(e.advice().to_owned()),
+            DemoError::Vm(e) => e.advice(),
+            _ => None,
         }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => 0,
-        Err(e) => report::fail(&e),
     }
+}
+
+pub fn demo(args: DemoArgs) -> i32 {
+    if let Some(code) = refuse_unbootable_host() {
+        return code;
+    }
+    super::report::block_on(async move {
+        match run(args).await {
+            Ok(()) => 0,
+            Err(e) => report::fail(&e),
+        }
+    })
+}
+
+/// On a host whose KVM cannot boot libkrun guests, says what to run
+/// instead and returns the exit code.
+pub fn refuse_unbootable_host() -> Option<i32> {
+    let kvm = Kvm::probe();
+    if kvm.can_boot() {
+        return None;
+    }
+    let me = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    eprintln!("krunbox: {}", kvm.describe());
+    if matches!(kvm, Kvm::Paravirtual) {
+        eprintln!(
+            "krunbox: libkrun guests cannot boot on this host directly; from a krunbox \
+             checkout, run it in the nested lab:\n\n    cargo xtask lab -- krunbox {me}\n"
+        );
+    } else if let Some(advice) = kvm.advice() {
+        eprintln!("krunbox: hint: {advice}");
+    }
+    Some(super::EXIT_KRUNBOX_FAILED)
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-async fn run(args: DemoArgs) -> Result<(), krunbox::vm::Error> {
-    let agent_error = |source| krunbox::vm::Error::Agent {
-        source,
-        log_tail: String::new(),
-    };
-    let start = Instant::now();
-    let vm = VmConfig::new(&args.rootfs).memory_mib(512).boot().await?;
-    let booted = start.elapsed();
-    println!("== boot: agent ready {} after start", ms(booted));
-    println!("{}", vm.timeline());
+fn agent(op: &'static str) -> impl FnOnce(ClientError) -> DemoError {
+    move |source| DemoError::Agent { op, source }
+}
 
-    let mut plan = Provision::new();
-    plan.write_file(
-        "/work/prompt.md",
-        &b"You are a careful agent. Read the skills, then say hello.\n"[..],
-        0o644,
-    );
-    for i in 0..10 {
-        let skill = format!("/work/skills/skill-{i:02}");
-        plan.mkdir(format!("{skill}/scripts"), 0o755);
-        plan.write_file(
-            format!("{skill}/SKILL.md"),
-            format!("# Skill {i}\nRun scripts/run.sh.\n").into_bytes(),
-            0o644,
-        );
-        plan.write_file(
-            format!("{skill}/scripts/run.sh"),
-            format!("#!/bin/sh\necho skill {i} ok\n").into_bytes(),
-            0o755,
-        );
-    }
+async fn run(args: DemoArgs) -> Result<(), DemoError> {
+    let rootfs = super::rootfs::resolve(args.rootfs)?;
+    let sample = Sample::create().map_err(DemoError::Sample)?;
+    let plan = sample
+        .plan(GUEST_DIR)
+        .map_err(agent("planning the provisioning"))?;
+    println!("krunbox demo: rootfs {}", rootfs.display());
+
+    let start = Instant::now();
+    let vm = VmConfig::new(&rootfs).memory_mib(512).boot().await?;
+    let boot = start.elapsed();
+    println!("== boot: agent ready {}", ms(boot));
+
     let t = Instant::now();
-    vm.agent().provision(&plan).await.map_err(agent_error)?;
+    vm.agent()
+        .provision(&plan)
+        .await
+        .map_err(agent("provisioning"))?;
+    let provision = t.elapsed();
     println!(
-        "== provision: prompt + 10 skills ({} operations) in one request: {}",
+        "== provision: prompt + {SKILLS} skills ({} files, {} operations) in one request: {}",
+        sample.files().len(),
         plan.len(),
-        ms(t.elapsed())
+        ms(provision)
     );
 
     let t = Instant::now();
     let out = vm
         .agent()
-        .exec(&Command::new("sh").arg("-c").arg(
-            "head -1 /work/prompt.md; ls /work/skills | wc -l; /work/skills/skill-07/scripts/run.sh",
-        ))
+        .exec(&Command::new("sh").arg("-c").arg(READER))
         .await
-        .map_err(agent_error)?;
-    println!("== exec reading them ({}):", ms(t.elapsed()));
+        .map_err(agent("the exec reading them"))?;
+    let first_exec = t.elapsed();
+    println!("== exec reading them: {}", ms(first_exec));
     print!("{}", out.stdout_text());
+    eprint!("{}", out.stderr_text());
 
     let mut samples = Vec::with_capacity(args.execs);
     for _ in 0..args.execs {
@@ -98,7 +144,7 @@ async fn run(args: DemoArgs) -> Result<(), krunbox::vm::Error> {
         vm.agent()
             .exec(&Command::new("true"))
             .await
-            .map_err(agent_error)?;
+            .map_err(agent("exec"))?;
         samples.push(t.elapsed());
     }
     samples.sort();
@@ -111,10 +157,24 @@ async fn run(args: DemoArgs) -> Result<(), krunbox::vm::Error> {
             ms(*max)
         );
     }
+    vm.agent()
+        .exec(&Command::new("rm").args(["-rf", GUEST_DIR]))
+        .await
+        .map_err(agent("removing the sample"))?;
 
+    println!("== boot timeline (from spawning the runner):");
+    println!("{}", vm.timeline());
     let t = Instant::now();
     let status = vm.shutdown(Duration::from_secs(60)).await?;
-    println!("== shutdown: {} ({status})", ms(t.elapsed()));
-    println!("== total: {}", ms(start.elapsed()));
+    let shutdown = t.elapsed();
+    println!("== shutdown: {} ({status})", ms(shutdown));
+    println!(
+        "== total: {} (boot {}, provision {}, first exec {}, shutdown {})",
+        ms(start.elapsed()),
+        ms(boot),
+        ms(provision),
+        ms(first_exec),
+        ms(shutdown)
+    );
     Ok(())
 }

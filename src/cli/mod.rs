@@ -3,6 +3,7 @@
 //! VM; `krunbox start --name NAME …`, `exec`, `cp`, `ls`, `logs`, `stop`
 //! for named VMs that outlive the command that started them.
 
+mod bench;
 mod cp;
 mod demo;
 mod doctor;
@@ -11,7 +12,9 @@ mod exec;
 mod logs;
 mod ls;
 mod report;
+mod rootfs;
 mod run;
+mod sample;
 mod start;
 mod stop;
 mod tty;
@@ -54,6 +57,8 @@ enum Command {
     Stop(stop::StopArgs),
     /// Boot a VM, provision a prompt and 10 skills, exec, show the timings.
     Demo(demo::DemoArgs),
+    /// Measure boot, exec, provisioning and copies against their baselines.
+    Bench(bench::BenchArgs),
     /// Check that this host can boot VMs, and say what to do if not.
     Doctor(doctor::DoctorArgs),
 }
@@ -71,5 +76,6 @@ pub fn main() -> i32 {
         Command::Stop(args) => stop::stop(args),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Bench(args) => bench::bench(args),
     }
 }

@@ -1,6 +1,6 @@
 //! Execs: one-shot with collected output, streamed, and interactive on a pty.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -189,6 +189,8 @@ pub struct ExecSession {
     deadline: Instant,
     limit: Duration,
     done: bool,
+    /// The client's "first exec done" stamp, set by the first exit seen.
+    first_exit: Arc<OnceLock<u64>>,
 }
 
 const EXEC_OP: &str = "exec";
@@ -218,6 +220,7 @@ impl ExecSession {
                     Reply::Started { pid } => return Ok(Some(ExecEvent::Started(pid))),
                     Reply::Exited(status) => {
                         self.done = true;
+                        self.first_exit.get_or_init(crate::runner::monotonic_us);
                         return Ok(Some(ExecEvent::Exit(status)));
                     }
                     other => return Err(connection::unexpected_reply(EXEC_OP, &other)),
@@ -281,6 +284,7 @@ impl AgentClient {
             deadline: Instant::now() + limit,
             limit,
             done: false,
+            first_exit: self.inner.first_exec_done_us.clone(),
         })
     }
 

@@ -30,7 +30,7 @@ mod files;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use krunbox_proto::tree::TreeError;
@@ -235,6 +235,9 @@ struct Inner {
     config: ClientConfig,
     alive: watch::Receiver<bool>,
     liveness: Liveness,
+    /// When the first exec through this client ended (CLOCK_MONOTONIC,
+    /// microseconds), for the boot timeline.
+    first_exec_done_us: Arc<OnceLock<u64>>,
 }
 
 /// What tells an [`AgentClient`] that the agent has gone.
@@ -315,6 +318,7 @@ impl AgentClient {
                 config,
                 alive,
                 liveness: Liveness::Announce(watcher),
+                first_exec_done_us: Arc::default(),
             }),
         })
     }
@@ -334,6 +338,7 @@ impl AgentClient {
                 config,
                 alive,
                 liveness: Liveness::Attached { _open: tx },
+                first_exec_done_us: Arc::default(),
             }),
         }
     }
@@ -341,6 +346,12 @@ impl AgentClient {
     /// The agent's hello: versions, pid and guest uptimes at start.
     pub fn hello(&self) -> &Hello {
         &self.inner.hello
+    }
+
+    /// When the first exec through this client (or a clone) ended, on
+    /// CLOCK_MONOTONIC in microseconds ([`crate::runner::monotonic_us`]).
+    pub fn first_exec_done_us(&self) -> Option<u64> {
+        self.inner.first_exec_done_us.get().copied()
     }
 
     /// The timeouts and limits in use.

@@ -4,6 +4,8 @@
 
 pub mod krunfw;
 pub mod kvm;
+pub mod rootfs;
 
 pub use krunfw::{Libkrunfw, LibkrunfwError};
 pub use kvm::Kvm;
+pub use rootfs::default_rootfs_dir;

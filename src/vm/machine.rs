@@ -238,9 +238,12 @@ impl Vm {
         &self.client
     }
 
-    /// When each boot phase ended.
-    pub fn timeline(&self) -> &BootTimeline {
-        &self.timeline
+    /// When each boot phase ended, up to the first exec through
+    /// [`Vm::agent`] once one has finished.
+    pub fn timeline(&self) -> BootTimeline {
+        let mut timeline = self.timeline.clone();
+        timeline.first_exec_done(self.client.first_exec_done_us());
+        timeline
     }
 
     /// The runner's process id.

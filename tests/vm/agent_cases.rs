@@ -86,6 +86,11 @@ fn boot_reports_timeline() -> Result<(), Failed> {
         })?;
         check(t.agent_started_uptime <= t.agent_hello_uptime, || {
             format!("{t:?}")
+        })?;
+        vm.agent().exec(&sh("true")).await.map_err(chain)?;
+        let t = vm.timeline();
+        check(t.first_exec.is_some() && t.first_exec > t.ready, || {
+            format!("first exec not after ready: {t:?}")
         })
     })
 }

@@ -13,6 +13,7 @@
 //!   reason. Nothing is skipped.
 
 mod agent_cases;
+mod bench_cases;
 mod cases;
 mod loopback;
 mod named_cases;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
     trials.extend(agent_cases::all());
     trials.extend(named_cases::all());
     trials.extend(net_cases::all().into_iter().chain(net_oneshot_cases::all()));
+    trials.extend(bench_cases::all());
     if support::in_lab() && args.color.is_none() {
         // The lab's serial port looks like a terminal; the host reading it
         // is not one.

@@ -50,27 +50,14 @@ pub fn vm() -> VmConfig {
 }
 
 fn build_busybox_rootfs(dir: &Path) -> PathBuf {
-    let busybox = Path::new("/bin/busybox");
-    assert!(
-        busybox.is_file(),
-        "no /bin/busybox to build a guest rootfs from: install busybox-static \
-         (cargo xtask setup) or set KRUNBOX_TEST_ROOTFS"
-    );
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).expect("create rootfs/bin");
-    for sub in ["tmp", "proc", "sys", "dev", "etc", "root"] {
-        std::fs::create_dir_all(dir.join(sub)).expect("create rootfs dirs");
-    }
-    std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
-    let list = Command::new(busybox)
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        let link = bin.join(applet);
-        if applet != "busybox" && !link.exists() {
-            std::os::unix::fs::symlink("busybox", link).expect("applet symlink");
-        }
-    }
+    // The lab's own rootfs builder, writing a host directory.
+    krunbox_lab::build_busybox_rootfs(Path::new("/bin/busybox"), dir).unwrap_or_else(|e| {
+        panic!(
+            "cannot build a guest rootfs at {}: {} (install busybox-static with \
+             cargo xtask setup, or set KRUNBOX_TEST_ROOTFS)",
+            dir.display(),
+            krunbox::error_chain(&e)
+        )
+    });
     dir.to_owned()
 }

@@ -7,6 +7,10 @@
 //! pin that keeps sid below bookworm, then installs. Every step is skipped
 //! when already done: with every package installed, it changes nothing
 //! (not even the apt sources) and needs no root.
+//!
+//! Last, as the calling user, it builds the default guest rootfs (static
+//! busybox) that `krunbox demo` and `krunbox bench` boot when given none,
+//! with the lab's own builder.
 
 use std::fs;
 use std::io;
@@ -70,6 +74,10 @@ pub(crate) enum SetupError {
     },
     #[error("`{command}` failed ({status})")]
     Failed { command: String, status: String },
+    #[error("neither XDG_DATA_HOME nor HOME is set: nowhere to put the default guest rootfs")]
+    NoDataDir,
+    #[error("could not build the default guest rootfs")]
+    Rootfs(#[source] krunbox_lab::LabError),
 }
 
 /// Arguments of `cargo xtask setup`.
@@ -81,9 +89,53 @@ pub(crate) struct SetupArgs {
     /// Go through every step even if all packages are installed.
     #[arg(long)]
     force: bool,
+    /// Install the packages only (the sudo re-run does this).
+    #[arg(long, hide = true)]
+    packages_only: bool,
 }
 
 pub(crate) fn run(args: SetupArgs) -> Result<(), SetupError> {
+    install_packages(args)?;
+    if !args.packages_only {
+        build_default_rootfs(args.dry_run)?;
+    }
+    Ok(())
+}
+
+/// The default rootfs directory: `$XDG_DATA_HOME/krunbox/rootfs`, or
+/// `$HOME/.local/share/krunbox/rootfs` (the path
+/// `krunbox::host::default_rootfs_dir` looks at; keep them in step).
+fn default_rootfs_dir() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    let data = var("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".local/share")))?;
+    Some(data.join("krunbox/rootfs"))
+}
+
+fn build_default_rootfs(dry_run: bool) -> Result<(), SetupError> {
+    let dest = default_rootfs_dir().ok_or(SetupError::NoDataDir)?;
+    if dest.exists() {
+        eprintln!("setup: default guest rootfs: {} (exists)", dest.display());
+        return Ok(());
+    }
+    if dry_run {
+        eprintln!(
+            "setup: would build the default guest rootfs at {}",
+            dest.display()
+        );
+        return Ok(());
+    }
+    krunbox_lab::build_busybox_rootfs(Path::new("/bin/busybox"), &dest)
+        .map_err(SetupError::Rootfs)?;
+    eprintln!(
+        "setup: built the default guest rootfs at {}",
+        dest.display()
+    );
+    Ok(())
+}
+
+fn install_packages(args: SetupArgs) -> Result<(), SetupError> {
     let os_release = read("/etc/os-release")?;
     let codename = os_release_field(&os_release, "VERSION_CODENAME").unwrap_or_default();
     if codename != SUITE {
@@ -321,7 +373,7 @@ fn rerun_with_sudo(args: SetupArgs) -> Result<(), SetupError> {
     })?;
     eprintln!("setup: not root; re-running with sudo");
     let mut sudo = Command::new("sudo");
-    sudo.arg("--").arg(&exe).arg("setup");
+    sudo.arg("--").arg(&exe).arg("setup").arg("--packages-only");
     if args.force {
         sudo.arg("--force");
     }

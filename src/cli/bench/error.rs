@@ -1,0 +1,162 @@
+//! Why a benchmark run stopped.
+
+use std::io;
+use std::path::PathBuf;
+
+use krunbox::client::ClientError;
+
+use crate::cli::report::Advised;
+use crate::cli::rootfs::RootfsError;
+
+/// Everything that ends `krunbox bench` early.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// No rootfs to boot.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    /// A VM did not boot or was lost.
+    #[error("{case}: the VM failed")]
+    Vm {
+        /// The case.
+        case: &'static str,
+        /// Why.
+        #[source]
+        source: krunbox::vm::Error,
+    },
+    /// An agent operation failed.
+    #[error("{case}: {op} failed")]
+    Agent {
+        /// The case.
+        case: &'static str,
+        /// The operation.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: ClientError,
+    },
+    /// An agent operation failed because the VM stopped under it.
+    #[error("{case}: {op} failed: the VM stopped; the end of its log:\n{log_tail}")]
+    VmLost {
+        /// The case.
+        case: &'static str,
+        /// The operation.
+        op: &'static str,
+        /// What the agent client saw.
+        #[source]
+        source: ClientError,
+        /// The end of the VM's log.
+        log_tail: String,
+    },
+    /// Host-side I/O failed (temporary files, the agent binary, a share).
+    #[error("{case}: {what}")]
+    Io {
+        /// The case.
+        case: &'static str,
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A measured command did not do what it should (wrong exit code or
+    /// output): its timing would be meaningless.
+    #[error("{case}: {what}")]
+    Wrong {
+        /// The case.
+        case: &'static str,
+        /// What went wrong.
+        what: String,
+    },
+    /// This build embeds no guest agent.
+    #[error("this krunbox build embeds no guest agent")]
+    NoAgent,
+    /// An output file (`--json`, `--svg`) cannot be written.
+    #[error("cannot write {}", path.display())]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A saved report cannot be read.
+    #[error("cannot read the bench report {}", path.display())]
+    ReportRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A saved report is not a report.
+    #[error("{} is not a krunbox bench report", path.display())]
+    ReportParse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Advised for BenchError {
+    fn advice(&self) -> Option<String> {
+        match self {
+            BenchError::Rootfs(e) => Some(e.advice().to_owned()),
+            BenchError::Vm { source, .. } => source.advice(),
+            BenchError::NoAgent => {
+                Some("build krunbox for Linux, or set KRUNBOX_AGENT_BIN when building".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl BenchError {
+    /// A [`BenchError::Wrong`].
+    pub fn wrong(case: &'static str, what: impl Into<String>) -> Self {
+        BenchError::Wrong {
+            case,
+            what: what.into(),
+        }
+    }
+
+    /// An [`BenchError::Io`] maker for `map_err`.
+    pub fn io(case: &'static str, what: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
+        let what = what.into();
+        move |source| BenchError::Io { case, what, source }
+    }
+
+    /// An [`BenchError::Agent`] maker for `map_err`.
+    pub fn agent(case: &'static str, op: &'static str) -> impl FnOnce(ClientError) -> Self {
+        move |source| BenchError::Agent { case, op, source }
+    }
+
+    /// The error for an agent operation on `vm` that failed: if the VM
+    /// has stopped (its runner gets a moment to be reaped), says so with
+    /// the end of its log.
+    pub async fn agent_on(
+        case: &'static str,
+        op: &'static str,
+        vm: &krunbox::vm::Vm,
+        source: ClientError,
+    ) -> Self {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if vm.is_running() {
+            return BenchError::Agent { case, op, source };
+        }
+        let log = std::fs::read(vm.log_path()).unwrap_or_default();
+        let tail = &log[log.len().saturating_sub(2048)..];
+        BenchError::VmLost {
+            case,
+            op,
+            source,
+            log_tail: String::from_utf8_lossy(tail).trim_end().to_owned(),
+        }
+    }
+
+    /// A [`BenchError::Vm`] maker for `map_err`.
+    pub fn vm(case: &'static str) -> impl FnOnce(krunbox::vm::Error) -> Self {
+        move |source| BenchError::Vm { case, source }
+    }
+}

@@ -1,0 +1,336 @@
+//! `krunbox bench`: boot and provisioning times, each measured side by
+//! side with the baseline it replaces, in the same run.
+//!
+//! Every case takes `--warmup` unrecorded runs, then `--runs` recorded
+//! ones; each run takes one sample of each of its figures (the host-process
+//! case, about a millisecond a sample, takes [`host::SAMPLES_PER_RUN`]).
+//! Comparisons are ratios of medians: krunbox's figure over its baseline's.
+
+mod copy;
+mod error;
+mod host;
+mod output;
+mod provision;
+mod stats;
+mod svg;
+mod vm_cases;
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use krunbox::vm::VmConfig;
+
+pub use error::BenchError;
+use output::{OutputFile, Report};
+use stats::{ComparisonSpec, Figure, Target};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Recorded runs of each case.
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Unrecorded runs of each case before the recorded ones.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    warmup: u32,
+    /// Cases to run, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "CASE")]
+    cases: Vec<Case>,
+    /// Guest root directory. Default: $KRUNBOX_TEST_ROOTFS (set in the
+    /// lab), else the busybox rootfs that `cargo xtask setup` builds.
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// Write every sample, the summaries and the comparisons as JSON
+    /// (`-`: to standard output, the table then going to standard error).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw the boot timeline and the comparisons as an SVG chart.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Measure nothing: print the table of a report saved with --json (and
+    /// draw it with --svg), e.g. one brought back from the lab.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["runs", "warmup", "cases", "rootfs", "json"])]
+    report: Option<PathBuf>,
+}
+
+/// A group of figures measured together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Case {
+    /// Boot to agent ready, against bare libkrun running /bin/true.
+    Boot,
+    /// Exec round trips on a running VM, against a fresh VM per command.
+    Exec,
+    /// A prompt and 10 skills in one request, against one CLI call per file.
+    Provision,
+    /// 64 MiB copied in and out, against a virtio-fs shared directory.
+    Copy,
+    /// The agent as a host process: exec against a local fork/exec.
+    HostExec,
+}
+
+impl Case {
+    const ALL: [Case; 5] = [
+        Case::Boot,
+        Case::Exec,
+        Case::Provision,
+        Case::Copy,
+        Case::HostExec,
+    ];
+
+    /// Whether the case boots VMs.
+    fn needs_vm(self) -> bool {
+        self != Case::HostExec
+    }
+
+    /// Samples taken per run, for the progress bar.
+    fn samples_per_run(self) -> u64 {
+        match self {
+            Case::Boot => 2,
+            Case::Exec => 4,
+            Case::Provision => 2,
+            Case::Copy => 4,
+            Case::HostExec => 2 * host::SAMPLES_PER_RUN as u64,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Case::Boot => "boot",
+            Case::Exec => "exec",
+            Case::Provision => "provision",
+            Case::Copy => "copy",
+            Case::HostExec => "host-exec",
+        }
+    }
+}
+
+/// Every comparison `bench` can make; those whose figures were measured
+/// are reported.
+const COMPARISONS: [ComparisonSpec; 8] = [
+    ComparisonSpec {
+        id: "boot_vs_floor",
+        label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
+        krunbox: vm_cases::BOOT_READY,
+        baseline: vm_cases::BOOT_FLOOR,
+        target: Some(Target {
+            max_ratio: 1.1,
+            text: Cow::Borrowed("boot to agent ready <= 1.1x the floor"),
+        }),
+    },
+    ComparisonSpec {
+        id: "exec_true_vs_fresh_vm",
+        label: "exec `true` on a running VM / a fresh VM for it",
+        krunbox: vm_cases::EXEC_TRUE,
+        baseline: vm_cases::FRESH_TRUE,
+        target: None,
+    },
+    ComparisonSpec {
+        id: "exec_1mib_vs_fresh_vm",
+        label: "exec printing 1 MiB on a running VM / a fresh VM for it",
+        krunbox: vm_cases::EXEC_1MIB,
+        baseline: vm_cases::FRESH_1MIB,
+        target: None,
+    },
+    ComparisonSpec {
+        id: "provision_vs_shell_out",
+        label: "provision prompt + 10 skills in one request / one CLI process per operation",
+        krunbox: provision::BATCHED,
+        baseline: provision::SHELL_OUT,
+        target: Some(Target {
+            max_ratio: 1.0 / 20.0,
+            text: Cow::Borrowed("provisioning >= 20x faster than one CLI process per copy"),
+        }),
+    },
+    ComparisonSpec {
+        id: "copy_in_vs_virtiofs",
+        label: "copy 64 MiB in / through a virtio-fs shared directory",
+        krunbox: copy::COPY_IN,
+        baseline: copy::VIRTIOFS_IN,
+        target: Some(Target {
+            max_ratio: 1.0,
+            text: Cow::Borrowed("copy in at least as fast as virtio-fs"),
+        }),
+    },
+    ComparisonSpec {
+        id: "copy_out_vs_virtiofs",
+        label: "copy 64 MiB out / through a virtio-fs shared directory",
+        krunbox: copy::COPY_OUT,
+        baseline: copy::VIRTIOFS_OUT,
+        target: Some(Target {
+            max_ratio: 1.0,
+            text: Cow::Borrowed("copy out at least as fast as virtio-fs"),
+        }),
+    },
+    ComparisonSpec {
+        id: "host_exec_vs_fork_exec",
+        label: "exec `true` via the agent on the host / local fork+exec",
+        krunbox: host::AGENT_TRUE,
+        baseline: host::LOCAL_TRUE,
+        target: Some(Target {
+            max_ratio: 1.3,
+            text: Cow::Borrowed("exec round trip <= 1.3x a local fork/exec"),
+        }),
+    },
+    ComparisonSpec {
+        id: "exec_true_vs_host_agent",
+        label: "exec `true` on a running VM / the agent as a host process",
+        krunbox: vm_cases::EXEC_TRUE,
+        baseline: host::AGENT_TRUE,
+        target: None,
+    },
+];
+
+/// What every case works with: the VM configuration, the run counts, the
+/// figures so far and the progress bar.
+pub struct Ctx {
+    rootfs: Option<PathBuf>,
+    runs: usize,
+    warmup: usize,
+    figures: Vec<Figure>,
+    timelines: Vec<vm_cases::TimelineSample>,
+    progress: ProgressBar,
+}
+
+impl Ctx {
+    /// The VM every case boots (512 MiB, 1 vCPU, the CLI's defaults).
+    fn vm(&self) -> VmConfig {
+        VmConfig::new(self.rootfs.clone().expect("VM cases resolve a rootfs")).memory_mib(512)
+    }
+
+    /// The rootfs directory.
+    fn rootfs(&self) -> &std::path::Path {
+        self.rootfs.as_deref().expect("VM cases resolve a rootfs")
+    }
+
+    /// All runs, warm-up first: iterate, and pass each to [`Ctx::sample`].
+    fn all_runs(&self) -> std::ops::Range<usize> {
+        0..self.warmup + self.runs
+    }
+
+    /// Adds `figure`, returning its index for [`Ctx::sample`].
+    fn figure(&mut self, figure: Figure) -> usize {
+        self.figures.push(figure);
+        self.figures.len() - 1
+    }
+
+    /// Records `elapsed` for figure `index`, unless `run` is a warm-up.
+    fn sample(&mut self, run: usize, index: usize, elapsed: Duration) {
+        if run >= self.warmup {
+            // Microseconds are plenty; more digits only bloat the JSON.
+            let ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+            self.figures[index].samples_ms.push(ms);
+        }
+        self.progress.inc(1);
+    }
+}
+
+pub fn bench(args: BenchArgs) -> i32 {
+    if let Some(saved) = &args.report {
+        return match show_saved(saved, args.svg.as_deref()) {
+            Ok(()) => 0,
+            Err(e) => super::report::fail(&e),
+        };
+    }
+    let cases = if args.cases.is_empty() {
+        Case::ALL.to_vec()
+    } else {
+        args.cases.clone()
+    };
+    if cases.iter().any(|c| c.needs_vm()) {
+        if let Some(code) = super::demo::refuse_unbootable_host() {
+            return code;
+        }
+    }
+    super::report::block_on(async move {
+        match run(args, cases).await {
+            Ok(()) => 0,
+            Err(e) => super::report::fail(&e),
+        }
+    })
+}
+
+async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
+    let rootfs = if cases.iter().any(|c| c.needs_vm()) {
+        Some(super::rootfs::resolve(args.rootfs.clone())?)
+    } else {
+        None
+    };
+    // Opened before the long run, so a bad path fails at once.
+    let json = args.json.as_deref().map(OutputFile::create).transpose()?;
+    let svg = args.svg.as_deref().map(OutputFile::create).transpose()?;
+    let (runs, warmup) = (args.runs as usize, args.warmup as usize);
+    let total: u64 = cases
+        .iter()
+        .map(|c| c.samples_per_run() * (runs + warmup) as u64)
+        .sum();
+    let mut ctx = Ctx {
+        rootfs,
+        runs,
+        warmup,
+        figures: Vec::new(),
+        timelines: Vec::new(),
+        progress: progress_bar(total),
+    };
+    for case in &cases {
+        ctx.progress.set_message(case.name());
+        match case {
+            Case::Boot => vm_cases::boot(&mut ctx).await?,
+            Case::Exec => vm_cases::exec(&mut ctx).await?,
+            Case::Provision => provision::provision(&mut ctx).await?,
+            Case::Copy => copy::copy(&mut ctx).await?,
+            Case::HostExec => host::host_exec(&mut ctx).await?,
+        }
+    }
+    ctx.progress.finish_and_clear();
+    let report = Report::new(
+        &ctx,
+        cases.iter().map(|c| Cow::Borrowed(c.name())).collect(),
+        &COMPARISONS,
+    );
+    // With the JSON on standard output, everything else goes to stderr.
+    let to_stdout = json.as_ref().is_some_and(OutputFile::is_stdout);
+    let say = |text: &str| {
+        if to_stdout {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    };
+    say(&report.table());
+    if let Some(file) = json {
+        if let Some(path) = file.write(&report.json())? {
+            say(&format!("samples and summary: {}\n", path.display()));
+        }
+    }
+    if let Some(file) = svg {
+        if let Some(path) = file.write(svg::chart(&report).as_bytes())? {
+            say(&format!("chart: {}\n", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// `--report FILE`: the table of a saved run, and its chart.
+fn show_saved(saved: &std::path::Path, svg: Option<&std::path::Path>) -> Result<(), BenchError> {
+    let report = Report::read(saved)?;
+    print!("{}", report.table());
+    if let Some(path) = svg {
+        if let Some(path) = OutputFile::create(path)?.write(svg::chart(&report).as_bytes())? {
+            println!("chart: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// A bar on standard error, redrawn at most twice a second (in the lab it
+/// travels over an emulated serial port).
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(2));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {bar:30} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    bar
+}

@@ -1,0 +1,342 @@
+//! The bench report: the table printed at the end, the JSON file with
+//! every sample, and output files written whole or not at all.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::BenchError;
+use super::stats::{Comparison, ComparisonSpec, Figure, Summary, Text};
+use super::vm_cases::TimelineSample;
+use super::{host, Ctx};
+
+/// Where and when the numbers were taken.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    /// krunbox's version.
+    pub krunbox_version: Text,
+    /// When the run ended (RFC 3339, UTC).
+    pub date: String,
+    /// Recorded runs per case.
+    pub runs: usize,
+    /// Unrecorded runs per case before them.
+    pub warmup: usize,
+    /// Samples per run of the host-exec figures.
+    pub host_exec_samples_per_run: usize,
+    /// The cases run.
+    pub cases: Vec<Text>,
+    /// The machine.
+    pub machine: Machine,
+}
+
+/// The machine the numbers come from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPU model.
+    pub cpu: String,
+    /// Online CPUs.
+    pub cpus: usize,
+    /// Memory in MiB.
+    pub memory_mib: u64,
+    /// Kernel release.
+    pub kernel: String,
+    /// What provides /dev/kvm.
+    pub kvm: String,
+    /// Whether this ran inside the nested QEMU lab (emulated CPU).
+    pub lab: bool,
+}
+
+/// One figure with its summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FigureReport {
+    /// The figure and its samples.
+    #[serde(flatten)]
+    pub figure: Figure,
+    /// min / p50 / p90 / max.
+    pub summary: Option<Summary>,
+    /// Throughput at the median, for transfers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mib_per_s: Option<f64>,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Where and when.
+    pub meta: Meta,
+    /// Every figure measured.
+    pub figures: Vec<FigureReport>,
+    /// Every comparison whose two figures were measured.
+    pub comparisons: Vec<Comparison>,
+    /// Comparisons left out because a case was not run.
+    pub not_measured: Vec<Text>,
+    /// Each recorded boot's phases.
+    pub timelines: Vec<TimelineSample>,
+}
+
+impl Report {
+    /// The report of a finished run.
+    pub fn new(ctx: &Ctx, cases: Vec<Text>, specs: &[ComparisonSpec]) -> Self {
+        let comparisons: Vec<Comparison> = specs
+            .iter()
+            .filter_map(|s| s.evaluate(&ctx.figures))
+            .collect();
+        let not_measured = specs
+            .iter()
+            .filter(|s| !comparisons.iter().any(|c| c.id == s.id))
+            .map(|s| Text::Borrowed(s.id))
+            .collect();
+        Self {
+            meta: Meta {
+                krunbox_version: Text::Borrowed(env!("CARGO_PKG_VERSION")),
+                date: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                runs: ctx.runs,
+                warmup: ctx.warmup,
+                host_exec_samples_per_run: host::SAMPLES_PER_RUN,
+                cases,
+                machine: Machine::probe(),
+            },
+            figures: ctx
+                .figures
+                .iter()
+                .map(|f| FigureReport {
+                    figure: f.clone(),
+                    summary: f.summary(),
+                    mib_per_s: f.mib_per_s(),
+                })
+                .collect(),
+            comparisons,
+            not_measured,
+            timelines: ctx.timelines.clone(),
+        }
+    }
+
+    /// Reads a report written by [`Report::json`].
+    pub fn read(path: &Path) -> Result<Self, BenchError> {
+        let bytes = std::fs::read(path).map_err(|source| BenchError::ReportRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| BenchError::ReportParse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The JSON document.
+    pub fn json(&self) -> Vec<u8> {
+        let mut json = serde_json::to_vec_pretty(self).expect("the report serializes");
+        json.push(b'\n');
+        json
+    }
+
+    /// The median of one timeline phase over the recorded boots.
+    pub fn timeline_p50(&self, phase: fn(&TimelineSample) -> Option<f64>) -> Option<f64> {
+        let values: Vec<f64> = self.timelines.iter().filter_map(phase).collect();
+        Summary::of(&values).map(|s| s.p50)
+    }
+
+    /// The table printed at the end of a run.
+    pub fn table(&self) -> String {
+        let m = &self.meta;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "krunbox bench: {} recorded runs per case after {} warm-up; {}",
+            m.runs, m.warmup, m.date
+        );
+        let _ = writeln!(out, "machine: {}", m.machine.describe());
+        if m.machine.lab {
+            let _ = writeln!(
+                out,
+                "note: in the nested lab QEMU emulates the CPU: absolute times are slow; \
+                 only the ratios carry over to hardware KVM"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<58} {:>9} {:>9} {:>9} {:>9}  (ms)",
+            "figure", "min", "p50", "p90", "max"
+        );
+        for f in &self.figures {
+            let Some(s) = f.summary else { continue };
+            let _ = write!(
+                out,
+                "{:<58} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                f.figure.label, s.min, s.p50, s.p90, s.max
+            );
+            if let Some(rate) = f.mib_per_s {
+                let _ = write!(out, "  {rate:.1} MiB/s");
+            }
+            out.push('\n');
+        }
+        if !self.timelines.is_empty() {
+            let p = |phase| {
+                self.timeline_p50(phase)
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+            };
+            let _ = writeln!(
+                out,
+                "\nboot timeline (median of {} boots, ms after spawning the runner): \
+                 libkrun configured {}, krun_start_enter {}, agent started ~{}, \
+                 agent ready {}, first exec done {}",
+                self.timelines.len(),
+                p(|t| t.configured_ms),
+                p(|t| t.entered_ms),
+                p(|t| t.agent_started_ms),
+                p(|t| t.ready_ms),
+                p(|t| t.first_exec_ms),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<82} {:>9} {:>9} {:>8}  target",
+            "comparison (ratio of medians, same run)", "krunbox", "baseline", "ratio"
+        );
+        for c in &self.comparisons {
+            let _ = write!(
+                out,
+                "{:<82} {:>9.2} {:>9.2} {:>7.3}x",
+                c.label, c.krunbox_p50_ms, c.baseline_p50_ms, c.ratio
+            );
+            if c.ratio < 0.9 && c.ratio > 0.0 {
+                let _ = write!(out, " ({:.1}x faster)", 1.0 / c.ratio);
+            }
+            if let (Some(t), Some(met)) = (&c.target, c.met) {
+                let verdict = if met { "met" } else { "NOT met" };
+                let _ = write!(out, "  {}: {verdict}", t.text);
+            }
+            out.push('\n');
+        }
+        for id in &self.not_measured {
+            let _ = writeln!(out, "{id}: not measured (its cases were not run)");
+        }
+        out
+    }
+}
+
+impl Machine {
+    /// Looks at this machine.
+    pub fn probe() -> Self {
+        let read = |path| std::fs::read_to_string(path).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|rest| rest.split_once(':'))
+            .map_or_else(|| "unknown CPU".to_owned(), |(_, v)| v.trim().to_owned());
+        let memory_mib = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib / 1024);
+        Self {
+            cpu,
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            memory_mib,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            kvm: krunbox::host::Kvm::probe().describe(),
+            lab: std::env::var_os("KRUNBOX_LAB").is_some_and(|v| v == "1"),
+        }
+    }
+
+    /// One line for the table.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, {} CPUs, {} MiB, Linux {}{}; {}",
+            self.cpu,
+            self.cpus,
+            self.memory_mib,
+            self.kernel,
+            if self.lab {
+                " (nested QEMU lab, emulated CPU)"
+            } else {
+                ""
+            },
+            self.kvm
+        )
+    }
+}
+
+/// An output file, written under a temporary name beside it and renamed
+/// into place, so a failed run leaves no half-written file; or standard
+/// output (`-`).
+pub enum OutputFile {
+    /// `-`.
+    Stdout,
+    /// A file.
+    File {
+        /// The final path.
+        path: PathBuf,
+        /// The file being written.
+        temp: tempfile::NamedTempFile,
+    },
+}
+
+impl OutputFile {
+    /// Checks now that `path` can be written (before a long run).
+    pub fn create(path: &Path) -> Result<Self, BenchError> {
+        if path == Path::new("-") {
+            return Ok(OutputFile::Stdout);
+        }
+        let failed = |source| BenchError::Output {
+            path: path.to_owned(),
+            source,
+        };
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if path.is_dir() {
+            return Err(failed(std::io::Error::other("it is a directory")));
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(".krunbox-bench-")
+            .tempfile_in(parent)
+            .map_err(failed)?;
+        Ok(OutputFile::File {
+            path: path.to_owned(),
+            temp,
+        })
+    }
+
+    /// Whether this is standard output.
+    pub fn is_stdout(&self) -> bool {
+        matches!(self, OutputFile::Stdout)
+    }
+
+    /// Writes `bytes` (and renames the file into place); returns the
+    /// file's path, `None` for standard output.
+    pub fn write(self, bytes: &[u8]) -> Result<Option<PathBuf>, BenchError> {
+        let (path, mut temp) = match self {
+            OutputFile::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes)
+                    .and_then(|()| out.flush())
+                    .map_err(|source| BenchError::Output {
+                        path: "-".into(),
+                        source,
+                    })?;
+                return Ok(None);
+            }
+            OutputFile::File { path, temp } => (path, temp),
+        };
+        let failed = |path: &Path| {
+            let path = path.to_owned();
+            move |source| BenchError::Output { path, source }
+        };
+        temp.write_all(bytes)
+            .and_then(|()| temp.as_file().sync_all())
+            .map_err(failed(&path))?;
+        // Readable like any file the user writes, not 0600.
+        let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+        let _ = temp.as_file().set_permissions(mode);
+        temp.persist(&path)
+            .map_err(|e| e.error)
+            .map_err(failed(&path))?;
+        Ok(Some(path))
+    }
+}

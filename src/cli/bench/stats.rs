@@ -1,0 +1,217 @@
+//! What `bench` measures and reports: figures (samples of one quantity),
+//! their summaries, and comparisons of two figures from the same run.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+/// A name or label: static when measured, owned when read back from JSON.
+pub type Text = Cow<'static, str>;
+
+/// One measured quantity and its samples, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Figure {
+    /// Stable name, e.g. `boot.agent_ready`.
+    pub id: Text,
+    /// What it is, for people.
+    pub label: Text,
+    /// Bytes moved per sample, for throughput figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Every sample after warm-up, in milliseconds, in the order taken.
+    pub samples_ms: Vec<f64>,
+}
+
+impl Figure {
+    /// An empty figure.
+    pub fn new(id: &'static str, label: &'static str) -> Self {
+        Self {
+            id: Cow::Borrowed(id),
+            label: Cow::Borrowed(label),
+            bytes: None,
+            samples_ms: Vec::new(),
+        }
+    }
+
+    /// An empty figure of a transfer of `bytes` per sample.
+    pub fn transfer(id: &'static str, label: &'static str, bytes: u64) -> Self {
+        Self {
+            bytes: Some(bytes),
+            ..Self::new(id, label)
+        }
+    }
+
+    /// min / p50 / p90 / max of the samples; `None` without samples.
+    pub fn summary(&self) -> Option<Summary> {
+        Summary::of(&self.samples_ms)
+    }
+
+    /// Throughput at the median, in MiB/s, for transfer figures.
+    pub fn mib_per_s(&self) -> Option<f64> {
+        let p50 = self.summary()?.p50;
+        let bytes = self.bytes? as f64;
+        (p50 > 0.0).then(|| bytes / (1024.0 * 1024.0) / (p50 / 1e3))
+    }
+}
+
+/// Order statistics of a figure's samples (nearest rank).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Number of samples.
+    pub n: usize,
+    /// Smallest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Summary {
+    /// The summary of `samples`; `None` when there are none.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let rank = |q: f64| {
+            let index = (q * sorted.len() as f64).ceil() as usize;
+            sorted[index.clamp(1, sorted.len()) - 1]
+        };
+        Some(Self {
+            n: sorted.len(),
+            min: sorted[0],
+            p50: rank(0.5),
+            p90: rank(0.9),
+            max: sorted[sorted.len() - 1],
+        })
+    }
+}
+
+/// A design target for a comparison's ratio (krunbox p50 / baseline p50).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Target {
+    /// The ratio must be at most this.
+    pub max_ratio: f64,
+    /// The target as DESIGN.md states it.
+    pub text: Text,
+}
+
+/// How krunbox fares against a baseline: two figures of the same run.
+#[derive(Debug, Clone)]
+pub struct ComparisonSpec {
+    /// Stable name.
+    pub id: &'static str,
+    /// What is compared, for people.
+    pub label: &'static str,
+    /// The krunbox figure's id.
+    pub krunbox: &'static str,
+    /// The baseline figure's id.
+    pub baseline: &'static str,
+    /// The DESIGN.md target, when there is one.
+    pub target: Option<Target>,
+}
+
+/// A comparison with its measured ratio.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Stable name.
+    pub id: Text,
+    /// What is compared.
+    pub label: Text,
+    /// The krunbox figure's id.
+    pub krunbox: Text,
+    /// The baseline figure's id.
+    pub baseline: Text,
+    /// krunbox p50 in ms.
+    pub krunbox_p50_ms: f64,
+    /// Baseline p50 in ms.
+    pub baseline_p50_ms: f64,
+    /// krunbox p50 / baseline p50: below 1, krunbox is faster.
+    pub ratio: f64,
+    /// The design target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// Whether the target is met (`None` without a target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub met: Option<bool>,
+}
+
+impl ComparisonSpec {
+    /// The comparison, if both figures were measured.
+    pub fn evaluate(&self, figures: &[Figure]) -> Option<Comparison> {
+        let p50 = |id: &str| {
+            figures
+                .iter()
+                .find(|f| f.id == id)?
+                .summary()
+                .map(|s| s.p50)
+        };
+        let (krunbox, baseline) = (p50(self.krunbox)?, p50(self.baseline)?);
+        let ratio = if baseline > 0.0 {
+            krunbox / baseline
+        } else {
+            f64::INFINITY
+        };
+        Some(Comparison {
+            id: Cow::Borrowed(self.id),
+            label: Cow::Borrowed(self.label),
+            krunbox: Cow::Borrowed(self.krunbox),
+            baseline: Cow::Borrowed(self.baseline),
+            krunbox_p50_ms: krunbox,
+            baseline_p50_ms: baseline,
+            ratio,
+            met: self.target.as_ref().map(|t| ratio <= t.max_ratio),
+            target: self.target.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let s = Summary::of(&[5.0, 1.0, 4.0, 2.0, 3.0]).unwrap();
+        assert_eq!((s.n, s.min, s.p50, s.p90, s.max), (5, 1.0, 3.0, 5.0, 5.0));
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        let s = Summary::of(&ten).unwrap();
+        assert_eq!((s.p50, s.p90), (5.0, 9.0));
+        let one = Summary::of(&[7.0]).unwrap();
+        assert_eq!((one.min, one.p50, one.p90, one.max), (7.0, 7.0, 7.0, 7.0));
+        assert!(Summary::of(&[]).is_none());
+    }
+
+    #[test]
+    fn comparison_ratio_and_target() {
+        let mut a = Figure::new("a", "a");
+        a.samples_ms = vec![2.0, 2.0, 2.0];
+        let mut b = Figure::new("b", "b");
+        b.samples_ms = vec![1.0, 1.0, 1.0];
+        let spec = ComparisonSpec {
+            id: "a_vs_b",
+            label: "a against b",
+            krunbox: "a",
+            baseline: "b",
+            target: Some(Target {
+                max_ratio: 1.5,
+                text: Cow::Borrowed("a <= 1.5x b"),
+            }),
+        };
+        let c = spec.evaluate(&[a.clone(), b]).unwrap();
+        assert_eq!(c.ratio, 2.0);
+        assert_eq!(c.met, Some(false));
+        assert!(spec.evaluate(&[a]).is_none(), "a missing baseline");
+    }
+
+    #[test]
+    fn throughput_at_the_median() {
+        let mut f = Figure::transfer("copy", "copy", 64 << 20);
+        f.samples_ms = vec![500.0, 1000.0, 2000.0];
+        assert_eq!(f.mib_per_s(), Some(64.0));
+    }
+}

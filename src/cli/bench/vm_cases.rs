@@ -1,0 +1,195 @@
+//! The boot and exec cases: each against booting a VM the bare way.
+
+use std::time::Instant;
+
+use krunbox::client::Command;
+use krunbox::vm::{BootTimeline, VmConfig};
+use serde::{Deserialize, Serialize};
+
+use super::error::BenchError;
+use super::stats::Figure;
+use super::Ctx;
+
+/// Runner spawned → the agent's hello accepted.
+pub const BOOT_READY: &str = "boot.agent_ready";
+/// Bare libkrun: boot the same rootfs, run `/bin/true`, exit.
+pub const BOOT_FLOOR: &str = "boot.floor_true";
+/// Exec `true` through the agent of a running VM.
+pub const EXEC_TRUE: &str = "exec.true_running_vm";
+/// Exec a command printing 1 MiB through the agent of a running VM.
+pub const EXEC_1MIB: &str = "exec.1mib_running_vm";
+/// `true` as the workload of a fresh VM.
+pub const FRESH_TRUE: &str = "exec.true_fresh_vm";
+/// The 1 MiB command as the workload of a fresh VM, output collected.
+pub const FRESH_1MIB: &str = "exec.1mib_fresh_vm";
+
+const MIB: usize = 1 << 20;
+
+/// The command printing 1 MiB.
+const PRINT_1MIB: [&str; 3] = ["head", "-c", "1048576"];
+
+/// One boot's phases, in ms from spawning the runner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimelineSample {
+    /// libkrun configured.
+    pub configured_ms: Option<f64>,
+    /// `krun_start_enter` called.
+    pub entered_ms: Option<f64>,
+    /// The agent started, estimated: entered + its guest uptime then.
+    pub agent_started_ms: Option<f64>,
+    /// The guest's uptime when the agent started (kernel and init).
+    pub agent_started_uptime_ms: Option<f64>,
+    /// The host accepted the agent's hello.
+    pub ready_ms: Option<f64>,
+    /// The first exec (`true`) ended.
+    pub first_exec_ms: Option<f64>,
+}
+
+impl From<&BootTimeline> for TimelineSample {
+    fn from(t: &BootTimeline) -> Self {
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        Self {
+            configured_ms: ms(t.configured),
+            entered_ms: ms(t.entered),
+            agent_started_ms: ms(t.agent_started_estimate()),
+            agent_started_uptime_ms: ms(t.agent_started_uptime),
+            ready_ms: ms(t.ready),
+            first_exec_ms: ms(t.first_exec),
+        }
+    }
+}
+
+/// Boot to agent ready (and the first exec, for the timeline), against
+/// bare libkrun booting the same rootfs and exiting `/bin/true` through
+/// `krun_set_exec`: the same runner process, no agent. Interleaved, so
+/// both see the same load.
+pub async fn boot(ctx: &mut Ctx) -> Result<(), BenchError> {
+    const CASE: &str = "boot";
+    let ready = ctx.figure(Figure::new(
+        BOOT_READY,
+        "boot to agent ready (spawn runner -> agent hello)",
+    ));
+    let floor = ctx.figure(Figure::new(
+        BOOT_FLOOR,
+        "bare libkrun: boot, run /bin/true, exit (no agent)",
+    ));
+    let config = ctx.vm();
+    for run in ctx.all_runs() {
+        let t = Instant::now();
+        let vm = config.boot().await.map_err(BenchError::vm(CASE))?;
+        let elapsed = t.elapsed();
+        ctx.sample(run, ready, elapsed);
+        let out = vm
+            .agent()
+            .exec(&Command::new("true"))
+            .await
+            .map_err(BenchError::agent(CASE, "the first exec"))?;
+        if !out.status.success() {
+            return Err(BenchError::wrong(
+                CASE,
+                format!("`true` in the VM: {:?}", out.status),
+            ));
+        }
+        if run >= ctx.warmup {
+            ctx.timelines.push(TimelineSample::from(&vm.timeline()));
+        }
+        vm.kill().await;
+
+        let t = Instant::now();
+        one_shot(CASE, &config, &["/bin/true"], 0)?;
+        ctx.sample(run, floor, t.elapsed());
+    }
+    Ok(())
+}
+
+/// Exec round trips on one running VM (`true`, and a command printing
+/// 1 MiB), against booting a fresh VM for each command.
+pub async fn exec(ctx: &mut Ctx) -> Result<(), BenchError> {
+    const CASE: &str = "exec";
+    let running_true = ctx.figure(Figure::new(EXEC_TRUE, "exec `true` on a running VM"));
+    let running_1mib = ctx.figure(Figure::new(
+        EXEC_1MIB,
+        "exec printing 1 MiB on a running VM",
+    ));
+    let fresh_true = ctx.figure(Figure::new(FRESH_TRUE, "`true` in a fresh VM"));
+    let fresh_1mib = ctx.figure(Figure::new(FRESH_1MIB, "printing 1 MiB in a fresh VM"));
+    let config = ctx.vm();
+    let vm = config.boot().await.map_err(BenchError::vm(CASE))?;
+    let print_1mib = Command::new(PRINT_1MIB[0]).args([PRINT_1MIB[1], PRINT_1MIB[2], "/dev/zero"]);
+    for run in ctx.all_runs() {
+        let t = Instant::now();
+        let out = vm
+            .agent()
+            .exec(&Command::new("true"))
+            .await
+            .map_err(BenchError::agent(CASE, "exec `true`"))?;
+        let elapsed = t.elapsed();
+        if !out.status.success() {
+            return Err(BenchError::wrong(
+                CASE,
+                format!("`true` in the VM: {:?}", out.status),
+            ));
+        }
+        ctx.sample(run, running_true, elapsed);
+
+        let t = Instant::now();
+        let out = vm
+            .agent()
+            .exec(&print_1mib)
+            .await
+            .map_err(BenchError::agent(CASE, "exec printing 1 MiB"))?;
+        let elapsed = t.elapsed();
+        if !out.status.success() || out.stdout.len() != MIB {
+            return Err(BenchError::wrong(
+                CASE,
+                format!(
+                    "the 1 MiB command printed {} bytes ({:?})",
+                    out.stdout.len(),
+                    out.status
+                ),
+            ));
+        }
+        ctx.sample(run, running_1mib, elapsed);
+
+        let t = Instant::now();
+        one_shot(CASE, &config, &["true"], 0)?;
+        ctx.sample(run, fresh_true, t.elapsed());
+
+        let t = Instant::now();
+        one_shot(
+            CASE,
+            &config,
+            &[PRINT_1MIB[0], PRINT_1MIB[1], PRINT_1MIB[2], "/dev/zero"],
+            MIB,
+        )?;
+        ctx.sample(run, fresh_1mib, t.elapsed());
+    }
+    vm.kill().await;
+    Ok(())
+}
+
+/// Boots a VM running `argv`, collects its output and checks that it
+/// exited 0 having printed `stdout_len` bytes.
+fn one_shot(
+    case: &'static str,
+    config: &VmConfig,
+    argv: &[&str],
+    stdout_len: usize,
+) -> Result<(), BenchError> {
+    let out = config
+        .command(argv.iter().copied())
+        .output()
+        .map_err(BenchError::vm(case))?;
+    if !out.status.success() || out.stdout.len() != stdout_len {
+        return Err(BenchError::wrong(
+            case,
+            format!(
+                "a fresh VM running {argv:?} printed {} bytes ({}); stderr: {}",
+                out.stdout.len(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            ),
+        ));
+    }
+    Ok(())
+}
