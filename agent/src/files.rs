@@ -11,7 +11,9 @@ use krunbox_proto::{
     CHUNK_SIZE,
 };
 
-use crate::transport::{FrameReader, FrameWriter, TransportError};
+use krunbox_proto::ReadError;
+
+use crate::transport::{FrameReader, FrameWriter};
 
 /// File operation failures.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,7 @@ pub enum FilesError {
     Protocol(String),
     /// Reading from the host failed.
     #[error("reading from the host")]
-    Recv(#[source] TransportError),
+    Recv(#[source] ReadError),
     /// Writing to the host failed.
     #[error("sending to the host")]
     Send(#[source] io::Error),

@@ -44,6 +44,7 @@ mod codec;
 mod frame;
 mod message;
 pub mod path;
+pub mod reader;
 pub mod tree;
 
 pub use codec::{FrameDecoder, FrameError};
@@ -55,3 +56,4 @@ pub use message::{
     Control, ErrorKind, ErrorReply, ExecRequest, ExitStatus, FileKind, FileStat, Hello, HelloAck,
     OutputRange, ProcessInfo, ProvisionOp, Reply, Request, TreeEntry, WinSize,
 };
+pub use reader::{FrameReader, ReadError};

@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use krunbox_proto::{ErrorReply, Frame, FrameDecoder, FrameType, Reply};
+use krunbox_proto::{ErrorReply, Frame, FrameReader, FrameType, ReadError, Reply};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
@@ -54,12 +53,10 @@ pub(crate) fn expect_reply(op: &'static str, frame: Frame) -> Result<Reply, Clie
     }
 }
 
-/// The reading half: a decoder over a buffer.
+/// The reading half: the protocol crate's frame reader over the socket.
 #[derive(Debug)]
 pub(crate) struct FrameRecv {
-    read: OwnedReadHalf,
-    buf: BytesMut,
-    decoder: FrameDecoder,
+    reader: FrameReader<OwnedReadHalf>,
     op: &'static str,
 }
 
@@ -67,27 +64,10 @@ impl FrameRecv {
     /// The next frame, `None` on a clean close; no timeout.
     pub(crate) async fn recv_opt(&mut self) -> Result<Option<Frame>, ClientError> {
         let op = self.op;
-        loop {
-            if let Some(frame) = self
-                .decoder
-                .decode(&mut self.buf)
-                .map_err(|source| ClientError::Frame { op, source })?
-            {
-                return Ok(Some(frame));
-            }
-            self.buf.reserve(64 * 1024);
-            let n = self
-                .read
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|source| ClientError::Io { op, source })?;
-            if n == 0 {
-                return self
-                    .decoder
-                    .decode_eof(&mut self.buf)
-                    .map_err(|source| ClientError::Frame { op, source });
-            }
-        }
+        self.reader.read_frame_async().await.map_err(|e| match e {
+            ReadError::Io(source) => ClientError::Io { op, source },
+            ReadError::Frame(source) => ClientError::Frame { op, source },
+        })
     }
 
     /// The next frame within `timeout`; a close is [`ClientError::Closed`].
@@ -138,16 +118,30 @@ impl FrameRecv {
 pub(crate) struct FrameSend {
     write: OwnedWriteHalf,
     op: &'static str,
+    stall_limit: Option<Duration>,
 }
 
 impl FrameSend {
+    /// From now on, a frame that the agent does not take within `limit`
+    /// (it stopped reading) fails the send with [`ClientError::Timeout`].
+    /// For transfers; an exec's stdin may wait on its process for as long
+    /// as the exec runs.
+    pub(crate) fn limit_stalls(&mut self, limit: Duration) {
+        self.stall_limit = Some(limit);
+    }
+
     /// Sends one frame.
     pub(crate) async fn send(&mut self, frame: &Frame) -> Result<(), ClientError> {
         let op = self.op;
-        self.write
-            .write_all(&frame.to_bytes())
-            .await
-            .map_err(|source| ClientError::Io { op, source })
+        let bytes = frame.to_bytes();
+        let write = self.write.write_all(&bytes);
+        let written = match self.stall_limit {
+            Some(after) => tokio::time::timeout(after, write)
+                .await
+                .map_err(|_| ClientError::Timeout { op, after })?,
+            None => write.await,
+        };
+        written.map_err(|source| ClientError::Io { op, source })
     }
 }
 
@@ -164,12 +158,14 @@ impl OpsConn {
         let (read, write) = stream.into_split();
         Self {
             recv: FrameRecv {
-                read,
-                buf: BytesMut::with_capacity(64 * 1024),
-                decoder: FrameDecoder::new(),
+                reader: FrameReader::new(read),
                 op,
             },
-            send: FrameSend { write, op },
+            send: FrameSend {
+                write,
+                op,
+                stall_limit: None,
+            },
         }
     }
 
