@@ -379,7 +379,7 @@ impl TreeReceiver {
             merge_into(&staging, &self.dest)?;
             fs::remove_dir(&staging).map_err(TreeError::io("removing", &staging))?;
         } else {
-            fs::rename(&staging, &self.dest).map_err(TreeError::io("renaming into", &self.dest))?;
+            move_over(&staging, &self.dest, self.root_is_dir)?;
         }
         self.staging = None;
         if self.root_is_dir {
@@ -430,10 +430,21 @@ fn merge_into(from: &Path, into: &Path) -> Result<(), TreeError> {
                 .map_err(TreeError::io("setting mode of", &dst))?;
             fs::remove_dir(&src).map_err(TreeError::io("removing", &src))?;
         } else {
-            fs::rename(&src, &dst).map_err(TreeError::io("renaming into", &dst))?;
+            move_over(&src, &dst, src_is_dir)?;
         }
     }
     Ok(())
+}
+
+/// Renames `src` to `dst`, replacing a file or symlink at `dst`. A
+/// directory cannot be renamed over a non-directory, so for a directory
+/// `src` such a `dst` is removed first (a symlink is never followed).
+fn move_over(src: &Path, dst: &Path, src_is_dir: bool) -> Result<(), TreeError> {
+    let dst_is_other = fs::symlink_metadata(dst).is_ok_and(|m| !m.is_dir());
+    if src_is_dir && dst_is_other {
+        fs::remove_file(dst).map_err(TreeError::io("replacing", dst))?;
+    }
+    fs::rename(src, dst).map_err(TreeError::io("renaming into", dst))
 }
 
 /// What one item of a [`CopyPlan`] is.
