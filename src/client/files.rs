@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use krunbox_proto::tree::{CopyPlan, PlanKind, TreeLimits, TreeReceiver};
+use krunbox_proto::tree::{CopyPlan, PlanKind, TreeLimits, TreeReceiver, TreeStreamError};
 use krunbox_proto::{
     stream, ErrorKind, ErrorReply, FileStat, Frame, FrameType, ProvisionOp, Reply, Request,
     TreeEntry, CHUNK_SIZE,
@@ -300,18 +300,16 @@ impl AgentClient {
                 .recv
                 .recv_within(config.idle_timeout, deadline, total)
                 .await?;
-            match (frame.frame_type, frame.stream) {
-                (FrameType::Entry, _) => {
-                    let entry: TreeEntry = frame
-                        .parse_json()
-                        .map_err(|source| ClientError::Payload { op: OP, source })?;
-                    if rx.entry(&entry).map_err(tree)? {
-                        break;
-                    }
+            match rx.frame(&frame) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(TreeStreamError::Payload(source)) => {
+                    return Err(ClientError::Payload { op: OP, source })
                 }
-                (FrameType::Data, stream::FILE) => rx.data(&frame.payload).map_err(tree)?,
-                (FrameType::Eof, stream::FILE) => rx.end_file().map_err(tree)?,
-                _ => return Err(connection::unexpected(OP, &frame)),
+                Err(TreeStreamError::Tree(source)) => return Err(tree(source)),
+                Err(TreeStreamError::Unexpected { .. }) => {
+                    return Err(connection::unexpected(OP, &frame))
+                }
             }
         }
         let frame = conn
