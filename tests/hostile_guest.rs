@@ -29,6 +29,7 @@ fn short() -> ClientConfig {
         max_output: 1 << 20,
         max_copy_entries: 10_000,
         max_copy_bytes: 8 << 20,
+        liveness_timeout: Duration::from_secs(2),
         ..ClientConfig::default()
     }
 }
@@ -494,6 +495,37 @@ async fn a_dead_agent_is_reported() {
     agent.garble_announce();
     guarded(agent.client.closed()).await;
     assert!(!agent.client.is_alive());
+}
+
+#[tokio::test]
+async fn a_halted_guest_is_noticed_and_ends_waits() {
+    // Connections stay open, but the pings stop: every wait ends.
+    let agent = double(vec![Act::Silence]).await;
+    let session = guarded(
+        agent
+            .client
+            .exec_streaming(&Command::new("sleep").timeout(Duration::from_secs(3600))),
+    )
+    .await
+    .unwrap();
+    let src = agent.dir.path().join("big.bin");
+    std::fs::write(&src, vec![7u8; 16 << 20]).unwrap();
+    let client = agent.client.clone();
+    let copy = tokio::spawn(async move { client.copy_in(&src, "/dest").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.freeze();
+    guarded(agent.client.closed()).await;
+    assert!(!agent.client.is_alive());
+    let err = guarded(session.collect(1 << 20)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Gone { .. }), "{err:?}");
+    let err = guarded(copy).await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, ClientError::Gone { .. } | ClientError::Timeout { .. }),
+        "{err:?}"
+    );
+    // New operations fail at once.
+    let err = guarded(agent.client.stat("/x")).await.unwrap_err();
+    assert!(matches!(err, ClientError::Gone { .. }), "{err:?}");
 }
 
 #[tokio::test]

@@ -25,7 +25,8 @@ use std::thread;
 use std::time::Duration;
 
 use krunbox_proto::{
-    ErrorKind, ErrorReply, Frame, FrameType, Hello, HelloAck, ReadError, Reply, Request, VERSION,
+    ErrorKind, ErrorReply, Frame, FrameType, Hello, HelloAck, ReadError, Reply, Request,
+    PING_INTERVAL, VERSION,
 };
 use nix::time::{clock_gettime, ClockId};
 
@@ -197,6 +198,14 @@ fn run(transport: Transport) -> Result<(), String> {
         let _ = reader_conn_clear_timeout(&reader);
     }
 
+    // Signs of life for the host, which cannot tell a halted guest (whose
+    // connections stay open) from a quiet one otherwise.
+    let pinger = writer.clone();
+    thread::spawn(move || {
+        while pinger.send(&Frame::ping()).is_ok() {
+            thread::sleep(PING_INTERVAL);
+        }
+    });
     if std::process::id() == 1 {
         thread::spawn(children::reap_orphans);
     }

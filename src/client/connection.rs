@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
+use tokio::sync::watch;
 
 use super::ClientError;
 
@@ -53,21 +54,41 @@ pub(crate) fn expect_reply(op: &'static str, frame: Frame) -> Result<Reply, Clie
     }
 }
 
+/// Whether the agent lives (`false` once it is gone), for an operation to
+/// stop waiting on a dead agent.
+pub(crate) type Liveness = watch::Receiver<bool>;
+
+/// Resolves once the agent is gone (or its client with its watcher).
+async fn gone(alive: &mut Option<Liveness>) {
+    match alive {
+        Some(alive) => {
+            let _ = alive.wait_for(|up| !*up).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The reading half: the protocol crate's frame reader over the socket.
 #[derive(Debug)]
 pub(crate) struct FrameRecv {
     reader: FrameReader<OwnedReadHalf>,
     op: &'static str,
+    alive: Option<Liveness>,
 }
 
 impl FrameRecv {
-    /// The next frame, `None` on a clean close; no timeout.
+    /// The next frame, `None` on a clean close, [`ClientError::Gone`] once
+    /// the agent is; no timeout. Frames already sent are read first.
     pub(crate) async fn recv_opt(&mut self) -> Result<Option<Frame>, ClientError> {
         let op = self.op;
-        self.reader.read_frame_async().await.map_err(|e| match e {
-            ReadError::Io(source) => ClientError::Io { op, source },
-            ReadError::Frame(source) => ClientError::Frame { op, source },
-        })
+        tokio::select! {
+            biased;
+            read = self.reader.read_frame_async() => read.map_err(|e| match e {
+                ReadError::Io(source) => ClientError::Io { op, source },
+                ReadError::Frame(source) => ClientError::Frame { op, source },
+            }),
+            () = gone(&mut self.alive) => Err(ClientError::Gone { op }),
+        }
     }
 
     /// The next frame within `timeout`; a close is [`ClientError::Closed`].
@@ -119,6 +140,7 @@ pub(crate) struct FrameSend {
     write: OwnedWriteHalf,
     op: &'static str,
     stall_limit: Option<Duration>,
+    alive: Option<Liveness>,
 }
 
 impl FrameSend {
@@ -130,18 +152,25 @@ impl FrameSend {
         self.stall_limit = Some(limit);
     }
 
-    /// Sends one frame.
+    /// Sends one frame; fails with [`ClientError::Gone`] if the agent goes
+    /// while the frame waits for room.
     pub(crate) async fn send(&mut self, frame: &Frame) -> Result<(), ClientError> {
         let op = self.op;
         let bytes = frame.to_bytes();
-        let write = self.write.write_all(&bytes);
-        let written = match self.stall_limit {
-            Some(after) => tokio::time::timeout(after, write)
-                .await
-                .map_err(|_| ClientError::Timeout { op, after })?,
-            None => write.await,
+        let write = async {
+            match self.stall_limit {
+                Some(after) => tokio::time::timeout(after, self.write.write_all(&bytes))
+                    .await
+                    .map_err(|_| ClientError::Timeout { op, after })?,
+                None => self.write.write_all(&bytes).await,
+            }
+            .map_err(|source| ClientError::Io { op, source })
         };
-        written.map_err(|source| ClientError::Io { op, source })
+        tokio::select! {
+            biased;
+            written = write => written,
+            () = gone(&mut self.alive) => Err(ClientError::Gone { op }),
+        }
     }
 }
 
@@ -153,18 +182,25 @@ pub(crate) struct OpsConn {
 }
 
 impl OpsConn {
-    /// Wraps a connected stream.
-    pub(crate) fn from_stream(stream: UnixStream, op: &'static str) -> Self {
+    /// Wraps a connected stream; with `alive`, its waits end when the agent
+    /// is gone.
+    pub(crate) fn from_stream(
+        stream: UnixStream,
+        op: &'static str,
+        alive: Option<Liveness>,
+    ) -> Self {
         let (read, write) = stream.into_split();
         Self {
             recv: FrameRecv {
                 reader: FrameReader::new(read),
                 op,
+                alive: alive.clone(),
             },
             send: FrameSend {
                 write,
                 op,
                 stall_limit: None,
+                alive,
             },
         }
     }
@@ -174,6 +210,7 @@ impl OpsConn {
         path: &Path,
         timeout: Duration,
         op: &'static str,
+        alive: Liveness,
     ) -> Result<Self, ClientError> {
         let stream = tokio::time::timeout(timeout, connect_retrying(path))
             .await
@@ -182,7 +219,7 @@ impl OpsConn {
                 path: path.to_owned(),
                 source,
             })?;
-        Ok(Self::from_stream(stream, op))
+        Ok(Self::from_stream(stream, op, Some(alive)))
     }
 
     /// When a send failed because the agent gave up and closed, the reason

@@ -45,6 +45,10 @@ pub enum Act {
     Silence,
 }
 
+/// How often the double pings (faster than the real agent, so that tests
+/// can use short liveness timeouts).
+const PING_EVERY: Duration = Duration::from_millis(100);
+
 /// What the double does for a request.
 pub type Script = Arc<dyn Fn(&Request) -> Vec<Act> + Send + Sync>;
 
@@ -67,6 +71,7 @@ enum AnnounceMode {
     Open,
     Flood,
     Garbage,
+    Frozen,
     Closed,
 }
 
@@ -123,6 +128,11 @@ impl HostileAgent {
         let _ = self.announce.send(AnnounceMode::Flood);
     }
 
+    /// The guest "halts": connections stay open, pings stop.
+    pub fn freeze(&self) {
+        let _ = self.announce.send(AnnounceMode::Frozen);
+    }
+
     /// Sends bytes that are not a frame on the announce connection.
     pub fn garble_announce(&self) {
         let _ = self.announce.send(AnnounceMode::Garbage);
@@ -154,14 +164,17 @@ async fn announce_side(
     let noise = Frame::data(stream::STDOUT, vec![b'!'; 64 * 1024])
         .unwrap()
         .to_bytes();
+    let ping = Frame::ping().to_bytes();
     let mut sink = vec![0u8; 4096];
     loop {
         let now = *mode.borrow_and_update();
         match now {
             AnnounceMode::Closed => return,
-            AnnounceMode::Garbage => {
-                let _ = conn.write_all(b"not a frame at all").await;
-                // Then holds the connection until told otherwise.
+            AnnounceMode::Garbage | AnnounceMode::Frozen => {
+                if now == AnnounceMode::Garbage {
+                    let _ = conn.write_all(b"not a frame at all").await;
+                }
+                // Then holds the connection, silent, until told otherwise.
                 if mode.changed().await.is_err() {
                     return;
                 }
@@ -182,6 +195,9 @@ async fn announce_side(
                     }
                     changed = mode.changed() => {
                         if changed.is_err() { return; }
+                    }
+                    () = tokio::time::sleep(PING_EVERY) => {
+                        if conn.write_all(&ping).await.is_err() { return; }
                     }
                 }
             }
