@@ -19,16 +19,16 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::message::TreeEntry;
 use crate::path::{entry_components, PathError};
 
 mod plan;
+mod staging;
 mod stream;
 
 pub use plan::{CopyPlan, PlanItem, PlanKind};
+pub use staging::{sweep_stale, temp_sibling};
 pub use stream::TreeStreamError;
 
 /// Why a tree could not be sent or received.
@@ -73,23 +73,6 @@ impl TreeError {
             Self::Invalid(_) => io::ErrorKind::InvalidData,
         }
     }
-}
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh hidden name next to `dest`: `.NAME.krunbox-PID-N-NANOS`.
-pub fn temp_sibling(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "root".into());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let temp = format!(".{name}.krunbox-{}-{n}-{nanos}", std::process::id());
-    dest.with_file_name(temp)
 }
 
 /// A file written under a temporary name and renamed over its destination
@@ -263,6 +246,8 @@ impl TreeReceiver {
         let parts = entry_components(rel).map_err(TreeError::BadPath)?;
         let target = match (&self.staging, parts.split_last()) {
             (None, None) => {
+                // What interrupted copies to the same place left behind.
+                sweep_stale(&self.dest);
                 let staging = temp_sibling(&self.dest);
                 self.staging = Some(staging.clone());
                 staging
@@ -400,15 +385,7 @@ impl TreeReceiver {
 impl Drop for TreeReceiver {
     fn drop(&mut self) {
         if let Some(staging) = self.staging.take() {
-            // Make read-only directories removable, then remove everything.
-            for (path, _) in &self.dir_modes {
-                let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-            }
-            if self.root_is_dir {
-                let _ = fs::remove_dir_all(&staging);
-            } else {
-                let _ = fs::remove_file(&staging);
-            }
+            staging::remove_tree(&staging);
         }
     }
 }
