@@ -16,6 +16,8 @@ use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, VsockAd
 
 /// The host's CID as seen from the guest.
 pub const HOST_CID: u32 = 2;
+/// Pending connections the ops listener queues before refusing more.
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// Transport failures.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +74,11 @@ impl Transport {
                 let addr = VsockAddr::new(libc::VMADDR_CID_ANY, *listen_port);
                 socket::bind(fd.as_raw_fd(), &addr)
                     .map_err(|e| TransportError::Listen(what.clone(), nix_io(e)))?;
-                let backlog = Backlog::new(128).expect("128 is a valid backlog");
+                // Deep enough for bursts of connections (each operation
+                // opens one) while accepting lags, as it does on emulated
+                // CPUs: a full backlog resets new connections. The kernel
+                // caps it at net.core.somaxconn.
+                let backlog = Backlog::new(LISTEN_BACKLOG).expect("a valid backlog");
                 socket::listen(&fd, backlog)
                     .map_err(|e| TransportError::Listen(what, nix_io(e)))?;
                 Ok(Listener::Vsock(fd))
