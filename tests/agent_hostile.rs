@@ -3,6 +3,7 @@
 //! oversized frames or nothing at all.
 
 mod agent_support;
+mod hostile_agent;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -10,13 +11,16 @@ use std::time::Duration;
 
 use agent_support::TestAgent;
 use bytes::{BufMut, BytesMut};
+use hostile_agent::{
+    dir, encode as frames, end_and_done, entry, file, raw_header, Act, HostileAgent,
+};
 use krunbox::client::{AgentClient, ClientConfig, ClientError, Command};
 use krunbox_proto::{
     stream, ErrorKind, ErrorReply, Frame, FrameDecoder, FrameError, FrameType, Hello, Reply,
-    TreeEntry, MAGIC, VERSION,
+    TreeEntry, MAGIC,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_execs() {
@@ -55,17 +59,6 @@ fn raw_exchange(ops: &Path, bytes: &[u8]) -> Frame {
         .expect("an answer frame")
 }
 
-fn header(ty: u8, len: u32) -> BytesMut {
-    let mut b = BytesMut::new();
-    b.put_slice(&MAGIC);
-    b.put_u8(VERSION);
-    b.put_u8(ty);
-    b.put_u32(0);
-    b.put_u32(0);
-    b.put_u32(len);
-    b
-}
-
 fn assert_protocol_error(frame: Frame) {
     assert_eq!(frame.frame_type, FrameType::Error, "{frame:?}");
     let err: ErrorReply = frame.parse_json().unwrap();
@@ -77,8 +70,8 @@ async fn malformed_frames_get_errors_and_the_agent_lives_on() {
     let agent = TestAgent::start().await;
     let ops = agent.ops_path.clone();
     let garbage = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
-    let oversized = header(FrameType::Request as u8, u32::MAX).to_vec();
-    let mut unknown = header(200, 3);
+    let oversized = raw_header(FrameType::Request as u8, 0, u32::MAX).to_vec();
+    let mut unknown = raw_header(200, 0, 3);
     unknown.put_slice(b"abc");
     let data_first = Frame::data(stream::STDIN, &b"x"[..])
         .unwrap()
@@ -88,7 +81,7 @@ async fn malformed_frames_get_errors_and_the_agent_lives_on() {
         .unwrap()
         .to_bytes()
         .to_vec();
-    let mut bad_version = header(FrameType::Request as u8, 0);
+    let mut bad_version = raw_header(FrameType::Request as u8, 0, 0);
     bad_version[2] = 99;
     for bytes in [
         garbage,
@@ -119,95 +112,13 @@ async fn malformed_frames_get_errors_and_the_agent_lives_on() {
     assert!(agent.client.is_alive());
 }
 
-/// A fake agent: answers the hello, then serves each ops connection by
-/// reading the request and writing `answer` (then holding the connection
-/// open for `hold`).
-struct FakeAgent {
-    client: AgentClient,
-    dir: tempfile::TempDir,
-}
-
-async fn fake_agent(answer: Vec<u8>, hold: Duration, config: ClientConfig) -> FakeAgent {
-    let dir = tempfile::tempdir().unwrap();
-    let ops_path = dir.path().join("ops.sock");
-    let listener = UnixListener::bind(&ops_path).unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                let mut buf = BytesMut::new();
-                let mut decoder = FrameDecoder::new();
-                while decoder.decode(&mut buf).unwrap().is_none() {
-                    if conn.read_buf(&mut buf).await.unwrap() == 0 {
-                        return;
-                    }
-                }
-                let _ = conn.write_all(&answer).await;
-                tokio::time::sleep(hold).await;
-            });
-        }
-    });
-    let (host_end, mut agent_end) = UnixStream::pair().unwrap();
-    let hello = Hello {
-        protocol: VERSION,
-        agent_version: "fake".into(),
-        pid: 1,
-        started_uptime_ns: 1,
-        hello_uptime_ns: 2,
-    };
-    agent_end
-        .write_all(&Frame::json(FrameType::Hello, &hello).unwrap().to_bytes())
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let mut sink = Vec::new();
-        let _ = agent_end.read_to_end(&mut sink).await;
-    });
-    let client = AgentClient::from_announce(host_end, &ops_path, config)
-        .await
-        .unwrap();
-    FakeAgent { client, dir }
-}
-
-fn frames(list: &[Frame]) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    for f in list {
-        f.encode(&mut out);
-    }
-    out.to_vec()
-}
-
-fn entry(e: TreeEntry) -> Frame {
-    Frame::json(FrameType::Entry, &e).unwrap()
-}
-
-fn dir(path: &str) -> Frame {
-    entry(TreeEntry::Dir {
-        path: path.into(),
-        mode: 0o755,
+/// A hostile double that answers every request with `answer`, then holds
+/// the connection open for `hold`.
+async fn fake_agent(answer: Vec<u8>, hold: Duration, config: ClientConfig) -> HostileAgent {
+    HostileAgent::start(config, move |_| {
+        vec![Act::Bytes(answer.clone()), Act::Sleep(hold)]
     })
-}
-
-fn file(path: &str, size: u64) -> Frame {
-    entry(TreeEntry::File {
-        path: path.into(),
-        mode: 0o4755,
-        size,
-    })
-}
-
-fn end_and_done() -> Vec<Frame> {
-    vec![
-        entry(TreeEntry::End),
-        Frame::json(
-            FrameType::Reply,
-            &Reply::CopyDone {
-                entries: 1,
-                bytes: 1,
-            },
-        )
-        .unwrap(),
-    ]
+    .await
 }
 
 /// Copies out from a fake agent sending `script`; returns the error and
@@ -250,7 +161,7 @@ async fn guest_trees_cannot_escape_the_destination() {
         // A symlink out of the tree, then a write through it.
         vec![
             dir(""),
-            entry(TreeEntry::Symlink {
+            entry(&TreeEntry::Symlink {
                 path: "l".into(),
                 target: "..".into(),
             }),
@@ -258,7 +169,7 @@ async fn guest_trees_cannot_escape_the_destination() {
         ],
         vec![
             dir(""),
-            entry(TreeEntry::Symlink {
+            entry(&TreeEntry::Symlink {
                 path: "l".into(),
                 target: "/tmp".into(),
             }),
@@ -305,7 +216,7 @@ async fn lying_sizes_and_broken_off_copies_leave_nothing() {
     // Sends the whole tree but then an error instead of the final reply.
     let mut script = vec![file("", 1), Frame::data(stream::FILE, &b"x"[..]).unwrap()];
     script.push(Frame::eof(stream::FILE));
-    script.push(entry(TreeEntry::End));
+    script.push(entry(&TreeEntry::End));
     let reply = ErrorReply::new(ErrorKind::Io, "disk on fire");
     script.push(Frame::json(FrameType::Error, &reply).unwrap());
     let err = hostile_copy_out(script).await;
@@ -327,7 +238,7 @@ async fn setuid_bits_from_the_guest_are_dropped() {
 
 #[tokio::test]
 async fn oversized_and_garbage_frames_from_the_guest_are_errors() {
-    let oversized = header(FrameType::Reply as u8, u32::MAX).to_vec();
+    let oversized = raw_header(FrameType::Reply as u8, 0, u32::MAX).to_vec();
     let fake = fake_agent(oversized, Duration::from_secs(30), ClientConfig::default()).await;
     let err = fake.client.stat("/x").await.unwrap_err();
     assert!(
@@ -360,7 +271,7 @@ async fn oversized_and_garbage_frames_from_the_guest_are_errors() {
     );
 
     let unknown = {
-        let mut b = header(77, 0);
+        let mut b = raw_header(77, 0, 0);
         b.put_slice(b"");
         b.to_vec()
     };

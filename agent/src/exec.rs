@@ -206,7 +206,7 @@ pub fn run(
     reply(&writer, &Reply::Exited(status))?;
     // Let the host read everything before the connection closes (closing
     // with its frames unread could reset the connection under the reply).
-    let _ = reader.conn().set_read_timeout(Some(LINGER));
+    let _ = reader.get_ref().set_read_timeout(Some(LINGER));
     while let Ok(Some(_)) = reader.read_frame() {}
     Ok(())
 }

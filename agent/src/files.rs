@@ -5,13 +5,15 @@ use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 
-use krunbox_proto::tree::{CopyPlan, TreeError, TreeLimits, TreeReceiver};
+use krunbox_proto::tree::{CopyPlan, TreeError, TreeLimits, TreeReceiver, TreeStreamError};
 use krunbox_proto::{
     stream, ErrorKind, ErrorReply, FileKind, FileStat, Frame, FrameType, Reply, TreeEntry,
     CHUNK_SIZE,
 };
 
-use crate::transport::{FrameReader, FrameWriter, TransportError};
+use krunbox_proto::ReadError;
+
+use crate::transport::{FrameReader, FrameWriter};
 
 /// File operation failures.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,7 @@ pub enum FilesError {
     Protocol(String),
     /// Reading from the host failed.
     #[error("reading from the host")]
-    Recv(#[source] TransportError),
+    Recv(#[source] ReadError),
     /// Writing to the host failed.
     #[error("sending to the host")]
     Send(#[source] io::Error),
@@ -135,25 +137,14 @@ pub fn copy_in(
             .read_frame()
             .map_err(FilesError::Recv)?
             .ok_or_else(|| FilesError::Protocol("host closed before the end of the tree".into()))?;
-        match (frame.frame_type, frame.stream) {
-            (FrameType::Entry, _) => {
-                let entry: TreeEntry = frame
-                    .parse_json()
-                    .map_err(|e| FilesError::Protocol(chain(&e)))?;
-                if rx.entry(&entry).map_err(FilesError::Tree)? {
-                    break;
-                }
-            }
-            (FrameType::Data, stream::FILE) => rx.data(&frame.payload).map_err(FilesError::Tree)?,
-            (FrameType::Eof, stream::FILE) => rx.end_file().map_err(FilesError::Tree)?,
-            (FrameType::Error, _) => {
+        match rx.frame(&frame) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(TreeStreamError::Tree(e)) => return Err(FilesError::Tree(e)),
+            Err(_) if frame.frame_type == FrameType::Error => {
                 return Err(FilesError::Protocol("the host abandoned the copy".into()))
             }
-            (other, id) => {
-                return Err(FilesError::Protocol(format!(
-                    "unexpected {other:?} frame on stream {id}"
-                )))
-            }
+            Err(e) => return Err(FilesError::Protocol(chain(&e))),
         }
     }
     let (entries, bytes) = rx.finish().map_err(FilesError::Tree)?;

@@ -32,12 +32,13 @@ use std::thread;
 use std::time::Duration;
 
 use krunbox_proto::{
-    ErrorKind, ErrorReply, Frame, FrameType, Hello, HelloAck, Reply, Request, VERSION,
+    ErrorKind, ErrorReply, Frame, FrameType, Hello, HelloAck, ReadError, Reply, Request,
+    PING_INTERVAL, VERSION,
 };
 use nix::time::{clock_gettime, ClockId};
 
 use crate::background::Registry;
-use crate::transport::{Conn, FrameReader, FrameWriter, Transport, TransportError};
+use crate::transport::{Conn, FrameReader, FrameWriter, Transport};
 
 /// How long the host may take to answer the hello.
 const HELLO_ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,9 +108,9 @@ fn serve(registry: &Registry, conn: Conn) {
     };
     // A connection that never sends its request does not hold a thread
     // forever.
-    let _ = reader.conn().set_read_timeout(Some(REQUEST_TIMEOUT));
+    let _ = reader.get_ref().set_read_timeout(Some(REQUEST_TIMEOUT));
     let first = reader.read_frame();
-    let _ = reader.conn().set_read_timeout(None);
+    let _ = reader.get_ref().set_read_timeout(None);
     let request = match first {
         Ok(Some(frame)) if frame.frame_type == FrameType::Request => {
             match frame.parse_json::<Request>() {
@@ -124,7 +125,7 @@ fn serve(registry: &Registry, conn: Conn) {
             let msg = format!("expected a request, got a {:?} frame", frame.frame_type);
             return send_error(&writer, &ErrorReply::new(ErrorKind::Protocol, msg));
         }
-        Ok(None) | Err(TransportError::Read(_)) => return,
+        Ok(None) | Err(ReadError::Io(_)) => return,
         Err(e) => {
             return send_error(
                 &writer,
@@ -214,6 +215,14 @@ fn run(Options { transport, persist }: Options) -> Result<(), String> {
         let _ = reader_conn_clear_timeout(&reader);
     }
 
+    // Signs of life for the host, which cannot tell a halted guest (whose
+    // connections stay open) from a quiet one otherwise.
+    let pinger = writer.clone();
+    thread::spawn(move || {
+        while pinger.send(&Frame::ping()).is_ok() {
+            thread::sleep(PING_INTERVAL);
+        }
+    });
     if std::process::id() == 1 {
         thread::spawn(children::reap_orphans);
     }
@@ -243,7 +252,7 @@ fn run(Options { transport, persist }: Options) -> Result<(), String> {
 }
 
 fn reader_conn_clear_timeout(reader: &FrameReader) -> std::io::Result<()> {
-    reader.conn().set_read_timeout(None)
+    reader.get_ref().set_read_timeout(None)
 }
 
 fn main() -> ExitCode {

@@ -107,7 +107,7 @@ pub fn supervise(
     if let Some(stdin) = &io.stdin {
         set_nonblocking(stdin).map_err(SuperviseError::Io)?;
     }
-    let _ = reader.conn().set_write_timeout(Some(SEND_STALL));
+    let _ = reader.get_ref().set_write_timeout(Some(SEND_STALL));
     let mut deadline = Deadline {
         pid,
         at: timeout.map(|t| Instant::now() + t),
@@ -189,7 +189,7 @@ pub fn supervise(
         let want_stdin = io.stdin.is_some() && !pending.is_empty();
         let mut fds = Vec::with_capacity(5);
         if want_host {
-            fds.push(PollFd::new(reader.conn().as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(reader.get_ref().as_fd(), PollFlags::POLLIN));
         }
         if want_stdin {
             let stdin = io.stdin.as_ref().expect("checked");

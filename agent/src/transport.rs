@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use krunbox_proto::{Frame, FrameDecoder, FrameError};
+use krunbox_proto::Frame;
 use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, VsockAddr};
 
 /// The host's CID as seen from the guest.
 pub const HOST_CID: u32 = 2;
+/// Pending connections the ops listener queues before refusing more.
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// Transport failures.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +28,6 @@ pub enum TransportError {
     /// Connecting to the host's announce socket failed.
     #[error("connecting to the announce socket {0}")]
     Announce(String, #[source] io::Error),
-    /// Reading a frame failed at the socket.
-    #[error("reading a frame")]
-    Read(#[source] io::Error),
-    /// The bytes read are not a valid frame.
-    #[error("decoding a frame")]
-    Decode(#[source] FrameError),
 }
 
 /// Which transport the agent uses, from its command line.
@@ -79,7 +74,11 @@ impl Transport {
                 let addr = VsockAddr::new(libc::VMADDR_CID_ANY, *listen_port);
                 socket::bind(fd.as_raw_fd(), &addr)
                     .map_err(|e| TransportError::Listen(what.clone(), nix_io(e)))?;
-                let backlog = Backlog::new(128).expect("128 is a valid backlog");
+                // Deep enough for bursts of connections (each operation
+                // opens one) while accepting lags, as it does on emulated
+                // CPUs: a full backlog resets new connections. The kernel
+                // caps it at net.core.somaxconn.
+                let backlog = Backlog::new(LISTEN_BACKLOG).expect("a valid backlog");
                 socket::listen(&fd, backlog)
                     .map_err(|e| TransportError::Listen(what, nix_io(e)))?;
                 Ok(Listener::Vsock(fd))
@@ -214,77 +213,8 @@ impl Write for Conn {
     }
 }
 
-/// Reads frames from a connection.
-#[derive(Debug)]
-pub struct FrameReader {
-    conn: Conn,
-    buf: BytesMut,
-    decoder: FrameDecoder,
-}
-
-impl FrameReader {
-    /// Reads from `conn`.
-    pub fn new(conn: Conn) -> Self {
-        Self {
-            conn,
-            buf: BytesMut::with_capacity(64 * 1024),
-            decoder: FrameDecoder::new(),
-        }
-    }
-
-    /// The connection read from.
-    pub fn conn(&self) -> &Conn {
-        &self.conn
-    }
-
-    /// Reads once from the connection into the buffer (for callers that
-    /// poll the connection first); 0 means the peer closed.
-    pub fn fill(&mut self) -> Result<usize, TransportError> {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = loop {
-            match self.conn.read(&mut chunk) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other.map_err(TransportError::Read)?,
-            }
-        };
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
-    }
-
-    /// The next frame already buffered, without reading.
-    pub fn next_buffered(&mut self) -> Result<Option<Frame>, TransportError> {
-        self.decoder
-            .decode(&mut self.buf)
-            .map_err(TransportError::Decode)
-    }
-
-    /// The next frame, or `None` when the peer closed between frames.
-    pub fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            if let Some(frame) = self
-                .decoder
-                .decode(&mut self.buf)
-                .map_err(TransportError::Decode)?
-            {
-                return Ok(Some(frame));
-            }
-            let n = loop {
-                match self.conn.read(&mut chunk) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => break other.map_err(TransportError::Read)?,
-                }
-            };
-            if n == 0 {
-                return self
-                    .decoder
-                    .decode_eof(&mut self.buf)
-                    .map_err(TransportError::Decode);
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
+/// Reads frames from a connection (the protocol crate's reader).
+pub type FrameReader = krunbox_proto::FrameReader<Conn>;
 
 /// Writes whole frames to a connection; cheap to clone and share between
 /// the threads of one operation.

@@ -16,6 +16,10 @@ pub const HEADER_LEN: usize = 16;
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Size of the data chunks senders use for file bytes and process output.
 pub const CHUNK_SIZE: usize = 64 * 1024;
+/// How often the agent sends a [`FrameType::Ping`] on the announce
+/// connection. A guest that halts (`poweroff` without power-off support)
+/// or hangs keeps its connections open but stops pinging.
+pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Stream ids: which byte stream of an operation a data or end-of-stream
 /// frame belongs to. Control frames use [`stream::CONTROL`].
@@ -56,6 +60,9 @@ pub enum FrameType {
     Error = 8,
     /// Either way, during a tree copy: a JSON [`crate::TreeEntry`].
     Entry = 9,
+    /// Agent to host, on the announce connection, every
+    /// [`PING_INTERVAL`]: the agent (and its guest) still runs. Empty.
+    Ping = 10,
 }
 
 impl FrameType {
@@ -71,6 +78,7 @@ impl FrameType {
             7 => Self::Eof,
             8 => Self::Error,
             9 => Self::Entry,
+            10 => Self::Ping,
             _ => return None,
         })
     }
@@ -186,6 +194,15 @@ impl Frame {
     /// A data frame. Callers chunk at [`CHUNK_SIZE`]; larger chunks fail.
     pub fn data(stream: u32, bytes: impl Into<Bytes>) -> Result<Self, EncodeError> {
         Self::new(FrameType::Data, stream, bytes)
+    }
+
+    /// A ping frame (agent to host, announce connection).
+    pub fn ping() -> Self {
+        Self {
+            frame_type: FrameType::Ping,
+            stream: stream::CONTROL,
+            payload: Bytes::new(),
+        }
     }
 
     /// An end-of-stream frame for `stream`.

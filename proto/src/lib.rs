@@ -44,14 +44,16 @@ mod codec;
 mod frame;
 mod message;
 pub mod path;
+pub mod reader;
 pub mod tree;
 
 pub use codec::{FrameDecoder, FrameError};
 pub use frame::{
     stream, EncodeError, Frame, FrameType, Header, PayloadError, CHUNK_SIZE, HEADER_LEN, MAGIC,
-    MAX_PAYLOAD, VERSION,
+    MAX_PAYLOAD, PING_INTERVAL, VERSION,
 };
 pub use message::{
     Control, ErrorKind, ErrorReply, ExecRequest, ExitStatus, FileKind, FileStat, Hello, HelloAck,
     OutputRange, ProcessInfo, ProvisionOp, Reply, Request, TreeEntry, WinSize,
 };
+pub use reader::{FrameReader, ReadError};

@@ -135,6 +135,19 @@ impl AgentClient {
                 }
             }
         }
+        for (bytes, range) in out.iter().zip([stdout_range, stderr_range]) {
+            if range.end.checked_sub(range.start) != Some(bytes.len() as u64) {
+                return Err(ClientError::Unexpected {
+                    op: OP,
+                    got: format!(
+                        "{} bytes of output for the range {}..{}",
+                        bytes.len(),
+                        range.start,
+                        range.end
+                    ),
+                });
+            }
+        }
         let [stdout, stderr] = out;
         Ok(ProcessOutput {
             stdout,

@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use krunbox_proto::{ErrorReply, Frame, FrameDecoder, FrameType, Reply};
+use krunbox_proto::{ErrorReply, Frame, FrameReader, FrameType, ReadError, Reply};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
+use tokio::sync::watch;
 
 use super::ClientError;
 
@@ -54,39 +54,40 @@ pub(crate) fn expect_reply(op: &'static str, frame: Frame) -> Result<Reply, Clie
     }
 }
 
-/// The reading half: a decoder over a buffer.
+/// Whether the agent lives (`false` once it is gone), for an operation to
+/// stop waiting on a dead agent.
+pub(crate) type Liveness = watch::Receiver<bool>;
+
+/// Resolves once the agent is gone (or its client with its watcher).
+async fn gone(alive: &mut Option<Liveness>) {
+    match alive {
+        Some(alive) => {
+            let _ = alive.wait_for(|up| !*up).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The reading half: the protocol crate's frame reader over the socket.
 #[derive(Debug)]
 pub(crate) struct FrameRecv {
-    read: OwnedReadHalf,
-    buf: BytesMut,
-    decoder: FrameDecoder,
+    reader: FrameReader<OwnedReadHalf>,
     op: &'static str,
+    alive: Option<Liveness>,
 }
 
 impl FrameRecv {
-    /// The next frame, `None` on a clean close; no timeout.
+    /// The next frame, `None` on a clean close, [`ClientError::Gone`] once
+    /// the agent is; no timeout. Frames already sent are read first.
     pub(crate) async fn recv_opt(&mut self) -> Result<Option<Frame>, ClientError> {
         let op = self.op;
-        loop {
-            if let Some(frame) = self
-                .decoder
-                .decode(&mut self.buf)
-                .map_err(|source| ClientError::Frame { op, source })?
-            {
-                return Ok(Some(frame));
-            }
-            self.buf.reserve(64 * 1024);
-            let n = self
-                .read
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|source| ClientError::Io { op, source })?;
-            if n == 0 {
-                return self
-                    .decoder
-                    .decode_eof(&mut self.buf)
-                    .map_err(|source| ClientError::Frame { op, source });
-            }
+        tokio::select! {
+            biased;
+            read = self.reader.read_frame_async() => read.map_err(|e| match e {
+                ReadError::Io(source) => ClientError::Io { op, source },
+                ReadError::Frame(source) => ClientError::Frame { op, source },
+            }),
+            () = gone(&mut self.alive) => Err(ClientError::Gone { op }),
         }
     }
 
@@ -138,16 +139,38 @@ impl FrameRecv {
 pub(crate) struct FrameSend {
     write: OwnedWriteHalf,
     op: &'static str,
+    stall_limit: Option<Duration>,
+    alive: Option<Liveness>,
 }
 
 impl FrameSend {
-    /// Sends one frame.
+    /// From now on, a frame that the agent does not take within `limit`
+    /// (it stopped reading) fails the send with [`ClientError::Timeout`].
+    /// For transfers; an exec's stdin may wait on its process for as long
+    /// as the exec runs.
+    pub(crate) fn limit_stalls(&mut self, limit: Duration) {
+        self.stall_limit = Some(limit);
+    }
+
+    /// Sends one frame; fails with [`ClientError::Gone`] if the agent goes
+    /// while the frame waits for room.
     pub(crate) async fn send(&mut self, frame: &Frame) -> Result<(), ClientError> {
         let op = self.op;
-        self.write
-            .write_all(&frame.to_bytes())
-            .await
+        let bytes = frame.to_bytes();
+        let write = async {
+            match self.stall_limit {
+                Some(after) => tokio::time::timeout(after, self.write.write_all(&bytes))
+                    .await
+                    .map_err(|_| ClientError::Timeout { op, after })?,
+                None => self.write.write_all(&bytes).await,
+            }
             .map_err(|source| ClientError::Io { op, source })
+        };
+        tokio::select! {
+            biased;
+            written = write => written,
+            () = gone(&mut self.alive) => Err(ClientError::Gone { op }),
+        }
     }
 }
 
@@ -159,17 +182,26 @@ pub(crate) struct OpsConn {
 }
 
 impl OpsConn {
-    /// Wraps a connected stream.
-    pub(crate) fn from_stream(stream: UnixStream, op: &'static str) -> Self {
+    /// Wraps a connected stream; with `alive`, its waits end when the agent
+    /// is gone.
+    pub(crate) fn from_stream(
+        stream: UnixStream,
+        op: &'static str,
+        alive: Option<Liveness>,
+    ) -> Self {
         let (read, write) = stream.into_split();
         Self {
             recv: FrameRecv {
-                read,
-                buf: BytesMut::with_capacity(64 * 1024),
-                decoder: FrameDecoder::new(),
+                reader: FrameReader::new(read),
                 op,
+                alive: alive.clone(),
             },
-            send: FrameSend { write, op },
+            send: FrameSend {
+                write,
+                op,
+                stall_limit: None,
+                alive,
+            },
         }
     }
 
@@ -178,6 +210,7 @@ impl OpsConn {
         path: &Path,
         timeout: Duration,
         op: &'static str,
+        alive: Liveness,
     ) -> Result<Self, ClientError> {
         let stream = tokio::time::timeout(timeout, connect_retrying(path))
             .await
@@ -186,7 +219,7 @@ impl OpsConn {
                 path: path.to_owned(),
                 source,
             })?;
-        Ok(Self::from_stream(stream, op))
+        Ok(Self::from_stream(stream, op, Some(alive)))
     }
 
     /// When a send failed because the agent gave up and closed, the reason

@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use krunbox_proto::tree::{CopyPlan, PlanKind, TreeLimits, TreeReceiver};
+use krunbox_proto::tree::{CopyPlan, PlanKind, TreeLimits, TreeReceiver, TreeStreamError};
 use krunbox_proto::{
     stream, ErrorKind, ErrorReply, FileStat, Frame, FrameType, ProvisionOp, Reply, Request,
     TreeEntry, CHUNK_SIZE,
@@ -219,6 +219,7 @@ impl AgentClient {
             .cloned()
             .collect();
         let mut conn = self.start(OP, &Request::Provision { ops }).await?;
+        conn.send.limit_stalls(self.config().idle_timeout);
         let total = self.config().transfer_timeout;
         let sent = tokio::time::timeout(total, send_contents(&mut conn, plan)).await;
         finish_send(&mut conn, OP, total, sent).await?;
@@ -248,11 +249,25 @@ impl AgentClient {
         let mut conn = self
             .start(OP, &Request::CopyIn { dest: dest.into() })
             .await?;
-        // Sends only block while the agent stops reading (backpressure).
+        // Sends block while the agent does not read (backpressure), each
+        // frame at most `idle_timeout`, the whole tree `transfer_timeout`.
+        conn.send.limit_stalls(config.idle_timeout);
         let sent = tokio::time::timeout(total, send_tree(&mut conn, &plan)).await;
-        finish_send(&mut conn, OP, total, sent).await?;
+        let sent = finish_send(&mut conn, OP, total, sent).await?;
         match connection::expect_reply(OP, conn.recv.recv(config.idle_timeout).await?)? {
-            Reply::CopyDone { entries, bytes } => Ok(CopyStats { entries, bytes }),
+            Reply::CopyDone { entries, bytes }
+                if entries == sent.entries && bytes == sent.bytes =>
+            {
+                Ok(sent)
+            }
+            Reply::CopyDone { entries, bytes } => Err(ClientError::Unexpected {
+                op: OP,
+                got: format!(
+                    "a copy of {entries} entries and {bytes} bytes reported, \
+                     {} and {} sent",
+                    sent.entries, sent.bytes
+                ),
+            }),
             other => Err(unexpected_reply(OP, &other)),
         }
     }
@@ -285,18 +300,16 @@ impl AgentClient {
                 .recv
                 .recv_within(config.idle_timeout, deadline, total)
                 .await?;
-            match (frame.frame_type, frame.stream) {
-                (FrameType::Entry, _) => {
-                    let entry: TreeEntry = frame
-                        .parse_json()
-                        .map_err(|source| ClientError::Payload { op: OP, source })?;
-                    if rx.entry(&entry).map_err(tree)? {
-                        break;
-                    }
+            match rx.frame(&frame) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(TreeStreamError::Payload(source)) => {
+                    return Err(ClientError::Payload { op: OP, source })
                 }
-                (FrameType::Data, stream::FILE) => rx.data(&frame.payload).map_err(tree)?,
-                (FrameType::Eof, stream::FILE) => rx.end_file().map_err(tree)?,
-                _ => return Err(connection::unexpected(OP, &frame)),
+                Err(TreeStreamError::Tree(source)) => return Err(tree(source)),
+                Err(TreeStreamError::Unexpected { .. }) => {
+                    return Err(connection::unexpected(OP, &frame))
+                }
             }
         }
         let frame = conn
@@ -314,14 +327,14 @@ impl AgentClient {
 
 /// The result of a send bounded by `total` (a whole transfer's limit). A
 /// send that failed is explained by the agent's error frame, if it sent one.
-async fn finish_send(
+async fn finish_send<T>(
     conn: &mut OpsConn,
     op: &'static str,
     total: std::time::Duration,
-    sent: Result<Result<(), ClientError>, tokio::time::error::Elapsed>,
-) -> Result<(), ClientError> {
+    sent: Result<Result<T, ClientError>, tokio::time::error::Elapsed>,
+) -> Result<T, ClientError> {
     match sent {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(done)) => Ok(done),
         Ok(Err(e)) => Err(conn.explain(e).await),
         Err(_) => Err(ClientError::Timeout { op, after: total }),
     }
@@ -352,8 +365,10 @@ async fn send_contents(conn: &mut OpsConn, plan: &Provision) -> Result<(), Clien
     Ok(())
 }
 
-async fn send_tree(conn: &mut OpsConn, plan: &CopyPlan) -> Result<(), ClientError> {
+/// Sends the tree; returns what was sent.
+async fn send_tree(conn: &mut OpsConn, plan: &CopyPlan) -> Result<CopyStats, ClientError> {
     const OP: &str = "copy in";
+    let mut bytes = 0;
     for item in &plan.items {
         let (entry, file) = item
             .open()
@@ -363,9 +378,14 @@ async fn send_tree(conn: &mut OpsConn, plan: &CopyPlan) -> Result<(), ClientErro
             .await?;
         if let (Some(file), TreeEntry::File { size, .. }) = (file, &entry) {
             send_file(OP, &mut conn.send, file, *size, &item.source).await?;
+            bytes += size;
         }
     }
     conn.send
         .send(&connection::json(OP, FrameType::Entry, &TreeEntry::End)?)
-        .await
+        .await?;
+    Ok(CopyStats {
+        entries: plan.items.len() as u64,
+        bytes,
+    })
 }

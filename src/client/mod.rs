@@ -57,6 +57,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Waiting for the agent's announce connection and its hello.
     pub hello_timeout: Duration,
+    /// Longest the agent may go without a sign of life (it pings every
+    /// [`krunbox_proto::PING_INTERVAL`]) before it counts as gone: a guest
+    /// that halted or hung keeps its connections open but falls silent.
+    pub liveness_timeout: Duration,
     /// Waiting for the reply to a short request (stat, mkdir, list, kill…).
     pub request_timeout: Duration,
     /// Longest silence allowed between frames of a file transfer.
@@ -82,6 +86,7 @@ impl Default for ClientConfig {
         Self {
             connect_timeout: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(30),
+            liveness_timeout: Duration::from_secs(20),
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             transfer_timeout: Duration::from_secs(3600),
@@ -156,6 +161,14 @@ pub enum ClientError {
         /// The operation.
         op: &'static str,
     },
+    /// The agent is gone while the operation ran: it exited, or it fell
+    /// silent for longer than [`ClientConfig::liveness_timeout`] (e.g. its
+    /// guest halted).
+    #[error("the agent is gone (exited, or silent past its liveness timeout) during {op}")]
+    Gone {
+        /// The operation.
+        op: &'static str,
+    },
     /// The agent did not answer in time.
     #[error("no answer from the agent within {after:?} during {op}")]
     Timeout {
@@ -208,6 +221,7 @@ impl ClientError {
             Self::HelloTimeout(_) | Self::Timeout { .. } => io::ErrorKind::TimedOut,
             Self::Connect { source, .. } | Self::Io { source, .. } => source.kind(),
             Self::Closed { .. } => io::ErrorKind::UnexpectedEof,
+            Self::Gone { .. } => io::ErrorKind::ConnectionAborted,
             Self::Agent { source, .. } => source.kind.to_io(),
             Self::Tree { source, .. } => source.io_kind(),
             Self::Encode { .. } => io::ErrorKind::InvalidInput,
@@ -285,7 +299,7 @@ impl AgentClient {
         config: ClientConfig,
     ) -> Result<Self, ClientError> {
         const OP: &str = "hello";
-        let mut conn = OpsConn::from_stream(stream, OP);
+        let mut conn = OpsConn::from_stream(stream, OP, None);
         let frame = conn
             .recv
             .recv(config.hello_timeout)
@@ -310,7 +324,7 @@ impl AgentClient {
             .send(&connection::json(OP, FrameType::HelloAck, &ack)?)
             .await?;
         let (tx, alive) = watch::channel(true);
-        let watcher = tokio::spawn(watch_announce(conn, tx));
+        let watcher = tokio::spawn(watch_announce(conn, tx, config.liveness_timeout));
         Ok(Self {
             inner: Arc::new(Inner {
                 ops_path: ops_path.into(),
@@ -359,19 +373,28 @@ impl AgentClient {
         &self.inner.config
     }
 
-    /// Whether the announce connection is still open.
+    /// Whether the agent is alive: its announce connection is open and it
+    /// pinged within [`ClientConfig::liveness_timeout`].
     pub fn is_alive(&self) -> bool {
         *self.inner.alive.borrow()
     }
 
-    /// Resolves when the agent closes the announce connection (it exited).
+    /// Resolves when the agent is gone: it closed the announce connection
+    /// (it exited) or fell silent past the liveness timeout.
     pub async fn closed(&self) {
         let mut alive = self.inner.alive.clone();
         let _ = alive.wait_for(|up| !*up).await;
     }
 
+    /// The liveness channel: `true` while the agent lives.
+    pub(crate) fn liveness(&self) -> watch::Receiver<bool> {
+        self.inner.alive.clone()
+    }
+
     pub(crate) async fn open(&self, op: &'static str) -> Result<OpsConn, ClientError> {
-        OpsConn::connect(&self.inner.ops_path, self.inner.config.connect_timeout, op).await
+        let timeout = self.inner.config.connect_timeout;
+        let alive = self.inner.alive.clone();
+        OpsConn::connect(&self.inner.ops_path, timeout, op, alive).await
     }
 
     /// Opens a connection and sends `request` on it.
@@ -426,10 +449,12 @@ impl AgentClient {
     }
 }
 
-/// Reads the announce connection until it closes; keeps it open meanwhile.
-async fn watch_announce(mut conn: OpsConn, alive: watch::Sender<bool>) {
+/// Reads the announce connection (the agent's pings) until it closes or
+/// falls silent for `liveness`; keeps it open meanwhile. Then closes it,
+/// which tells an agent that is merely slow to stop.
+async fn watch_announce(mut conn: OpsConn, alive: watch::Sender<bool>, liveness: Duration) {
     let recv: &mut FrameRecv = &mut conn.recv;
-    while let Ok(Some(_)) = recv.recv_opt().await {}
+    while recv.recv(liveness).await.is_ok() {}
     let _ = alive.send(false);
     drop(conn);
 }

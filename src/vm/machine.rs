@@ -16,7 +16,7 @@
 //! directory) and of the runner's own output.
 
 use std::fs::{File, Permissions};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::Mutex;
@@ -43,6 +43,10 @@ pub const OPS_PORT: u32 = 1025;
 
 /// How many bytes of each log an error quotes.
 const LOG_TAIL_BYTES: u64 = 2048;
+/// How long a VM may run on after its agent is gone before it counts as
+/// wedged (e.g. its guest halted on `poweroff`, which libkrun's guests
+/// cannot do) and its runner is killed.
+const WEDGED_AFTER: Duration = Duration::from_secs(30);
 
 /// A running VM whose agent is connected.
 ///
@@ -70,6 +74,7 @@ pub struct Vm {
     timeline: BootTimeline,
     dir: Mutex<Option<SocketDir>>,
     log: Logs,
+    watchdog: tokio::task::JoinHandle<()>,
     /// Set by [`Vm::detach`]: dropping the handle leaves the VM running.
     detached: bool,
 }
@@ -152,6 +157,7 @@ impl VmConfig {
         let ops = dir.path().join("ops.sock");
         let runner_log = dir.path().join("vm.log");
         let listener = UnixListener::bind(&announce).map_err(Error::StateDir)?;
+        owner_only(&announce).map_err(Error::StateDir)?;
         let mut args = vec!["--vsock".to_owned(), format!("{ANNOUNCE_PORT},{OPS_PORT}")];
         if detached {
             args.insert(0, "--persist".to_owned());
@@ -160,7 +166,7 @@ impl VmConfig {
         let ports = vec![
             VsockPort {
                 port: ANNOUNCE_PORT,
-                path: announce,
+                path: announce.clone(),
                 listen: false,
             },
             VsockPort {
@@ -179,7 +185,12 @@ impl VmConfig {
             console,
             runner: runner_log,
         };
-        let log_file = File::create(&log.runner).map_err(Error::StateDir)?;
+        let log_file = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&log.runner)
+            .map_err(Error::StateDir)?;
         let runner = RunnerProcess::spawn(
             &program,
             &config,
@@ -191,9 +202,10 @@ impl VmConfig {
         let mut timeline = BootTimeline::spawned(runner.spawned_at_us());
         let (started_tx, started_rx) = oneshot::channel();
         let (exit_tx, exit) = watch::channel(None);
-        std::thread::spawn(move || follow_runner(runner, started_tx, exit_tx));
+        let sockets = [announce.clone(), ops.clone()];
+        std::thread::spawn(move || follow_runner(runner, started_tx, exit_tx, sockets));
 
-        let hello = AgentClient::accept(&listener, ops, client_config);
+        let hello = AgentClient::accept(&listener, ops.clone(), client_config);
         let died = wait_exit(exit.clone());
         let client = tokio::select! {
             client = hello => client,
@@ -211,6 +223,9 @@ impl VmConfig {
                 });
             }
         };
+        // libkrun made the ops socket (it listens there) with the umask's
+        // mode; the directory is private anyway, the socket becomes so too.
+        owner_only(&ops).map_err(Error::StateDir)?;
         timeline.agent_ready(monotonic_us(), client.hello());
         if let Ok(started) = started_rx.await {
             timeline.runner_started(started);
@@ -220,6 +235,11 @@ impl VmConfig {
         let _ = std::fs::set_permissions(client.ops_path(), Permissions::from_mode(0o600));
         drop(listener);
         let _ = std::fs::remove_file(dir.path().join("announce.sock"));
+        let watchdog = tokio::spawn(kill_when_wedged(
+            client.liveness(),
+            exit.clone(),
+            runner_pid,
+        ));
         Ok(Vm {
             client,
             runner_pid,
@@ -227,6 +247,7 @@ impl VmConfig {
             timeline,
             dir: Mutex::new(Some(dir)),
             log,
+            watchdog,
             detached: false,
         })
     }
@@ -317,6 +338,7 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
+        self.watchdog.abort();
         if self.detached {
             return;
         }
@@ -335,15 +357,39 @@ fn socket_dir() -> std::io::Result<tempfile::TempDir> {
         .map(PathBuf::from)
         .filter(|p| p.is_dir())
         .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new().prefix("krunbox-").tempdir_in(base)
+    tempfile::Builder::new()
+        .prefix("krunbox-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(base)
+}
+
+/// Once the agent is gone, gives the VM [`WEDGED_AFTER`] to end, then
+/// kills its runner.
+async fn kill_when_wedged(
+    mut alive: watch::Receiver<bool>,
+    exit: watch::Receiver<Option<ExitSummary>>,
+    runner: Pid,
+) {
+    let _ = alive.wait_for(|up| !*up).await;
+    let ended = tokio::time::timeout(WEDGED_AFTER, wait_exit(exit.clone())).await;
+    // Not reaped while `exit` is unset, so the pid is still the runner's.
+    if ended.is_err() && exit.borrow().is_none() {
+        let _ = kill(runner, Signal::SIGKILL);
+    }
+}
+
+/// Makes `path` readable and writable by its owner only.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// Runs on its own thread: reports when the runner entered the VM, then
-/// reaps it and publishes how it ended.
+/// reaps it, removes its (now dead) sockets and publishes how it ended.
 fn follow_runner(
     mut runner: RunnerProcess,
     started: oneshot::Sender<(u64, u64)>,
     exit: watch::Sender<Option<ExitSummary>>,
+    sockets: [PathBuf; 2],
 ) {
     let mut configured = None;
     let mut started = Some(started);
@@ -371,6 +417,9 @@ fn follow_runner(
             failure: Some(crate::error_chain(&e)),
         },
     };
+    for socket in &sockets {
+        let _ = std::fs::remove_file(socket);
+    }
     let _ = exit.send(Some(summary));
 }
 

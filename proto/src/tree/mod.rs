@@ -19,11 +19,17 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::message::TreeEntry;
 use crate::path::{entry_components, PathError};
+
+mod plan;
+mod staging;
+mod stream;
+
+pub use plan::{CopyPlan, PlanItem, PlanKind};
+pub use staging::{sweep_stale, temp_sibling};
+pub use stream::TreeStreamError;
 
 /// Why a tree could not be sent or received.
 #[derive(Debug, thiserror::Error)]
@@ -67,23 +73,6 @@ impl TreeError {
             Self::Invalid(_) => io::ErrorKind::InvalidData,
         }
     }
-}
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh hidden name next to `dest`: `.NAME.krunbox-PID-N-NANOS`.
-pub fn temp_sibling(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "root".into());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let temp = format!(".{name}.krunbox-{}-{n}-{nanos}", std::process::id());
-    dest.with_file_name(temp)
 }
 
 /// A file written under a temporary name and renamed over its destination
@@ -142,6 +131,11 @@ fn create_exclusive(path: &Path) -> Result<File, TreeError> {
         .map_err(TreeError::io("creating", path))
 }
 
+/// Bytes a receiver holds per directory besides its two paths (set and
+/// list entries, allocation headers), measured: about 190 bytes a
+/// directory for 60 bytes of paths.
+const DIR_OVERHEAD: usize = 128;
+
 /// Bounds on what a receiver accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeLimits {
@@ -152,8 +146,10 @@ pub struct TreeLimits {
     /// Permission bits kept from entry modes (e.g. `0o1777` drops setuid
     /// and setgid from an untrusted sender).
     pub mode_mask: u32,
-    /// Most bytes of directory paths remembered (the receiver keeps each
-    /// directory's path to check parents and set modes at the end).
+    /// Most memory spent remembering directories: the receiver keeps each
+    /// directory's paths (to check parents and set modes at the end), and
+    /// counts them with a fixed overhead per directory. The default, 64 MiB,
+    /// admits some 300,000 directories of 60-byte paths.
     pub max_dir_path_bytes: u64,
 }
 
@@ -257,6 +253,8 @@ impl TreeReceiver {
         let parts = entry_components(rel).map_err(TreeError::BadPath)?;
         let target = match (&self.staging, parts.split_last()) {
             (None, None) => {
+                // What interrupted copies to the same place left behind.
+                sweep_stale(&self.dest);
                 let staging = temp_sibling(&self.dest);
                 self.staging = Some(staging.clone());
                 staging
@@ -277,7 +275,7 @@ impl TreeReceiver {
         let mask = self.limits.mode_mask;
         match entry {
             TreeEntry::Dir { mode, .. } => {
-                self.dir_path_bytes += (rel.len() + target.as_os_str().len()) as u64;
+                self.dir_path_bytes += (rel.len() + target.as_os_str().len() + DIR_OVERHEAD) as u64;
                 if self.dir_path_bytes > self.limits.max_dir_path_bytes {
                     return Err(TreeError::Invalid(format!(
                         "directory paths exceed {} bytes",
@@ -379,7 +377,7 @@ impl TreeReceiver {
             merge_into(&staging, &self.dest)?;
             fs::remove_dir(&staging).map_err(TreeError::io("removing", &staging))?;
         } else {
-            fs::rename(&staging, &self.dest).map_err(TreeError::io("renaming into", &self.dest))?;
+            move_over(&staging, &self.dest, self.root_is_dir)?;
         }
         self.staging = None;
         if self.root_is_dir {
@@ -394,15 +392,7 @@ impl TreeReceiver {
 impl Drop for TreeReceiver {
     fn drop(&mut self) {
         if let Some(staging) = self.staging.take() {
-            // Make read-only directories removable, then remove everything.
-            for (path, _) in &self.dir_modes {
-                let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-            }
-            if self.root_is_dir {
-                let _ = fs::remove_dir_all(&staging);
-            } else {
-                let _ = fs::remove_file(&staging);
-            }
+            staging::remove_tree(&staging);
         }
     }
 }
@@ -430,139 +420,19 @@ fn merge_into(from: &Path, into: &Path) -> Result<(), TreeError> {
                 .map_err(TreeError::io("setting mode of", &dst))?;
             fs::remove_dir(&src).map_err(TreeError::io("removing", &src))?;
         } else {
-            fs::rename(&src, &dst).map_err(TreeError::io("renaming into", &dst))?;
+            move_over(&src, &dst, src_is_dir)?;
         }
     }
     Ok(())
 }
 
-/// What one item of a [`CopyPlan`] is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlanKind {
-    /// A directory with its permission bits.
-    Dir(u32),
-    /// A regular file (its size and mode are read when it is opened).
-    File,
-    /// A symlink and its target.
-    Symlink(String),
-}
-
-/// One item to send: its relative entry path and where it is on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanItem {
-    /// Relative entry path (`""` for the root).
-    pub rel: String,
-    /// Path on the sender's disk.
-    pub source: PathBuf,
-    /// What it is.
-    pub kind: PlanKind,
-}
-
-/// The items of a tree in send order (parents before children, names
-/// sorted). Symlinks are not followed; sockets, fifos and devices are
-/// skipped.
-#[derive(Debug, Clone, Default)]
-pub struct CopyPlan {
-    /// The items.
-    pub items: Vec<PlanItem>,
-}
-
-impl CopyPlan {
-    /// Walks `root`.
-    pub fn walk(root: &Path) -> Result<Self, TreeError> {
-        let mut plan = Self::default();
-        let meta = fs::symlink_metadata(root).map_err(TreeError::io("reading", root))?;
-        if !(meta.is_dir() || meta.is_file() || meta.file_type().is_symlink()) {
-            return Err(TreeError::Invalid(format!(
-                "{root:?} is not a file, directory or symlink"
-            )));
-        }
-        plan.visit(root, String::new(), &meta)?;
-        Ok(plan)
+/// Renames `src` to `dst`, replacing a file or symlink at `dst`. A
+/// directory cannot be renamed over a non-directory, so for a directory
+/// `src` such a `dst` is removed first (a symlink is never followed).
+fn move_over(src: &Path, dst: &Path, src_is_dir: bool) -> Result<(), TreeError> {
+    let dst_is_other = fs::symlink_metadata(dst).is_ok_and(|m| !m.is_dir());
+    if src_is_dir && dst_is_other {
+        fs::remove_file(dst).map_err(TreeError::io("replacing", dst))?;
     }
-
-    fn visit(&mut self, path: &Path, rel: String, meta: &fs::Metadata) -> Result<(), TreeError> {
-        let ft = meta.file_type();
-        if ft.is_symlink() {
-            let target = fs::read_link(path).map_err(TreeError::io("reading link", path))?;
-            let target = target
-                .into_os_string()
-                .into_string()
-                .map_err(|t| TreeError::NonUtf8(t.into()))?;
-            self.push(rel, path, PlanKind::Symlink(target));
-        } else if ft.is_file() {
-            self.push(rel, path, PlanKind::File);
-        } else if ft.is_dir() {
-            self.push(rel.clone(), path, PlanKind::Dir(meta.mode() & 0o7777));
-            let mut children = fs::read_dir(path)
-                .map_err(TreeError::io("reading directory", path))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(TreeError::io("reading directory", path))?;
-            children.sort_by_key(|c| c.file_name());
-            for child in children {
-                let child_path = child.path();
-                let name = child
-                    .file_name()
-                    .into_string()
-                    .map_err(|_| TreeError::NonUtf8(child_path.clone()))?;
-                let child_rel = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
-                let meta = fs::symlink_metadata(&child_path)
-                    .map_err(TreeError::io("reading", &child_path))?;
-                self.visit(&child_path, child_rel, &meta)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn push(&mut self, rel: String, source: &Path, kind: PlanKind) {
-        self.items.push(PlanItem {
-            rel,
-            source: source.to_owned(),
-            kind,
-        });
-    }
-}
-
-impl PlanItem {
-    /// The entry to send, and for files the opened file whose first `size`
-    /// bytes are to follow (opened without following symlinks).
-    pub fn open(&self) -> Result<(TreeEntry, Option<File>), TreeError> {
-        let rel = self.rel.clone();
-        Ok(match &self.kind {
-            PlanKind::Dir(mode) => (
-                TreeEntry::Dir {
-                    path: rel,
-                    mode: *mode,
-                },
-                None,
-            ),
-            PlanKind::Symlink(target) => (
-                TreeEntry::Symlink {
-                    path: rel,
-                    target: target.clone(),
-                },
-                None,
-            ),
-            PlanKind::File => {
-                let file = OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(&self.source)
-                    .map_err(TreeError::io("opening", &self.source))?;
-                let meta = file
-                    .metadata()
-                    .map_err(TreeError::io("reading", &self.source))?;
-                let entry = TreeEntry::File {
-                    path: rel,
-                    mode: meta.mode() & 0o7777,
-                    size: meta.len(),
-                };
-                (entry, Some(file))
-            }
-        })
-    }
+    fs::rename(src, dst).map_err(TreeError::io("renaming into", dst))
 }

@@ -1,0 +1,102 @@
+//! Shared by the fuzz targets: a reader that hands out its input in
+//! pieces whose sizes the fuzzer picks, and the re-encoding check.
+
+#![allow(dead_code)] // each target uses a part
+
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use krunbox_proto::Frame;
+
+/// Hands out `bytes` in pieces: piece sizes cycle through `steps` (each at
+/// least 1), and with `interrupt` every other read first fails with
+/// `Interrupted`, as a signal would.
+pub struct Pieces<'a> {
+    bytes: &'a [u8],
+    steps: &'a [u8],
+    turn: usize,
+    interrupt: bool,
+    interrupted: bool,
+}
+
+impl<'a> Pieces<'a> {
+    /// Splits the fuzzer's input: the first byte says how many step bytes
+    /// follow (and, in its top bit, whether to interrupt); the rest is the
+    /// stream.
+    pub fn from_input(data: &'a [u8]) -> Option<Self> {
+        let (&head, rest) = data.split_first()?;
+        let n = usize::from(head & 0x0f).min(rest.len());
+        let (steps, bytes) = rest.split_at(n);
+        Some(Self {
+            bytes,
+            steps,
+            turn: 0,
+            interrupt: head & 0x80 != 0,
+            interrupted: false,
+        })
+    }
+
+    /// The whole stream.
+    pub fn stream(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    fn next_len(&mut self, room: usize) -> usize {
+        let step = match self.steps {
+            [] => usize::MAX,
+            steps => usize::from(steps[self.turn % steps.len()]).max(1),
+        };
+        self.turn += 1;
+        step.min(room).min(self.bytes.len())
+    }
+}
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.interrupt {
+            self.interrupted = !self.interrupted;
+            if self.interrupted {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+        }
+        let n = self.next_len(buf.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+impl tokio::io::AsyncRead for Pieces<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = self.next_len(buf.remaining());
+        let (piece, rest) = self.bytes.split_at(n);
+        buf.put_slice(piece);
+        self.bytes = rest;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Polls a future that never waits (its reader is always ready) to the end.
+pub fn run_ready<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("a read from memory returned Pending"),
+    }
+}
+
+/// Checks that `frame`, re-encoded, is exactly the next bytes of the
+/// stream: the reader neither invents, drops nor reorders bytes.
+pub fn check_reencodes(frame: &Frame, stream: &[u8], consumed: &mut usize) {
+    let encoded = frame.to_bytes();
+    let end = *consumed + encoded.len();
+    assert!(end <= stream.len(), "a frame longer than the input");
+    assert_eq!(&stream[*consumed..end], &encoded[..]);
+    *consumed = end;
+}

@@ -1,0 +1,539 @@
+//! The host API against a hostile agent double (tests/hostile_agent):
+//! oversized frames, lengths that lie, unknown types, escaping copy-out
+//! entries, endless output, silence and disconnects mid-stream. Each case
+//! checks that the call fails with a typed error (never hangs: every call
+//! runs under a guard that fails the test if it does), that nothing is
+//! written outside the destination, and that the client still serves the
+//! next operation — or, when the agent is gone, says so.
+
+mod hostile_agent;
+
+use std::path::Path;
+use std::time::Duration;
+
+use hostile_agent::{
+    data, dir, end_and_done, file, honest, raw_header, reply, symlink, Act, HostileAgent,
+};
+use krunbox::client::{ClientConfig, ClientError, Command, Provision};
+use krunbox_proto::{
+    stream, ExitStatus, Frame, FrameError, FrameType, OutputRange, Reply, Request, MAX_PAYLOAD,
+};
+
+/// Short limits, so that every bounded wait ends quickly.
+fn short() -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_millis(500),
+        default_exec_timeout: Duration::from_millis(500),
+        exec_grace: Duration::from_millis(500),
+        max_output: 1 << 20,
+        max_copy_entries: 10_000,
+        max_copy_bytes: 8 << 20,
+        liveness_timeout: Duration::from_secs(2),
+        ..ClientConfig::default()
+    }
+}
+
+/// A double that answers `stat` honestly and everything else with `acts`.
+async fn double(acts: Vec<Act>) -> HostileAgent {
+    HostileAgent::start(short(), move |req| {
+        honest(req).unwrap_or_else(|| acts.clone())
+    })
+    .await
+}
+
+/// Fails the test if `fut` has not finished after 30 s.
+async fn guarded<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("the call hung")
+}
+
+/// The client still works after the hostile operation.
+async fn still_usable(agent: &HostileAgent) {
+    let stat = guarded(agent.client.stat("/x")).await;
+    assert!(stat.is_ok(), "the next operation failed: {stat:?}");
+    assert!(agent.client.is_alive());
+}
+
+fn started() -> Frame {
+    reply(&Reply::Started { pid: 7 })
+}
+
+fn stdout(bytes: &[u8]) -> Frame {
+    Frame::data(stream::STDOUT, bytes.to_vec()).unwrap()
+}
+
+fn exited() -> Frame {
+    reply(&Reply::Exited(ExitStatus {
+        code: Some(0),
+        signal: None,
+        timed_out: false,
+    }))
+}
+
+async fn exec_err(agent: &HostileAgent) -> ClientError {
+    guarded(agent.client.exec(&Command::new("x")))
+        .await
+        .expect_err("a hostile exec must fail")
+}
+
+/// Copies out of the double into `<dir>/out/dest`; returns the result and
+/// checks that nothing appeared outside `out` and, on failure, nothing in it.
+async fn copy_out(agent: &HostileAgent) -> Result<(), ClientError> {
+    let out = agent.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let result = guarded(agent.client.copy_out("/src", &out.join("dest"))).await;
+    assert_eq!(
+        names(agent.dir.path()),
+        ["ops.sock", "out"],
+        "wrote outside"
+    );
+    if result.is_err() {
+        assert!(names(&out).is_empty(), "left behind: {:?}", names(&out));
+    }
+    result.map(|_| ())
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn oversized_frames_are_refused_before_allocation() {
+    for len in [MAX_PAYLOAD as u32 + 1, u32::MAX] {
+        let head = raw_header(FrameType::Data as u8, stream::STDOUT, len).to_vec();
+        let agent = double(vec![Act::Frames(vec![started()]), Act::Bytes(head)]).await;
+        let err = exec_err(&agent).await;
+        assert!(
+            matches!(
+                err,
+                ClientError::Frame {
+                    source: FrameError::Oversized { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        still_usable(&agent).await;
+    }
+}
+
+#[tokio::test]
+async fn lengths_that_lie() {
+    // Claims 1000 bytes, sends 10 and closes.
+    let mut short_body = raw_header(FrameType::Reply as u8, 0, 1000).to_vec();
+    short_body.extend_from_slice(b"{\"reply\":\"");
+    let agent = double(vec![Act::Bytes(short_body.clone())]).await;
+    let err = exec_err(&agent).await;
+    assert!(
+        matches!(
+            err,
+            ClientError::Frame {
+                source: FrameError::Truncated { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    still_usable(&agent).await;
+
+    // The same, then silence: the exec's deadline ends it.
+    let agent = double(vec![Act::Bytes(short_body), Act::Silence]).await;
+    let err = exec_err(&agent).await;
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+    still_usable(&agent).await;
+
+    // A data frame claiming more than it holds swallows the next frame's
+    // head; what follows is not a frame.
+    let mut swallow = raw_header(FrameType::Data as u8, stream::STDOUT, 40).to_vec();
+    swallow.extend_from_slice(&[b'a'; 20]);
+    swallow.extend_from_slice(&exited().to_bytes());
+    let agent = double(vec![Act::Frames(vec![started()]), Act::Bytes(swallow)]).await;
+    let err = exec_err(&agent).await;
+    assert!(
+        matches!(
+            err,
+            ClientError::Frame {
+                source: FrameError::BadMagic { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // Background output whose ranges do not match the bytes sent.
+    let lying_range = Reply::Output {
+        stdout: OutputRange { start: 0, end: 100 },
+        stderr: OutputRange { start: 0, end: 0 },
+        status: None,
+    };
+    let agent = double(vec![Act::Frames(vec![
+        reply(&lying_range),
+        stdout(b"abc"),
+        Frame::eof(stream::STDOUT),
+        Frame::eof(stream::STDERR),
+    ])])
+    .await;
+    let err = guarded(agent.client.read_output(1, 0, 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unexpected { .. }), "{err:?}");
+
+    // A copy in acknowledged with counts other than what was sent.
+    let agent = double(vec![
+        Act::ReadTree,
+        Act::Frames(vec![reply(&Reply::CopyDone {
+            entries: 1,
+            bytes: 999,
+        })]),
+    ])
+    .await;
+    let src = agent.dir.path().join("src.txt");
+    std::fs::write(&src, b"hello").unwrap();
+    let err = guarded(agent.client.copy_in(&src, "/dest"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unexpected { .. }), "{err:?}");
+    still_usable(&agent).await;
+}
+
+#[tokio::test]
+async fn unknown_frame_types_mid_stream() {
+    let mut unknown = raw_header(0xee, stream::STDOUT, 3).to_vec();
+    unknown.extend_from_slice(b"???");
+    let agent = double(vec![
+        Act::Frames(vec![started(), stdout(b"ok")]),
+        Act::Bytes(unknown.clone()),
+        Act::Frames(vec![exited()]),
+    ])
+    .await;
+    let err = exec_err(&agent).await;
+    assert!(
+        matches!(
+            err,
+            ClientError::Frame {
+                source: FrameError::UnknownType {
+                    frame_type: 0xee,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    still_usable(&agent).await;
+
+    let agent = double(vec![Act::Frames(vec![dir("")]), Act::Bytes(unknown)]).await;
+    let err = copy_out(&agent).await.unwrap_err();
+    assert!(matches!(err, ClientError::Frame { .. }), "{err:?}");
+    still_usable(&agent).await;
+
+    // Known types in the wrong place: a request frame, stdin data.
+    for wrong in [
+        Frame::json(FrameType::Request, &Request::ListProcesses).unwrap(),
+        Frame::data(stream::STDIN, &b"x"[..]).unwrap(),
+    ] {
+        let agent = double(vec![Act::Frames(vec![started(), wrong])]).await;
+        let err = exec_err(&agent).await;
+        assert!(matches!(err, ClientError::Unexpected { .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn copy_out_entries_cannot_escape() {
+    let long_name = "n".repeat(300);
+    let escapes: Vec<Vec<Frame>> = vec![
+        vec![dir(""), file("../up", 0)],
+        vec![dir(""), file("/tmp/krunbox-hostile-abs", 0)],
+        vec![dir(""), dir("a"), file("a/../../up", 0)],
+        vec![dir(""), file("a/./b", 0)],
+        vec![dir(""), file("nul\0byte", 0)],
+        vec![dir(""), file(&long_name, 0)],
+        vec![dir(""), symlink("l", ".."), file("l/up", 0)],
+        vec![dir(""), symlink("l", "/"), dir("l/etc")],
+        // A root that is a symlink, then entries below it.
+        vec![symlink("", "/etc"), file("passwd", 0)],
+        // A file, then a directory of the same name.
+        vec![dir(""), file("x", 0), Frame::eof(stream::FILE), dir("x")],
+    ];
+    for mut script in escapes {
+        script.extend(end_and_done());
+        let agent = double(vec![Act::Frames(script.clone())]).await;
+        let err = copy_out(&agent).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Tree { .. }),
+            "{script:?}: {err:?}"
+        );
+        still_usable(&agent).await;
+    }
+}
+
+#[tokio::test]
+async fn planted_symlinks_are_replaced_not_followed() {
+    // Step one: the guest makes the destination a symlink to a directory
+    // outside; step two: it sends a tree to the same destination.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().to_str().unwrap().to_owned();
+    let mut plant = vec![symlink("", &target)];
+    plant.extend(end_and_done());
+    let mut tree = vec![
+        dir(""),
+        file("evil", 1),
+        data(b"x"),
+        Frame::eof(stream::FILE),
+    ];
+    tree.extend(end_and_done());
+    let agent = HostileAgent::start(short(), move |req| match req {
+        Request::CopyOut { path } if path == "plant" => vec![Act::Frames(plant.clone())],
+        _ => vec![Act::Frames(tree.clone())],
+    })
+    .await;
+    let dest = agent.dir.path().join("dest");
+    guarded(agent.client.copy_out("plant", &dest))
+        .await
+        .unwrap();
+    assert!(dest.symlink_metadata().unwrap().is_symlink());
+    guarded(agent.client.copy_out("tree", &dest)).await.unwrap();
+    assert!(dest.symlink_metadata().unwrap().is_dir());
+    assert!(dest.join("evil").is_file());
+    assert!(
+        names(outside.path()).is_empty(),
+        "wrote through the symlink"
+    );
+
+    // Inside a destination directory: a planted child symlink is replaced
+    // by the directory of the same name, not followed.
+    let mut plant = vec![dir(""), symlink("sub", &target)];
+    plant.extend(end_and_done());
+    let mut tree = vec![
+        dir(""),
+        dir("sub"),
+        file("sub/evil", 1),
+        data(b"x"),
+        Frame::eof(stream::FILE),
+    ];
+    tree.extend(end_and_done());
+    let agent = HostileAgent::start(short(), move |req| match req {
+        Request::CopyOut { path } if path == "plant" => vec![Act::Frames(plant.clone())],
+        _ => vec![Act::Frames(tree.clone())],
+    })
+    .await;
+    let dest = agent.dir.path().join("dest");
+    guarded(agent.client.copy_out("plant", &dest))
+        .await
+        .unwrap();
+    guarded(agent.client.copy_out("tree", &dest)).await.unwrap();
+    assert!(dest.join("sub").symlink_metadata().unwrap().is_dir());
+    assert!(dest.join("sub/evil").is_file());
+    assert!(
+        names(outside.path()).is_empty(),
+        "wrote through the symlink"
+    );
+}
+
+#[tokio::test]
+async fn endless_output_hits_the_limits() {
+    let chunk = stdout(&vec![b'y'; 64 * 1024]);
+    let agent = double(vec![Act::Frames(vec![started()]), Act::Repeat(chunk)]).await;
+    let err = exec_err(&agent).await;
+    assert!(
+        matches!(err, ClientError::OutputLimit { limit, .. } if limit == 1 << 20),
+        "{err:?}"
+    );
+    still_usable(&agent).await;
+
+    // Background output without end.
+    let output = Reply::Output {
+        stdout: OutputRange { start: 0, end: 1 },
+        stderr: OutputRange { start: 0, end: 0 },
+        status: None,
+    };
+    let agent = double(vec![
+        Act::Frames(vec![reply(&output)]),
+        Act::Repeat(stdout(&vec![b'z'; 64 * 1024])),
+    ])
+    .await;
+    let err = guarded(agent.client.read_output(1, 0, 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::OutputLimit { .. }), "{err:?}");
+
+    // A file that never ends, a file bigger than allowed, entries without end.
+    let endless_file = vec![
+        Act::Frames(vec![file("", 4 << 20)]),
+        Act::Repeat(data(&vec![0u8; 64 * 1024])),
+    ];
+    let too_big = vec![Act::Frames(vec![file("", u64::MAX)])];
+    let endless_entries = vec![
+        Act::Frames(vec![dir("")]),
+        Act::Endless(|n| dir(&format!("d{n}"))),
+    ];
+    for acts in [endless_file, too_big, endless_entries] {
+        let agent = double(acts).await;
+        let err = copy_out(&agent).await.unwrap_err();
+        assert!(matches!(err, ClientError::Tree { .. }), "{err:?}");
+        still_usable(&agent).await;
+    }
+
+    // Replies that keep the exec busy without output: its deadline ends it.
+    for noise in [started(), Frame::eof(stream::STDOUT)] {
+        let agent = double(vec![Act::Repeat(noise)]).await;
+        let err = exec_err(&agent).await;
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+        still_usable(&agent).await;
+    }
+}
+
+#[tokio::test]
+async fn silence_mid_stream_times_out() {
+    let agent = double(vec![
+        Act::Frames(vec![started(), stdout(b"partial")]),
+        Act::Silence,
+    ])
+    .await;
+    let err = exec_err(&agent).await;
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+    still_usable(&agent).await;
+
+    let agent = double(vec![
+        Act::Frames(vec![dir(""), file("f", 100), data(&[1; 10])]),
+        Act::Silence,
+    ])
+    .await;
+    let err = copy_out(&agent).await.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+    still_usable(&agent).await;
+
+    // An agent that stops reading: a copy in or a provision of more than
+    // the socket buffers hold stalls, and the stall limit ends it.
+    let agent = double(vec![Act::Silence]).await;
+    let src = agent.dir.path().join("big.bin");
+    std::fs::write(&src, vec![7u8; 16 << 20]).unwrap();
+    let err = guarded(agent.client.copy_in(&src, "/dest"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+    let mut plan = Provision::new();
+    plan.write_file("/big", vec![7u8; 16 << 20], 0o644);
+    let err = guarded(agent.client.provision(&plan)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+    still_usable(&agent).await;
+}
+
+#[tokio::test]
+async fn disconnects_mid_stream_are_errors() {
+    let agent = double(vec![Act::Frames(vec![started(), stdout(b"partial")])]).await;
+    let err = exec_err(&agent).await;
+    assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
+    still_usable(&agent).await;
+
+    let agent = double(vec![Act::Frames(vec![
+        dir(""),
+        file("f", 100),
+        data(&[1; 10]),
+    ])])
+    .await;
+    let err = copy_out(&agent).await.unwrap_err();
+    assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
+
+    let agent = double(vec![Act::ReadBytes(256 * 1024)]).await;
+    let src = agent.dir.path().join("big.bin");
+    std::fs::write(&src, vec![7u8; 16 << 20]).unwrap();
+    let err = guarded(agent.client.copy_in(&src, "/dest"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Io { .. } | ClientError::Closed { .. }),
+        "{err:?}"
+    );
+    still_usable(&agent).await;
+
+    let output = Reply::Output {
+        stdout: OutputRange { start: 0, end: 10 },
+        stderr: OutputRange { start: 0, end: 0 },
+        status: None,
+    };
+    let agent = double(vec![Act::Frames(vec![reply(&output), stdout(b"abc")])]).await;
+    let err = guarded(agent.client.read_output(1, 0, 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
+    let err = guarded(agent.client.wait_process(1, Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Closed { .. } | ClientError::Unexpected { .. }
+        ),
+        "{err:?}"
+    );
+    still_usable(&agent).await;
+}
+
+#[tokio::test]
+async fn a_dead_agent_is_reported() {
+    let agent = double(vec![Act::Silence]).await;
+    let session = guarded(agent.client.exec_streaming(&Command::new("sleep")))
+        .await
+        .unwrap();
+    agent.die();
+    guarded(agent.client.closed()).await;
+    assert!(!agent.client.is_alive());
+    let err = guarded(agent.client.stat("/x")).await.unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    drop(session);
+
+    // An agent whose liveness channel carries garbage counts as dead too.
+    let agent = double(vec![]).await;
+    agent.garble_announce();
+    guarded(agent.client.closed()).await;
+    assert!(!agent.client.is_alive());
+}
+
+#[tokio::test]
+async fn a_halted_guest_is_noticed_and_ends_waits() {
+    // Connections stay open, but the pings stop: every wait ends.
+    let agent = double(vec![Act::Silence]).await;
+    let session = guarded(
+        agent
+            .client
+            .exec_streaming(&Command::new("sleep").timeout(Duration::from_secs(3600))),
+    )
+    .await
+    .unwrap();
+    let src = agent.dir.path().join("big.bin");
+    std::fs::write(&src, vec![7u8; 16 << 20]).unwrap();
+    let client = agent.client.clone();
+    let copy = tokio::spawn(async move { client.copy_in(&src, "/dest").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.freeze();
+    guarded(agent.client.closed()).await;
+    assert!(!agent.client.is_alive());
+    let err = guarded(session.collect(1 << 20)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Gone { .. }), "{err:?}");
+    let err = guarded(copy).await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, ClientError::Gone { .. } | ClientError::Timeout { .. }),
+        "{err:?}"
+    );
+    // New operations fail at once.
+    let err = guarded(agent.client.stat("/x")).await.unwrap_err();
+    assert!(matches!(err, ClientError::Gone { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_flooded_liveness_channel_changes_nothing() {
+    let agent = double(vec![]).await;
+    agent.flood_announce();
+    while agent.flooded.load(std::sync::atomic::Ordering::Relaxed) < 64 << 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    still_usable(&agent).await;
+}
