@@ -138,24 +138,9 @@ fn timeline(out: &mut String, report: &Report, mut y: f64) -> f64 {
     }
     y += 76.0;
     if let Some(floor) = floor {
-        text(
-            out,
-            LEFT,
-            y + 15.0,
-            12,
-            "normal",
-            "bare libkrun: /bin/true, exit",
-        );
-        rect(out, BAR_LEFT, y, floor * scale, 20.0, BASELINE);
-        let tag = format!("{floor:.0} ms");
-        text(
-            out,
-            BAR_LEFT + floor * scale + 6.0,
-            y + 15.0,
-            11,
-            "normal",
-            &tag,
-        );
+        let label = (LEFT, 12, "bare libkrun: /bin/true, exit");
+        let value = format!("{floor:.0} ms");
+        labelled_bar(out, label, y, 20.0, floor * scale, BASELINE, &value);
         y += 30.0;
     }
     y + 24.0
@@ -176,16 +161,15 @@ fn comparison(out: &mut String, c: &super::stats::Comparison, mut y: f64) -> f64
         ("krunbox", c.krunbox_p50_ms, KRUNBOX),
         ("baseline", c.baseline_p50_ms, BASELINE),
     ] {
-        text(out, LEFT + 10.0, y + 12.0, 11, "normal", name);
-        rect(out, BAR_LEFT, y, value * scale, 15.0, colour);
-        let tag = format!("{value:.2} ms");
-        text(
+        let value_text = format!("{value:.2} ms");
+        labelled_bar(
             out,
-            BAR_LEFT + value * scale + 6.0,
-            y + 12.0,
-            11,
-            "normal",
-            &tag,
+            (LEFT + 10.0, 11, name),
+            y,
+            15.0,
+            value * scale,
+            colour,
+            &value_text,
         );
         y += 18.0;
     }
@@ -209,6 +193,23 @@ fn comparison(out: &mut String, c: &super::stats::Comparison, mut y: f64) -> f64
     let style = format!("font-size=\"11\" fill=\"{colour}\"");
     styled_text(out, LEFT + 10.0, y + 11.0, &style, &verdict);
     y + 14.0
+}
+
+/// A bar of `width` from [`BAR_LEFT`], its label (x, font size, text) on
+/// the left and `value` after it.
+fn labelled_bar(
+    out: &mut String,
+    (label_x, size, label): (f64, u32, &str),
+    y: f64,
+    height: f64,
+    width: f64,
+    colour: &str,
+    value: &str,
+) {
+    let baseline = y + height - 4.0;
+    text(out, label_x, baseline, size, "normal", label);
+    rect(out, BAR_LEFT, y, width, height, colour);
+    text(out, BAR_LEFT + width + 6.0, baseline, 11, "normal", value);
 }
 
 fn rect(out: &mut String, x: f64, y: f64, w: f64, h: f64, fill: &str) {
