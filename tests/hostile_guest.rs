@@ -11,13 +11,18 @@ mod hostile_agent;
 use std::path::Path;
 use std::time::Duration;
 
+use std::os::unix::fs::PermissionsExt;
+
 use hostile_agent::{
-    data, dir, end_and_done, file, honest, raw_header, reply, symlink, Act, HostileAgent,
+    data, dir, end_and_done, entry, file, honest, raw_header, reply, symlink, Act, HostileAgent,
 };
-use krunbox::client::{ClientConfig, ClientError, Command, Provision};
+use krunbox::client::{AgentClient, ClientConfig, ClientError, Command, Provision};
 use krunbox_proto::{
-    stream, ExitStatus, Frame, FrameError, FrameType, OutputRange, Reply, Request, MAX_PAYLOAD,
+    stream, ErrorKind, ErrorReply, ExitStatus, Frame, FrameError, FrameType, Hello, OutputRange,
+    Reply, Request, TreeEntry, MAX_PAYLOAD,
 };
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
 
 /// Short limits, so that every bounded wait ends quickly.
 fn short() -> ClientConfig {
@@ -102,6 +107,23 @@ fn names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+#[tokio::test]
+async fn garbage_is_not_a_frame() {
+    let agent = double(vec![Act::Bytes(b"garbage!".repeat(4))]).await;
+    let err = exec_err(&agent).await;
+    assert!(
+        matches!(
+            err,
+            ClientError::Frame {
+                source: FrameError::BadMagic { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    still_usable(&agent).await;
 }
 
 #[tokio::test]
@@ -234,6 +256,14 @@ async fn unknown_frame_types_mid_stream() {
     assert!(matches!(err, ClientError::Frame { .. }), "{err:?}");
     still_usable(&agent).await;
 
+    let agent = double(vec![Act::Bytes(raw_header(77, 0, 0).to_vec())]).await;
+    let err = guarded(agent.client.list_processes()).await.unwrap_err();
+    assert!(matches!(err, ClientError::Frame { .. }), "{err:?}");
+    // The wrong reply for the request.
+    let agent = double(vec![Act::Frames(vec![reply(&Reply::Ok)])]).await;
+    let err = guarded(agent.client.list_processes()).await.unwrap_err();
+    assert!(matches!(err, ClientError::Unexpected { .. }), "{err:?}");
+
     // Known types in the wrong place: a request frame, stdin data.
     for wrong in [
         Frame::json(FrameType::Request, &Request::ListProcesses).unwrap(),
@@ -249,6 +279,7 @@ async fn unknown_frame_types_mid_stream() {
 async fn copy_out_entries_cannot_escape() {
     let long_name = "n".repeat(300);
     let escapes: Vec<Vec<Frame>> = vec![
+        vec![file("../up", 0)],
         vec![dir(""), file("../up", 0)],
         vec![dir(""), file("/tmp/krunbox-hostile-abs", 0)],
         vec![dir(""), dir("a"), file("a/../../up", 0)],
@@ -275,66 +306,93 @@ async fn copy_out_entries_cannot_escape() {
 }
 
 #[tokio::test]
+async fn lying_file_sizes_leave_nothing() {
+    let scripts = [
+        // More data than declared.
+        vec![file("", 4), data(b"123456")],
+        // Less data than declared.
+        vec![file("", 10), data(b"12"), Frame::eof(stream::FILE)],
+    ];
+    for mut script in scripts {
+        script.extend(end_and_done());
+        let agent = double(vec![Act::Frames(script)]).await;
+        let err = copy_out(&agent).await.unwrap_err();
+        assert!(matches!(err, ClientError::Tree { .. }), "{err:?}");
+        still_usable(&agent).await;
+    }
+    // The whole tree, then an error instead of the final reply.
+    let failure = ErrorReply::new(ErrorKind::Io, "disk on fire");
+    let script = vec![
+        file("", 1),
+        data(b"x"),
+        Frame::eof(stream::FILE),
+        entry(&TreeEntry::End),
+        Frame::json(FrameType::Error, &failure).unwrap(),
+    ];
+    let agent = double(vec![Act::Frames(script)]).await;
+    let err = copy_out(&agent).await.unwrap_err();
+    assert!(matches!(err, ClientError::Agent { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn setuid_bits_from_the_guest_are_dropped() {
+    let mut script = vec![file("", 1), data(b"x"), Frame::eof(stream::FILE)];
+    script.extend(end_and_done());
+    let agent = double(vec![Act::Frames(script)]).await;
+    copy_out(&agent).await.unwrap();
+    let dest = agent.dir.path().join("out/dest");
+    let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+}
+
+/// Copies out twice to the same destination: first `plant` (which puts a
+/// symlink to an outside directory there), then `tree`; checks that the
+/// outside directory stayed empty and returns the destination.
+async fn plant_then_copy(
+    plant: Vec<Frame>,
+    tree: Vec<Frame>,
+    outside: &Path,
+) -> (HostileAgent, std::path::PathBuf) {
+    let agent = HostileAgent::start(short(), move |req| match req {
+        Request::CopyOut { path } if path == "plant" => vec![Act::Frames(plant.clone())],
+        _ => vec![Act::Frames(tree.clone())],
+    })
+    .await;
+    let dest = agent.dir.path().join("dest");
+    guarded(agent.client.copy_out("plant", &dest))
+        .await
+        .unwrap();
+    guarded(agent.client.copy_out("tree", &dest)).await.unwrap();
+    assert!(names(outside).is_empty(), "wrote through the symlink");
+    (agent, dest)
+}
+
+#[tokio::test]
 async fn planted_symlinks_are_replaced_not_followed() {
-    // Step one: the guest makes the destination a symlink to a directory
-    // outside; step two: it sends a tree to the same destination.
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().to_str().unwrap().to_owned();
+    let evil = |path: &str| vec![file(path, 1), data(b"x"), Frame::eof(stream::FILE)];
+
+    // The destination itself made a symlink, then a tree sent there.
     let mut plant = vec![symlink("", &target)];
     plant.extend(end_and_done());
-    let mut tree = vec![
-        dir(""),
-        file("evil", 1),
-        data(b"x"),
-        Frame::eof(stream::FILE),
-    ];
+    let mut tree = vec![dir("")];
+    tree.extend(evil("evil"));
     tree.extend(end_and_done());
-    let agent = HostileAgent::start(short(), move |req| match req {
-        Request::CopyOut { path } if path == "plant" => vec![Act::Frames(plant.clone())],
-        _ => vec![Act::Frames(tree.clone())],
-    })
-    .await;
-    let dest = agent.dir.path().join("dest");
-    guarded(agent.client.copy_out("plant", &dest))
-        .await
-        .unwrap();
-    assert!(dest.symlink_metadata().unwrap().is_symlink());
-    guarded(agent.client.copy_out("tree", &dest)).await.unwrap();
+    let (_agent, dest) = plant_then_copy(plant, tree, outside.path()).await;
     assert!(dest.symlink_metadata().unwrap().is_dir());
     assert!(dest.join("evil").is_file());
-    assert!(
-        names(outside.path()).is_empty(),
-        "wrote through the symlink"
-    );
 
-    // Inside a destination directory: a planted child symlink is replaced
-    // by the directory of the same name, not followed.
+    // A child of a destination directory made a symlink, then a tree with
+    // a directory of that name merged in.
     let mut plant = vec![dir(""), symlink("sub", &target)];
     plant.extend(end_and_done());
-    let mut tree = vec![
-        dir(""),
-        dir("sub"),
-        file("sub/evil", 1),
-        data(b"x"),
-        Frame::eof(stream::FILE),
-    ];
+    let mut tree = vec![dir(""), dir("sub")];
+    tree.extend(evil("sub/evil"));
     tree.extend(end_and_done());
-    let agent = HostileAgent::start(short(), move |req| match req {
-        Request::CopyOut { path } if path == "plant" => vec![Act::Frames(plant.clone())],
-        _ => vec![Act::Frames(tree.clone())],
-    })
-    .await;
-    let dest = agent.dir.path().join("dest");
-    guarded(agent.client.copy_out("plant", &dest))
-        .await
-        .unwrap();
-    guarded(agent.client.copy_out("tree", &dest)).await.unwrap();
+    let (_agent, dest) = plant_then_copy(plant, tree, outside.path()).await;
     assert!(dest.join("sub").symlink_metadata().unwrap().is_dir());
     assert!(dest.join("sub/evil").is_file());
-    assert!(
-        names(outside.path()).is_empty(),
-        "wrote through the symlink"
-    );
 }
 
 #[tokio::test]
@@ -392,6 +450,15 @@ async fn endless_output_hits_the_limits() {
 
 #[tokio::test]
 async fn silence_mid_stream_times_out() {
+    // Silent from the start.
+    let agent = double(vec![Act::Silence]).await;
+    let err = guarded(agent.client.list_processes()).await.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+    let err = exec_err(&agent).await;
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+    let err = copy_out(&agent).await.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+
     let agent = double(vec![
         Act::Frames(vec![started(), stdout(b"partial")]),
         Act::Silence,
@@ -536,4 +603,42 @@ async fn a_flooded_liveness_channel_changes_nothing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     still_usable(&agent).await;
+}
+
+#[tokio::test]
+async fn bad_hellos_are_rejected() {
+    let config = ClientConfig {
+        hello_timeout: Duration::from_millis(200),
+        ..ClientConfig::default()
+    };
+    // Silence.
+    let (host_end, _agent_end) = UnixStream::pair().unwrap();
+    let err = AgentClient::from_announce(host_end, "/nonexistent", config.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::HelloTimeout(_)), "{err:?}");
+    // Garbage.
+    let (host_end, mut agent_end) = UnixStream::pair().unwrap();
+    agent_end.write_all(b"not a frame at all").await.unwrap();
+    let err = AgentClient::from_announce(host_end, "/nonexistent", config.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Frame { .. }), "{err:?}");
+    // Another protocol version inside the hello.
+    let (host_end, mut agent_end) = UnixStream::pair().unwrap();
+    let hello = Hello {
+        protocol: 9,
+        agent_version: "future".into(),
+        pid: 1,
+        started_uptime_ns: 0,
+        hello_uptime_ns: 0,
+    };
+    agent_end
+        .write_all(&Frame::json(FrameType::Hello, &hello).unwrap().to_bytes())
+        .await
+        .unwrap();
+    let err = AgentClient::from_announce(host_end, "/nonexistent", config)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Version { found: 9 }), "{err:?}");
 }

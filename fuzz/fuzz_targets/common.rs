@@ -7,7 +7,8 @@ use std::io::{self, Read};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use krunbox_proto::Frame;
+use krunbox_proto::path::entry_components;
+use krunbox_proto::{Frame, FrameError, ReadError, TreeEntry, HEADER_LEN};
 
 /// Hands out `bytes` in pieces: piece sizes cycle through `steps` (each at
 /// least 1), and with `interrupt` every other read first fails with
@@ -99,4 +100,43 @@ pub fn check_reencodes(frame: &Frame, stream: &[u8], consumed: &mut usize) {
     assert!(end <= stream.len(), "a frame longer than the input");
     assert_eq!(&stream[*consumed..end], &encoded[..]);
     *consumed = end;
+}
+
+/// Reads every frame with `next` and checks it: within `max`, re-encoding
+/// to exactly its input bytes, parsed by `parse` (as one side's messages)
+/// and, as a tree entry, path-checked; at a clean end all input is read.
+/// Stops at the first error that leaves the stream out of sync.
+pub fn check_frames(
+    stream: &[u8],
+    max: usize,
+    mut next: impl FnMut() -> Result<Option<Frame>, ReadError>,
+    parse: impl Fn(&Frame),
+) {
+    let mut consumed = 0;
+    loop {
+        match next() {
+            Ok(Some(frame)) => {
+                assert!(frame.payload.len() <= max);
+                check_reencodes(&frame, stream, &mut consumed);
+                parse(&frame);
+                match frame.parse_json::<TreeEntry>() {
+                    Ok(TreeEntry::Dir { path, .. })
+                    | Ok(TreeEntry::File { path, .. })
+                    | Ok(TreeEntry::Symlink { path, .. }) => {
+                        let _ = entry_components(&path);
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None) => {
+                assert_eq!(consumed, stream.len(), "input left unread");
+                return;
+            }
+            Err(ReadError::Frame(FrameError::UnknownType { len, .. })) => {
+                consumed += HEADER_LEN + len as usize;
+            }
+            Err(ReadError::Io(e)) => panic!("reading memory failed: {e}"),
+            Err(ReadError::Frame(_)) => return,
+        }
+    }
 }
