@@ -86,7 +86,7 @@ impl Default for ClientConfig {
         Self {
             connect_timeout: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(30),
-            liveness_timeout: Duration::from_secs(20),
+            liveness_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             transfer_timeout: Duration::from_secs(3600),

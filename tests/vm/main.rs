@@ -14,6 +14,10 @@
 
 mod agent_cases;
 mod cases;
+mod fault_cases;
+mod fault_support;
+mod load_cases;
+mod security_cases;
 mod support;
 
 use std::process::ExitCode;
@@ -26,6 +30,9 @@ fn main() -> ExitCode {
     let mut args = Arguments::from_args();
     let mut trials = cases::all();
     trials.extend(agent_cases::all());
+    trials.extend(fault_cases::all());
+    trials.extend(load_cases::all());
+    trials.extend(security_cases::all());
     if support::in_lab() && args.color.is_none() {
         // The lab's serial port looks like a terminal; the host reading it
         // is not one.
