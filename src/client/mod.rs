@@ -383,7 +383,8 @@ impl AgentClient {
     pub async fn shutdown(&self, code: i32) -> Result<(), ClientError> {
         const OP: &str = "shutdown";
         match self.call(OP, &Request::Shutdown { code }).await {
-            Ok(Reply::Ok) | Err(ClientError::Closed { .. }) => {}
+            // The agent may be gone before its answer is read.
+            Ok(Reply::Ok) | Err(ClientError::Closed { .. } | ClientError::Gone { .. }) => {}
             Ok(other) => return Err(connection::unexpected_reply(OP, &other)),
             Err(e) => return Err(e),
         }
