@@ -86,7 +86,7 @@ impl Default for ClientConfig {
         Self {
             connect_timeout: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(30),
-            liveness_timeout: Duration::from_secs(20),
+            liveness_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             transfer_timeout: Duration::from_secs(3600),
@@ -427,7 +427,8 @@ impl AgentClient {
     pub async fn shutdown(&self, code: i32) -> Result<(), ClientError> {
         const OP: &str = "shutdown";
         match self.call(OP, &Request::Shutdown { code }).await {
-            Ok(Reply::Ok) | Err(ClientError::Closed { .. }) => {}
+            // The agent may be gone before its answer is read.
+            Ok(Reply::Ok) | Err(ClientError::Closed { .. } | ClientError::Gone { .. }) => {}
             Ok(other) => return Err(connection::unexpected_reply(OP, &other)),
             Err(e) => return Err(e),
         }

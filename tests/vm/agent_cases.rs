@@ -141,7 +141,7 @@ async fn sha256sum_in_guest(vm: &Vm, path: &str) -> Result<String, Failed> {
         .to_owned())
 }
 
-fn sha256_host(path: &Path) -> Result<String, Failed> {
+pub fn sha256_host(path: &Path) -> Result<String, Failed> {
     let out = std::process::Command::new("sha256sum").arg(path).output()?;
     Ok(text(&out.stdout)
         .split_whitespace()

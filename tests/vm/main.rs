@@ -15,10 +15,14 @@
 mod agent_cases;
 mod bench_cases;
 mod cases;
+mod fault_cases;
+mod fault_support;
+mod load_cases;
 mod loopback;
 mod named_cases;
 mod net_cases;
 mod net_oneshot_cases;
+mod security_cases;
 mod support;
 
 use std::process::ExitCode;
@@ -34,6 +38,9 @@ fn main() -> ExitCode {
     trials.extend(named_cases::all());
     trials.extend(net_cases::all().into_iter().chain(net_oneshot_cases::all()));
     trials.extend(bench_cases::all());
+    trials.extend(fault_cases::all());
+    trials.extend(load_cases::all());
+    trials.extend(security_cases::all());
     if support::in_lab() && args.color.is_none() {
         // The lab's serial port looks like a terminal; the host reading it
         // is not one.
