@@ -69,9 +69,9 @@ impl Leftovers {
     /// Notes `vm`'s runner pid and socket directory.
     pub fn of(vm: &Vm) -> Self {
         let dir = vm
-            .log_path()
+            .runner_log_path()
             .parent()
-            .expect("the log lives in the socket dir")
+            .expect("the runner log lives in the socket dir")
             .to_owned();
         Self {
             runner: vm.runner_pid(),

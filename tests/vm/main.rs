@@ -88,7 +88,7 @@ fn run_in_lab() -> ExitCode {
             format!("{}/krunbox", krunbox_lab::LAB_BIN),
         )
         .env("RUST_BACKTRACE", "1")
-        .memory_mib(4096)
+        .memory_mib(8192)
         .timeout(Duration::from_secs(30 * 60))
         .work_dir(env!("CARGO_TARGET_TMPDIR"));
     match spec.run() {
