@@ -103,8 +103,9 @@ fn send_error(writer: &FrameWriter, reply: &ErrorReply) {
 
 /// Serves one ops connection: one request and its exchange.
 fn serve(registry: &Registry, conn: Conn) {
-    let Ok((mut reader, writer)) = transport::split(conn) else {
-        return;
+    let (mut reader, writer) = match transport::split(conn) {
+        Ok(halves) => halves,
+        Err(e) => return eprintln!("krunbox-agent: dropping a connection: {e}"),
     };
     // A connection that never sends its request does not hold a thread
     // forever.
@@ -125,7 +126,10 @@ fn serve(registry: &Registry, conn: Conn) {
             let msg = format!("expected a request, got a {:?} frame", frame.frame_type);
             return send_error(&writer, &ErrorReply::new(ErrorKind::Protocol, msg));
         }
-        Ok(None) | Err(ReadError::Io(_)) => return,
+        Ok(None) => return,
+        Err(ReadError::Io(e)) => {
+            return eprintln!("krunbox-agent: dropping a connection: reading its request: {e}")
+        }
         Err(e) => {
             return send_error(
                 &writer,
@@ -231,9 +235,15 @@ fn run(Options { transport, persist }: Options) -> Result<(), String> {
         match listener.accept() {
             Ok(conn) => {
                 let registry = registry.clone();
-                thread::spawn(move || serve(&registry, conn));
+                let serving = thread::Builder::new().spawn(move || serve(&registry, conn));
+                if let Err(e) = serving {
+                    eprintln!("krunbox-agent: dropping a connection: no thread to serve it: {e}");
+                }
             }
-            Err(_) => thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
+                eprintln!("krunbox-agent: accepting a connection: {e}");
+                thread::sleep(Duration::from_millis(10));
+            }
         }
     });
 

@@ -288,6 +288,15 @@ impl Vm {
         self.exit.borrow().is_none()
     }
 
+    /// How the runner exited, once it has (`None` while the VM runs, or
+    /// when its status could not be read).
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.exit
+            .borrow()
+            .as_ref()
+            .and_then(|summary| summary.status)
+    }
+
     /// Asks the guest to sync and power off, and waits for the runner to
     /// exit, at most `timeout`; kills it after that. Returns the VM's exit
     /// status (the agent exits with 0 on a requested shutdown).

@@ -13,7 +13,7 @@ use libtest_mimic::{Failed, Trial};
 use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check, text};
-use crate::support::vm;
+use crate::support::agent_vm;
 
 /// The agent cases, by name.
 pub fn all() -> Vec<Trial> {
@@ -50,7 +50,7 @@ fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         let runtime = Runtime::new().expect("tokio runtime");
         let vm = runtime
-            .block_on(vm().memory_mib(512).boot())
+            .block_on(agent_vm().memory_mib(512).boot())
             .map_err(|e| krunbox::error_chain(&e));
         Shared { runtime, vm }
     })
@@ -67,7 +67,9 @@ where
         .vm
         .as_ref()
         .map_err(|e| Failed::from(format!("the shared VM did not boot: {e}")))?;
-    shared.runtime.block_on(body(vm))
+    shared
+        .runtime
+        .block_on(crate::post_mortem::explained(vm, body(vm)))
 }
 
 fn sh(script: &str) -> Command {
@@ -325,7 +327,7 @@ fn concurrent_execs() -> Result<(), Failed> {
 fn shutdown_returns_status() -> Result<(), Failed> {
     let runtime = Runtime::new()?;
     runtime.block_on(async {
-        let vm = vm().boot().await.map_err(chain)?;
+        let vm = agent_vm().boot().await.map_err(chain)?;
         let out = vm
             .agent()
             .exec(&sh("echo before-shutdown"))

@@ -17,7 +17,7 @@ use crate::fault_support::{
     bounded, largest_starting, names_starting, private_rootfs, shut_down_cleanly, vm_on,
     wait_until, write_big_file, Leftovers,
 };
-use crate::support::vm;
+use crate::support::agent_vm;
 
 /// The fault cases, by name.
 pub fn all() -> Vec<Trial> {
@@ -72,7 +72,7 @@ async fn dead_and_clean(vm: Vm) -> Result<(), Failed> {
 
 fn agent_killed_during_exec() -> Result<(), Failed> {
     run(async {
-        let vm = vm().boot().await.map_err(chain)?;
+        let vm = agent_vm().boot().await.map_err(chain)?;
         let agent_pid = vm.agent().hello().pid;
         let mut long = vm
             .agent()
@@ -183,7 +183,11 @@ fn guest_panics_during_copy_out() -> Result<(), Failed> {
     run(async {
         let host = tempfile::tempdir()?;
         let console = host.path().join("console.log");
-        let vm = vm().console_log(&console).boot().await.map_err(chain)?;
+        let vm = agent_vm()
+            .console_log(&console)
+            .boot()
+            .await
+            .map_err(chain)?;
         let make = sh("dd if=/dev/zero of=/tmp/panic-src.bin bs=1M count=128 2>&1");
         let out = bounded("writing the guest file", vm.agent().exec(&make))
             .await?
@@ -224,7 +228,7 @@ fn guest_panics_during_copy_out() -> Result<(), Failed> {
 
 fn runner_killed_during_exec_and_copy() -> Result<(), Failed> {
     run(async {
-        let vm = vm().boot().await.map_err(chain)?;
+        let vm = agent_vm().boot().await.map_err(chain)?;
         let long = vm
             .agent()
             .exec_streaming(&sh("sleep 600"))
@@ -262,7 +266,7 @@ fn guest_out_of_memory() -> Result<(), Failed> {
     run(async {
         let host = tempfile::tempdir()?;
         let console = host.path().join("console.log");
-        let vm = vm()
+        let vm = agent_vm()
             .memory_mib(256)
             .console_log(&console)
             .boot()

@@ -12,7 +12,7 @@ use krunbox::vm::{Vm, VmConfig};
 use libtest_mimic::Failed;
 
 use crate::cases::{chain, check, text};
-use crate::support::{rootfs, runner};
+use crate::support::{libkrun_log_level, rootfs, runner};
 
 /// Longest any single step of these cases may take before it counts as a
 /// hang (generous: every CPU in the lab is emulated).
@@ -56,6 +56,7 @@ pub fn vm_on(rootfs: &Path) -> VmConfig {
     VmConfig::new(rootfs)
         .memory_mib(256)
         .runner(RunnerProgram::Path(runner()))
+        .log_level(libkrun_log_level())
 }
 
 /// What a VM leaves to check once it is gone: its runner and its private

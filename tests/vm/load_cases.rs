@@ -14,7 +14,8 @@ use crate::cases::{chain, check, text};
 use crate::fault_support::{
     bounded, first_word, private_rootfs, shut_down_cleanly, vm_on, write_big_file, Leftovers,
 };
-use crate::support::vm;
+use crate::post_mortem::explained;
+use crate::support::agent_vm;
 
 /// The load cases, by name.
 pub fn all() -> Vec<Trial> {
@@ -67,8 +68,8 @@ async fn execs_at_once(agent: AgentClient, n: usize, tag: String) -> Result<(), 
 
 fn execs_200_at_once() -> Result<(), Failed> {
     Runtime::new()?.block_on(async {
-        let vm = vm().memory_mib(512).boot().await.map_err(chain)?;
-        execs_at_once(vm.agent().clone(), EXECS, "n".into()).await?;
+        let vm = agent_vm().memory_mib(512).boot().await.map_err(chain)?;
+        explained(&vm, execs_at_once(vm.agent().clone(), EXECS, "n".into())).await?;
         println!("{EXECS} concurrent execs on one VM: all outputs and exit codes right");
         shut_down_cleanly(vm).await
     })
@@ -153,64 +154,68 @@ fn copy_big_in_and_out_under_execs() -> Result<(), Failed> {
         // /tmp): in the lab both are RAM, each limited to half of it.
         let host = tempfile::tempdir()?;
         let console = host.path().join("console.log");
-        let vm = vm()
+        let vm = agent_vm()
             .memory_mib(512)
             .console_log(&console)
             .boot()
             .await
             .map_err(chain)?;
-        let guest_path = "/tmp/krunbox-load-big.bin";
-        let src = host.path().join("big.bin");
-        write_big_file(&src, BIG_MIB)?;
-        let want = sha256_host(&src)?;
+        explained(&vm, async {
+            let guest_path = "/tmp/krunbox-load-big.bin";
+            let src = host.path().join("big.bin");
+            write_big_file(&src, BIG_MIB)?;
+            let want = sha256_host(&src)?;
 
-        // Execs run in a loop beside both copies; each must be right.
-        let stop = Arc::new(AtomicBool::new(false));
-        let execs = Arc::new(AtomicU64::new(0));
-        let load = {
-            let agent = vm.agent().clone();
-            let (stop, execs) = (stop.clone(), execs.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let n = execs.fetch_add(1, Ordering::Relaxed);
-                    let out = agent.exec(&sh(&format!("echo {n}"))).await?;
-                    if out.stdout != format!("{n}\n").as_bytes() {
-                        return Err(format!("exec {n} printed {:?}", text(&out.stdout)).into());
+            // Execs run in a loop beside both copies; each must be right.
+            let stop = Arc::new(AtomicBool::new(false));
+            let execs = Arc::new(AtomicU64::new(0));
+            let load = {
+                let agent = vm.agent().clone();
+                let (stop, execs) = (stop.clone(), execs.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = execs.fetch_add(1, Ordering::Relaxed);
+                        let out = agent.exec(&sh(&format!("echo {n}"))).await?;
+                        if out.stdout != format!("{n}\n").as_bytes() {
+                            return Err(format!("exec {n} printed {:?}", text(&out.stdout)).into());
+                        }
                     }
-                }
-                Ok::<(), Failed>(())
-            })
-        };
+                    Ok::<(), Failed>(())
+                })
+            };
 
-        let stats = vm.agent().copy_in(&src, guest_path).await.map_err(chain)?;
-        check(stats.bytes == (BIG_MIB as u64) << 20, || {
-            format!("{stats:?}")
-        })?;
-        // Keep the lab's RAM for one host-side copy at a time. (The copy
-        // back is checked against the source's checksum: a sum in the
-        // guest as well would take minutes on the emulated CPU.)
-        std::fs::remove_file(&src)?;
-        let back = host.path().join("back.bin");
-        let stats = vm.agent().copy_out(guest_path, &back).await.map_err(|e| {
-            let log = std::fs::read_to_string(&console).unwrap_or_default();
-            let tail = &log[log.len().saturating_sub(2000)..];
-            format!("{}; guest console:\n{tail}", krunbox::error_chain(&e))
-        })?;
-        check(stats.bytes == (BIG_MIB as u64) << 20, || {
-            format!("{stats:?}")
-        })?;
-        stop.store(true, Ordering::Relaxed);
-        bounded("the exec loop", load).await???;
-        vm.agent()
-            .exec(&Command::new("rm").arg(guest_path))
-            .await
-            .map_err(chain)?;
-        let got = sha256_host(&back)?;
-        check(got == want, || format!("back {got} want {want}"))?;
-        println!(
-            "copied {BIG_MIB} MiB in and out, checksums equal, {} execs ran meanwhile",
-            execs.load(Ordering::Relaxed)
-        );
+            let stats = vm.agent().copy_in(&src, guest_path).await.map_err(chain)?;
+            check(stats.bytes == (BIG_MIB as u64) << 20, || {
+                format!("{stats:?}")
+            })?;
+            // Keep the lab's RAM for one host-side copy at a time. (The copy
+            // back is checked against the source's checksum: a sum in the
+            // guest as well would take minutes on the emulated CPU.)
+            std::fs::remove_file(&src)?;
+            let back = host.path().join("back.bin");
+            let stats = vm
+                .agent()
+                .copy_out(guest_path, &back)
+                .await
+                .map_err(chain)?;
+            check(stats.bytes == (BIG_MIB as u64) << 20, || {
+                format!("{stats:?}")
+            })?;
+            stop.store(true, Ordering::Relaxed);
+            bounded("the exec loop", load).await???;
+            vm.agent()
+                .exec(&Command::new("rm").arg(guest_path))
+                .await
+                .map_err(chain)?;
+            let got = sha256_host(&back)?;
+            check(got == want, || format!("back {got} want {want}"))?;
+            println!(
+                "copied {BIG_MIB} MiB in and out, checksums equal, {} execs ran meanwhile",
+                execs.load(Ordering::Relaxed)
+            );
+            Ok(())
+        })
+        .await?;
         shut_down_cleanly(vm).await
     })
 }

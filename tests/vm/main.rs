@@ -22,6 +22,7 @@ mod loopback;
 mod named_cases;
 mod net_cases;
 mod net_oneshot_cases;
+mod post_mortem;
 mod security_cases;
 mod support;
 
@@ -80,7 +81,11 @@ fn run_in_lab() -> ExitCode {
     println!(
         "krunbox vm tests: /dev/kvm is paravirtual here; booting the nested lab once for all cases"
     );
-    let spec = krunbox_lab::LabSpec::new(argv)
+    let mut spec = krunbox_lab::LabSpec::new(argv);
+    if let Ok(level) = std::env::var(support::LIBKRUN_LOG_VAR) {
+        spec = spec.env(support::LIBKRUN_LOG_VAR, level);
+    }
+    let spec = spec
         .executable(&me)
         .executable(&runner)
         .env(

@@ -18,7 +18,7 @@ use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check};
 use crate::loopback::{exchange_when_listening, free_port, LoopbackServer};
-use crate::support::vm;
+use crate::support::agent_vm;
 
 /// The guest port the shared VM publishes.
 const GUEST_PORT: u16 = 8080;
@@ -69,7 +69,7 @@ fn shared() -> &'static NetVm {
         std::fs::write(ro.join("seed.txt"), b"seed\n").expect("seed file");
         let console = dir.path().join("console.log");
         let host_port = free_port().expect("a free host port");
-        let config = vm()
+        let config = agent_vm()
             .memory_mib(512)
             .net(NetMode::Tsi)
             .publish(PublishedPort::new(host_port, GUEST_PORT))

@@ -14,7 +14,7 @@ use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check};
 use crate::fault_support::{shut_down_cleanly, Leftovers};
-use crate::support::vm;
+use crate::support::agent_vm;
 
 /// The security cases, by name.
 pub fn all() -> Vec<Trial> {
@@ -78,7 +78,7 @@ fn mode(path: &Path) -> Result<u32, Failed> {
 
 fn vm_sockets_are_private() -> Result<(), Failed> {
     Runtime::new()?.block_on(async {
-        let vm = vm().boot().await.map_err(chain)?;
+        let vm = agent_vm().boot().await.map_err(chain)?;
         let left = Leftovers::of(&vm);
         let dir = left.dir().to_owned();
         let meta = std::fs::metadata(&dir)?;

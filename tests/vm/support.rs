@@ -49,6 +49,26 @@ pub fn vm() -> VmConfig {
         .runner(RunnerProgram::Path(runner()))
 }
 
+/// A config for a VM booted with the agent: like [`vm`], with libkrun
+/// logging into the runner's log (quoted when a case fails). One-shot VMs
+/// do not log: their runner's standard error is the command's.
+pub fn agent_vm() -> VmConfig {
+    vm().log_level(libkrun_log_level())
+}
+
+/// libkrun's log level for the cases' VMs (into each runner's log, quoted
+/// when a case fails): `$KRUNBOX_TEST_LIBKRUN_LOG`, else 3 (info: how
+/// and why the VM stopped, e.g. `KVM_EXIT_SHUTDOWN`).
+pub fn libkrun_log_level() -> u32 {
+    std::env::var(LIBKRUN_LOG_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+/// Names the libkrun log level of the cases' VMs; passed into the lab.
+pub const LIBKRUN_LOG_VAR: &str = "KRUNBOX_TEST_LIBKRUN_LOG";
+
 fn build_busybox_rootfs(dir: &Path) -> PathBuf {
     // The lab's own rootfs builder, writing a host directory.
     krunbox_lab::build_busybox_rootfs(Path::new("/bin/busybox"), dir).unwrap_or_else(|e| {
