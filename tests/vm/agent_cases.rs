@@ -4,12 +4,14 @@
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use krunbox::client::{Command, Provision};
 use krunbox::vm::Vm;
 use libtest_mimic::{Failed, Trial};
+
+use crate::lab_faults::trial;
 use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check, text};
@@ -18,42 +20,55 @@ use crate::support::agent_vm;
 /// The agent cases, by name.
 pub fn all() -> Vec<Trial> {
     vec![
-        Trial::test("agent::boot_reports_timeline", boot_reports_timeline),
-        Trial::test(
+        trial("agent::boot_reports_timeline", boot_reports_timeline),
+        trial(
             "agent::exec_output_and_exit_codes",
             exec_output_and_exit_codes,
         ),
-        Trial::test("agent::exec_stdin_and_env", exec_stdin_and_env),
-        Trial::test("agent::copy_64mib_in_and_out", copy_64mib_in_and_out),
-        Trial::test("agent::tree_round_trips", tree_round_trips),
-        Trial::test(
+        trial("agent::exec_stdin_and_env", exec_stdin_and_env),
+        trial("agent::copy_64mib_in_and_out", copy_64mib_in_and_out),
+        trial("agent::tree_round_trips", tree_round_trips),
+        trial(
             "agent::provision_prompt_and_skills",
             provision_prompt_and_skills,
         ),
-        Trial::test(
+        trial(
             "agent::background_survives_execs",
             background_survives_execs,
         ),
-        Trial::test("agent::concurrent_execs", concurrent_execs),
-        Trial::test("agent::shutdown_returns_status", shutdown_returns_status),
+        trial("agent::concurrent_execs", concurrent_execs),
+        trial("agent::shutdown_returns_status", shutdown_returns_status),
     ]
 }
 
-struct Shared {
-    runtime: Runtime,
-    vm: Result<Vm, String>,
+/// The runtime of the agent cases.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("tokio runtime"))
 }
 
-/// The shared VM, booted once.
-fn shared() -> &'static Shared {
-    static SHARED: OnceLock<Shared> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let runtime = Runtime::new().expect("tokio runtime");
-        let vm = runtime
-            .block_on(agent_vm().memory_mib(512).boot())
-            .map_err(|e| krunbox::error_chain(&e));
-        Shared { runtime, vm }
-    })
+/// The shared VM, booted by the first case that needs it, and booted
+/// again if it died (a case run again after the lab's emulation lost the
+/// VM needs a live one). Handles are leaked: each lives as long as the
+/// cases do, and a dead one holds no process.
+fn shared() -> Result<&'static Vm, String> {
+    static SHARED: Mutex<Option<&'static Vm>> = Mutex::new(None);
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(vm) = *shared {
+        if vm.is_running() {
+            return Ok(vm);
+        }
+        println!(
+            "agent cases: the shared VM is gone ({:?}); booting another",
+            vm.exit_status()
+        );
+    }
+    let vm = runtime()
+        .block_on(agent_vm().memory_mib(512).boot())
+        .map_err(|e| krunbox::error_chain(&e))?;
+    let vm: &'static Vm = Box::leak(Box::new(vm));
+    *shared = Some(vm);
+    Ok(vm)
 }
 
 /// Runs `body` against the shared VM.
@@ -62,14 +77,8 @@ where
     F: FnOnce(&'static Vm) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failed>>,
 {
-    let shared = shared();
-    let vm = shared
-        .vm
-        .as_ref()
-        .map_err(|e| Failed::from(format!("the shared VM did not boot: {e}")))?;
-    shared
-        .runtime
-        .block_on(crate::post_mortem::explained(vm, body(vm)))
+    let vm = shared().map_err(|e| Failed::from(format!("the shared VM did not boot: {e}")))?;
+    runtime().block_on(crate::post_mortem::explained(vm, body(vm)))
 }
 
 fn sh(script: &str) -> Command {

@@ -6,6 +6,8 @@ use std::io::Write;
 use std::process::{Output, Stdio};
 
 use libtest_mimic::{Failed, Trial};
+
+use crate::lab_faults::trial;
 use serde_json::Value;
 
 use crate::cases::{check, text};
@@ -14,15 +16,15 @@ use crate::support::{cli, rootfs};
 /// The cases, by name.
 pub fn all() -> Vec<Trial> {
     vec![
-        Trial::test(
+        trial(
             "cli::run_timings_prints_the_boot_timeline",
             run_timings_prints_the_boot_timeline,
         ),
-        Trial::test(
+        trial(
             "cli::demo_provisions_runs_and_prints_timings",
             demo_provisions_runs_and_prints_timings,
         ),
-        Trial::test(
+        trial(
             "cli::bench_boot_json_has_samples_and_timeline",
             bench_boot_json_has_samples_and_timeline,
         ),

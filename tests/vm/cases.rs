@@ -7,28 +7,30 @@ use krunbox::runner::StdioSpec;
 use krunbox::vm::{ConfigError, Error, VmConfig};
 use libtest_mimic::{Failed, Trial};
 
+use crate::lab_faults::trial;
+
 use crate::support::{cli, rootfs, vm};
 
 /// Every case, by name.
 pub fn all() -> Vec<Trial> {
     vec![
-        Trial::test("oneshot::echo_output_comes_back", echo_output_comes_back),
-        Trial::test("oneshot::exit_codes_come_back", exit_codes_come_back),
-        Trial::test("oneshot::missing_command_is_127", missing_command_is_127),
-        Trial::test(
+        trial("oneshot::echo_output_comes_back", echo_output_comes_back),
+        trial("oneshot::exit_codes_come_back", exit_codes_come_back),
+        trial("oneshot::missing_command_is_127", missing_command_is_127),
+        trial(
             "oneshot::env_and_workdir_reach_guest",
             env_and_workdir_reach_guest,
         ),
-        Trial::test("oneshot::stdin_reaches_guest", stdin_reaches_guest),
-        Trial::test(
+        trial("oneshot::stdin_reaches_guest", stdin_reaches_guest),
+        trial(
             "oneshot::missing_rootfs_is_a_clear_error",
             missing_rootfs_is_a_clear_error,
         ),
-        Trial::test(
+        trial(
             "cli::run_prints_output_and_exits_with_code",
             cli_run_prints_and_exits,
         ),
-        Trial::test(
+        trial(
             "cli::run_reports_missing_rootfs",
             cli_run_reports_missing_rootfs,
         ),

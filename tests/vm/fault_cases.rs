@@ -8,6 +8,8 @@
 use krunbox::client::{ClientError, Command, ExecEvent};
 use krunbox::vm::Vm;
 use libtest_mimic::{Failed, Trial};
+
+use crate::lab_faults::trial;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::runtime::Runtime;
@@ -22,20 +24,20 @@ use crate::support::agent_vm;
 /// The fault cases, by name.
 pub fn all() -> Vec<Trial> {
     vec![
-        Trial::test("fault::agent_killed_during_exec", agent_killed_during_exec),
-        Trial::test(
+        trial("fault::agent_killed_during_exec", agent_killed_during_exec),
+        trial(
             "fault::guest_powers_off_during_copy_in",
             guest_powers_off_during_copy_in,
         ),
-        Trial::test(
+        trial(
             "fault::guest_panics_during_copy_out",
             guest_panics_during_copy_out,
         ),
-        Trial::test(
+        trial(
             "fault::runner_killed_during_exec_and_copy",
             runner_killed_during_exec_and_copy,
         ),
-        Trial::test("fault::guest_out_of_memory", guest_out_of_memory),
+        trial("fault::guest_out_of_memory", guest_out_of_memory),
     ]
 }
 

@@ -17,6 +17,7 @@ mod bench_cases;
 mod cases;
 mod fault_cases;
 mod fault_support;
+mod lab_faults;
 mod load_cases;
 mod loopback;
 mod named_cases;
@@ -82,8 +83,10 @@ fn run_in_lab() -> ExitCode {
         "krunbox vm tests: /dev/kvm is paravirtual here; booting the nested lab once for all cases"
     );
     let mut spec = krunbox_lab::LabSpec::new(argv);
-    if let Ok(level) = std::env::var(support::LIBKRUN_LOG_VAR) {
-        spec = spec.env(support::LIBKRUN_LOG_VAR, level);
+    for name in [support::LIBKRUN_LOG_VAR, load_cases::BIG_MIB_VAR] {
+        if let Ok(value) = std::env::var(name) {
+            spec = spec.env(name, value);
+        }
     }
     let spec = spec
         .executable(&me)

@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use libtest_mimic::{Failed, Trial};
 
+use crate::lab_faults::trial;
+
 use crate::cases::{chain, check, text};
 use crate::support::{cli, rootfs};
 
 /// The named-VM cases, by name.
 pub fn all() -> Vec<Trial> {
     vec![
-        Trial::test("named::cli_lifecycle", cli_lifecycle),
-        Trial::test(
+        trial("named::cli_lifecycle", cli_lifecycle),
+        trial(
             "named::dead_vm_is_reported_and_reclaimed",
             dead_vm_is_reported_and_reclaimed,
         ),

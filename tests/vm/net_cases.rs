@@ -14,6 +14,8 @@ use std::time::Duration;
 use krunbox::client::Command;
 use krunbox::vm::{NetMode, PublishedPort, Resource, Rlimit, Vm, Volume};
 use libtest_mimic::{Failed, Trial};
+
+use crate::lab_faults::trial;
 use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check};
@@ -28,18 +30,18 @@ const PEER_WAIT: Duration = Duration::from_secs(60);
 /// The cases on the shared VM, by name.
 pub fn all() -> Vec<Trial> {
     vec![
-        Trial::test("net::tsi_reaches_host_loopback", tsi_reaches_host_loopback),
-        Trial::test(
+        trial("net::tsi_reaches_host_loopback", tsi_reaches_host_loopback),
+        trial(
             "net::published_port_reaches_guest_server",
             published_port_reaches_guest_server,
         ),
-        Trial::test("volume::rw_shares_both_ways", rw_shares_both_ways),
-        Trial::test("volume::ro_refuses_guest_writes", ro_refuses_guest_writes),
-        Trial::test(
+        trial("volume::rw_shares_both_ways", rw_shares_both_ways),
+        trial("volume::ro_refuses_guest_writes", ro_refuses_guest_writes),
+        trial(
             "config::hostname_and_rlimit_reach_guest",
             hostname_and_rlimit_reach_guest,
         ),
-        Trial::test(
+        trial(
             "console::agent_vm_console_goes_to_log",
             agent_vm_console_goes_to_log,
         ),

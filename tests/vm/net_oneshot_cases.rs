@@ -8,6 +8,8 @@ use krunbox::runner::RunnerProgram;
 use krunbox::vm::{Error, NetMode, VmConfig};
 use libtest_mimic::{Failed, Trial};
 
+use crate::lab_faults::trial;
+
 use crate::cases::{chain, check, text};
 use crate::loopback::LoopbackServer;
 use crate::support::{cli, rootfs, runner, vm};
@@ -15,16 +17,16 @@ use crate::support::{cli, rootfs, runner, vm};
 /// The one-shot cases, by name.
 pub fn all() -> Vec<Trial> {
     vec![
-        Trial::test("net::none_has_no_network", none_has_no_network),
-        Trial::test(
+        trial("net::none_has_no_network", none_has_no_network),
+        trial(
             "console::boot_failure_quotes_console_log",
             boot_failure_quotes_console_log,
         ),
-        Trial::test(
+        trial(
             "cli::run_maps_volume_workdir_and_console_log",
             cli_run_maps_volume_workdir_and_console_log,
         ),
-        Trial::test(
+        trial(
             "cli::run_refuses_bad_ports_and_volumes",
             cli_run_refuses_bad_ports_and_volumes,
         ),

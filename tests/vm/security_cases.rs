@@ -8,6 +8,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use libtest_mimic::{Failed, Trial};
+
+use crate::lab_faults::trial;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Uid};
 use tokio::runtime::Runtime;
@@ -18,7 +20,7 @@ use crate::support::agent_vm;
 
 /// The security cases, by name.
 pub fn all() -> Vec<Trial> {
-    vec![Trial::test(
+    vec![trial(
         "security::vm_sockets_are_private",
         vm_sockets_are_private,
     )]

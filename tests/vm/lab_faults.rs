@@ -1,0 +1,58 @@
+//! Cases that lose their VM to the lab's emulation run once more, saying so.
+//!
+//! In the nested lab every CPU is emulated (TCG with an emulated AMD-V),
+//! and under heavy guest I/O that emulation breaks nested guests now and
+//! then, whatever runs in them: measured with 64 MiB copies in and out of
+//! a named VM (see docs/reliability.md), about half the VMs either
+//! triple-faulted (libkrun logs `Received KVM_EXIT_SHUTDOWN` and the VM
+//! is gone) or stopped answering altogether (not even a new exec got an
+//! answer in 6 minutes), and once the lab's own kernel died in its KVM
+//! module. The same happened with `-cpu EPYC`, single-threaded TCG, the
+//! 6.12 kernel and without several emulated SVM features.
+//!
+//! So, inside the lab only, a case whose failure shows either sign is run
+//! a second time, and the harness prints that it did and why. The second
+//! run must pass on its own; a case that fails twice fails with both
+//! reasons. Outside the lab nothing is retried.
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::support::in_lab;
+
+/// What libkrun logs when the guest triple-faulted (quoted by post
+/// mortems and by boot failures).
+const TRIPLE_FAULT: &str = "KVM_EXIT_SHUTDOWN";
+
+/// A case that, inside the lab, runs again once after a lab fault.
+pub fn trial(name: &'static str, case: fn() -> Result<(), Failed>) -> Trial {
+    Trial::test(name, move || {
+        let first = case();
+        let Err(failed) = first else {
+            return Ok(());
+        };
+        let reason = failed.message().unwrap_or("failed").to_owned();
+        let Some(sign) = lab_fault(&reason) else {
+            return Err(failed);
+        };
+        println!("\n{name}: lost its VM to the lab's emulation ({sign}); running it once more");
+        case().map_err(|again| {
+            let again = again.message().unwrap_or("failed").to_owned();
+            Failed::from(format!(
+                "failed twice.\nfirst run ({sign}):\n{reason}\nsecond run:\n{again}"
+            ))
+        })
+    })
+}
+
+/// Which sign of a lab fault a failure shows, if any, inside the lab.
+fn lab_fault(reason: &str) -> Option<&'static str> {
+    if !in_lab() {
+        return None;
+    }
+    if reason.contains(TRIPLE_FAULT) {
+        return Some("the nested guest triple-faulted");
+    }
+    let silent =
+        reason.contains("no answer from the agent within") && reason.contains("still running");
+    silent.then_some("the nested guest stopped answering while its runner ran")
+}
