@@ -55,12 +55,14 @@ fn shared() -> Result<&'static Vm, String> {
     static SHARED: Mutex<Option<&'static Vm>> = Mutex::new(None);
     let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(vm) = *shared {
-        if vm.is_running() {
+        if vm.is_running() && vm.agent().is_alive() {
             return Ok(vm);
         }
+        // A VM whose agent fell silent is killed by its watchdog.
         println!(
-            "agent cases: the shared VM is gone ({:?}); booting another",
-            vm.exit_status()
+            "agent cases: the shared VM is gone (exit {:?}, agent alive: {}); booting another",
+            vm.exit_status(),
+            vm.agent().is_alive()
         );
     }
     let vm = runtime()

@@ -23,7 +23,9 @@ use crate::support::in_lab;
 /// mortems and by boot failures).
 const TRIPLE_FAULT: &str = "KVM_EXIT_SHUTDOWN";
 
-/// A case that, inside the lab, runs again once after a lab fault.
+/// A case that, inside the lab, runs again once after a lab fault: a
+/// triple fault, or an agent that stopped answering or fell silent past
+/// its liveness timeout while its runner still ran.
 pub fn trial(name: &'static str, case: fn() -> Result<(), Failed>) -> Trial {
     Trial::test(name, move || {
         let first = case();
@@ -52,7 +54,8 @@ fn lab_fault(reason: &str) -> Option<&'static str> {
     if reason.contains(TRIPLE_FAULT) {
         return Some("the nested guest triple-faulted");
     }
-    let silent =
-        reason.contains("no answer from the agent within") && reason.contains("still running");
+    let silent = (reason.contains("no answer from the agent within")
+        || reason.contains("the agent is gone"))
+        && reason.contains("still running");
     silent.then_some("the nested guest stopped answering while its runner ran")
 }
