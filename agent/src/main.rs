@@ -231,21 +231,7 @@ fn run(Options { transport, persist }: Options) -> Result<(), String> {
         thread::spawn(children::reap_orphans);
     }
     let registry = Arc::new(Registry::default());
-    thread::spawn(move || loop {
-        match listener.accept() {
-            Ok(conn) => {
-                let registry = registry.clone();
-                let serving = thread::Builder::new().spawn(move || serve(&registry, conn));
-                if let Err(e) = serving {
-                    eprintln!("krunbox-agent: dropping a connection: no thread to serve it: {e}");
-                }
-            }
-            Err(e) => {
-                eprintln!("krunbox-agent: accepting a connection: {e}");
-                thread::sleep(Duration::from_millis(10));
-            }
-        }
-    });
+    thread::spawn(move || accept_forever(&listener, &registry));
 
     // The announce connection is the liveness channel: when the host closes
     // it, the agent stops (and takes its processes with it), unless it
@@ -259,6 +245,31 @@ fn run(Options { transport, persist }: Options) -> Result<(), String> {
     }
     children::kill_all();
     Ok(())
+}
+
+/// Accepts ops connections and serves each on its own thread. An accept
+/// that fails is said once per run of failures: it repeats every 10 ms,
+/// and the console may be a log file.
+fn accept_forever(listener: &transport::Listener, registry: &Arc<Registry>) -> ! {
+    let mut failing = false;
+    loop {
+        match listener.accept() {
+            Ok(conn) => {
+                failing = false;
+                let registry = registry.clone();
+                if let Err(e) = thread::Builder::new().spawn(move || serve(&registry, conn)) {
+                    eprintln!("krunbox-agent: dropping a connection: no thread to serve it: {e}");
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    eprintln!("krunbox-agent: accepting connections fails: {e}");
+                }
+                failing = true;
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
 }
 
 fn reader_conn_clear_timeout(reader: &FrameReader) -> std::io::Result<()> {

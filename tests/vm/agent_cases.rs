@@ -10,11 +10,10 @@ use std::time::Duration;
 use krunbox::client::{Command, Provision};
 use krunbox::vm::Vm;
 use libtest_mimic::{Failed, Trial};
-
-use crate::lab_faults::trial;
 use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check, text};
+use crate::lab_faults::trial;
 use crate::support::agent_vm;
 
 /// The agent cases, by name.
@@ -38,6 +37,8 @@ pub fn all() -> Vec<Trial> {
         ),
         trial("agent::concurrent_execs", concurrent_execs),
         trial("agent::shutdown_returns_status", shutdown_returns_status),
+        // Last: the cases after these run without the shared VM beside them.
+        trial("agent::shared_vm_powers_off", shared_vm_powers_off),
     ]
 }
 
@@ -347,5 +348,17 @@ fn shutdown_returns_status() -> Result<(), Failed> {
         check(out.stdout == b"before-shutdown\n", || text(&out.stdout))?;
         let status = vm.shutdown(Duration::from_secs(60)).await.map_err(chain)?;
         check(status.code() == Some(0), || format!("{status:?}"))
+    })
+}
+
+/// The shared VM, after every other agent case, powers off when asked and
+/// its runner exits with 0.
+fn shared_vm_powers_off() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        vm.agent().shutdown(0).await.map_err(chain)?;
+        crate::fault_support::wait_until("the shared VM's exit", || !vm.is_running()).await?;
+        check(vm.exit_status().and_then(|s| s.code()) == Some(0), || {
+            format!("exit {:?}", vm.exit_status())
+        })
     })
 }

@@ -6,11 +6,10 @@ use std::io::Write;
 use std::process::{Output, Stdio};
 
 use libtest_mimic::{Failed, Trial};
-
-use crate::lab_faults::trial;
 use serde_json::Value;
 
 use crate::cases::{check, text};
+use crate::lab_faults::trial;
 use crate::support::{cli, rootfs};
 
 /// The cases, by name.

@@ -8,7 +8,6 @@ use krunbox::vm::{ConfigError, Error, VmConfig};
 use libtest_mimic::{Failed, Trial};
 
 use crate::lab_faults::trial;
-
 use crate::support::{cli, rootfs, vm};
 
 /// Every case, by name.

@@ -8,18 +8,17 @@
 use krunbox::client::{ClientError, Command, ExecEvent};
 use krunbox::vm::Vm;
 use libtest_mimic::{Failed, Trial};
-
-use crate::lab_faults::trial;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check, text};
 use crate::fault_support::{
-    bounded, largest_starting, names_starting, private_rootfs, shut_down_cleanly, vm_on,
-    wait_until, write_big_file, Leftovers,
+    bounded, largest_starting, names_starting, private_rootfs, shut_down_cleanly, wait_until,
+    write_big_file, Leftovers,
 };
-use crate::support::agent_vm;
+use crate::lab_faults::trial;
+use crate::support::{agent_vm, agent_vm_on};
 
 /// The fault cases, by name.
 pub fn all() -> Vec<Trial> {
@@ -118,7 +117,7 @@ async fn copy_in_interrupted_by(fault: &str, name: &str) -> Result<(), Failed> {
     let host = tempfile::tempdir()?;
     let src = host.path().join("big.bin");
     write_big_file(&src, 128)?;
-    let vm = vm_on(&rootfs).boot().await.map_err(chain)?;
+    let vm = agent_vm_on(&rootfs).boot().await.map_err(chain)?;
     let guest_dest = format!("/tmp/{name}");
     let agent = vm.agent().clone();
     let (src_task, dest_task) = (src.clone(), guest_dest.clone());
@@ -147,7 +146,7 @@ async fn copy_in_interrupted_by(fault: &str, name: &str) -> Result<(), Failed> {
     let stale = names_starting(&tmp, &staging);
     println!("left in the guest's /tmp by the dead copy: {stale:?}");
 
-    let vm = vm_on(&rootfs).boot().await.map_err(chain)?;
+    let vm = agent_vm_on(&rootfs).boot().await.map_err(chain)?;
     let small = host.path().join("small.txt");
     std::fs::write(&small, b"second try\n")?;
     vm.agent()

@@ -7,12 +7,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use krunbox::runner::RunnerProgram;
-use krunbox::vm::{Vm, VmConfig};
+use krunbox::vm::Vm;
 use libtest_mimic::Failed;
 
 use crate::cases::{chain, check, text};
-use crate::support::{libkrun_log_level, rootfs, runner};
+use crate::support::rootfs;
 
 /// Longest any single step of these cases may take before it counts as a
 /// hang (generous: every CPU in the lab is emulated).
@@ -49,14 +48,6 @@ pub fn private_rootfs() -> Result<(tempfile::TempDir, PathBuf), Failed> {
     check(status.success(), || format!("cp -a rootfs: {status}"))?;
     std::fs::create_dir_all(copy.join("tmp"))?;
     Ok((dir, copy))
-}
-
-/// A VM config like `support::vm()`'s, on another rootfs.
-pub fn vm_on(rootfs: &Path) -> VmConfig {
-    VmConfig::new(rootfs)
-        .memory_mib(256)
-        .runner(RunnerProgram::Path(runner()))
-        .log_level(libkrun_log_level())
 }
 
 /// What a VM leaves to check once it is gone: its runner and its private

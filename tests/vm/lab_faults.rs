@@ -11,39 +11,57 @@
 //! 6.12 kernel and without several emulated SVM features.
 //!
 //! So, inside the lab only, a case whose failure shows either sign is run
-//! a second time, and the harness prints that it did and why. The second
-//! run must pass on its own; a case that fails twice fails with both
-//! reasons. Outside the lab nothing is retried.
+//! again (at most three runs in all), and the harness prints that it did
+//! and why. A run must pass on its own; a case that fails otherwise, or
+//! loses its VM in every run, fails with every reason. Outside the lab
+//! nothing is retried.
 
 use libtest_mimic::{Failed, Trial};
 
+use crate::post_mortem::STILL_RUNNING;
 use crate::support::in_lab;
 
 /// What libkrun logs when the guest triple-faulted (quoted by post
 /// mortems and by boot failures).
 const TRIPLE_FAULT: &str = "KVM_EXIT_SHUTDOWN";
 
-/// A case that, inside the lab, runs again once after a lab fault: a
-/// triple fault, or an agent that stopped answering or fell silent past
-/// its liveness timeout while its runner still ran.
+/// Most runs of one case in the lab: a case is run again only while its
+/// runs end in lab faults.
+const RUNS: usize = 3;
+
+/// A case that, inside the lab, runs again after a lab fault (a triple
+/// fault, or an agent that stopped answering or fell silent past its
+/// liveness timeout while its runner still ran), at most [`RUNS`] runs in
+/// all.
 pub fn trial(name: &'static str, case: fn() -> Result<(), Failed>) -> Trial {
     Trial::test(name, move || {
-        let first = case();
-        let Err(failed) = first else {
-            return Ok(());
-        };
-        let reason = failed.message().unwrap_or("failed").to_owned();
-        let Some(sign) = lab_fault(&reason) else {
-            return Err(failed);
-        };
-        println!("\n{name}: lost its VM to the lab's emulation ({sign}); running it once more");
-        case().map_err(|again| {
-            let again = again.message().unwrap_or("failed").to_owned();
-            Failed::from(format!(
-                "failed twice.\nfirst run ({sign}):\n{reason}\nsecond run:\n{again}"
-            ))
-        })
+        let mut lost = Vec::new();
+        loop {
+            let Err(failed) = case() else {
+                return Ok(());
+            };
+            let reason = failed.message().unwrap_or("failed").to_owned();
+            let Some(sign) = lab_fault(&reason) else {
+                return Err(with_earlier(&lost, reason));
+            };
+            lost.push(format!("run {} ({sign}):\n{reason}", lost.len() + 1));
+            if lost.len() == RUNS {
+                return Err(Failed::from(format!(
+                    "lost its VM to the lab's emulation in all {RUNS} runs:\n{}",
+                    lost.join("\n")
+                )));
+            }
+            println!("\n{name}: lost its VM to the lab's emulation ({sign}); running it again");
+        }
     })
+}
+
+/// A failure, after the lab faults of the runs before it.
+fn with_earlier(lost: &[String], reason: String) -> Failed {
+    if lost.is_empty() {
+        return Failed::from(reason);
+    }
+    Failed::from(format!("{reason}\nearlier runs:\n{}", lost.join("\n")))
 }
 
 /// Which sign of a lab fault a failure shows, if any, inside the lab.
@@ -56,6 +74,6 @@ fn lab_fault(reason: &str) -> Option<&'static str> {
     }
     let silent = (reason.contains("no answer from the agent within")
         || reason.contains("the agent is gone"))
-        && reason.contains("still running");
+        && reason.contains(STILL_RUNNING);
     silent.then_some("the nested guest stopped answering while its runner ran")
 }

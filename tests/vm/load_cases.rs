@@ -7,17 +7,16 @@ use std::sync::Arc;
 use krunbox::client::{AgentClient, Command};
 use krunbox::vm::Vm;
 use libtest_mimic::{Failed, Trial};
-
-use crate::lab_faults::trial;
 use tokio::runtime::Runtime;
 
 use crate::agent_cases::sha256_host;
 use crate::cases::{chain, check, text};
 use crate::fault_support::{
-    bounded, first_word, private_rootfs, shut_down_cleanly, vm_on, write_big_file, Leftovers,
+    bounded, first_word, private_rootfs, shut_down_cleanly, write_big_file, Leftovers,
 };
-use crate::post_mortem::explained;
-use crate::support::agent_vm;
+use crate::lab_faults::trial;
+use crate::post_mortem::{explained, explained_all};
+use crate::support::{agent_vm, agent_vm_on};
 
 /// The load cases, by name.
 pub fn all() -> Vec<Trial> {
@@ -96,54 +95,59 @@ fn three_vms_at_once() -> Result<(), Failed> {
         }
         let mut boots = tokio::task::JoinSet::new();
         for (_, root) in &roots {
-            let config = vm_on(root);
+            let config = agent_vm_on(root);
             boots.spawn(async move { config.boot().await });
         }
         let mut vms: Vec<Vm> = Vec::new();
         while let Some(booted) = bounded("booting VMs at once", boots.join_next()).await? {
             vms.push(booted?.map_err(chain)?);
         }
-        // Each VM keeps its own state: a file, a background process, a boot id.
-        let mut boot_ids = Vec::new();
-        for (i, vm) in vms.iter().enumerate() {
-            vm.agent()
-                .write_file("/tmp/who", format!("vm{i}").into_bytes(), 0o644)
-                .await
-                .map_err(chain)?;
-            vm.agent()
-                .spawn_background(&sh(&format!("echo bg{i}; sleep 600")))
-                .await
-                .map_err(chain)?;
-            let id = vm
-                .agent()
-                .exec(&Command::new("cat").arg("/proc/sys/kernel/random/boot_id"))
-                .await
-                .map_err(chain)?;
-            boot_ids.push(first_word(&id.stdout));
-        }
-        boot_ids.sort();
-        boot_ids.dedup();
-        check(boot_ids.len() == VMS, || format!("boot ids {boot_ids:?}"))?;
-        // Execs on all of them at once.
-        let mut loads = tokio::task::JoinSet::new();
-        for (i, vm) in vms.iter().enumerate() {
-            loads.spawn(execs_at_once(vm.agent().clone(), 20, format!("vm{i}")));
-        }
-        while let Some(done) = loads.join_next().await {
-            done??;
-        }
-        for (i, vm) in vms.iter().enumerate() {
-            let who = vm
-                .agent()
-                .exec(&Command::new("cat").arg("/tmp/who"))
-                .await
-                .map_err(chain)?;
-            check(who.stdout == format!("vm{i}").as_bytes(), || {
-                format!("vm{i} reads {:?}", text(&who.stdout))
-            })?;
-            let procs = vm.agent().list_processes().await.map_err(chain)?;
-            check(procs.len() == 1, || format!("vm{i} lists {procs:?}"))?;
-        }
+        let all: Vec<&Vm> = vms.iter().collect();
+        explained_all(&all, async {
+            // Each VM keeps its own state: a file, a background process, a boot id.
+            let mut boot_ids = Vec::new();
+            for (i, vm) in vms.iter().enumerate() {
+                vm.agent()
+                    .write_file("/tmp/who", format!("vm{i}").into_bytes(), 0o644)
+                    .await
+                    .map_err(chain)?;
+                vm.agent()
+                    .spawn_background(&sh(&format!("echo bg{i}; sleep 600")))
+                    .await
+                    .map_err(chain)?;
+                let id = vm
+                    .agent()
+                    .exec(&Command::new("cat").arg("/proc/sys/kernel/random/boot_id"))
+                    .await
+                    .map_err(chain)?;
+                boot_ids.push(first_word(&id.stdout));
+            }
+            boot_ids.sort();
+            boot_ids.dedup();
+            check(boot_ids.len() == VMS, || format!("boot ids {boot_ids:?}"))?;
+            // Execs on all of them at once.
+            let mut loads = tokio::task::JoinSet::new();
+            for (i, vm) in vms.iter().enumerate() {
+                loads.spawn(execs_at_once(vm.agent().clone(), 20, format!("vm{i}")));
+            }
+            while let Some(done) = loads.join_next().await {
+                done??;
+            }
+            for (i, vm) in vms.iter().enumerate() {
+                let who = vm
+                    .agent()
+                    .exec(&Command::new("cat").arg("/tmp/who"))
+                    .await
+                    .map_err(chain)?;
+                check(who.stdout == format!("vm{i}").as_bytes(), || {
+                    format!("vm{i} reads {:?}", text(&who.stdout))
+                })?;
+                let procs = vm.agent().list_processes().await.map_err(chain)?;
+                check(procs.len() == 1, || format!("vm{i} lists {procs:?}"))?;
+            }
+            Ok(())
+        })
+        .await?;
         // Killing one leaves the others running.
         let mut vms = vms.into_iter();
         let first = vms.next().expect("three VMs");

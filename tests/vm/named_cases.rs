@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::lab_faults::trial;
-
 use crate::cases::{chain, check, text};
+use crate::lab_faults::trial;
 use crate::support::{cli, rootfs};
 
 /// The named-VM cases, by name.

@@ -14,11 +14,10 @@ use std::time::Duration;
 use krunbox::client::Command;
 use krunbox::vm::{NetMode, PublishedPort, Resource, Rlimit, Vm, Volume};
 use libtest_mimic::{Failed, Trial};
-
-use crate::lab_faults::trial;
 use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check};
+use crate::lab_faults::trial;
 use crate::loopback::{exchange_when_listening, free_port, LoopbackServer};
 use crate::support::agent_vm;
 

@@ -8,9 +8,8 @@ use krunbox::runner::RunnerProgram;
 use krunbox::vm::{Error, NetMode, VmConfig};
 use libtest_mimic::{Failed, Trial};
 
-use crate::lab_faults::trial;
-
 use crate::cases::{chain, check, text};
+use crate::lab_faults::trial;
 use crate::loopback::LoopbackServer;
 use crate::support::{cli, rootfs, runner, vm};
 

@@ -12,6 +12,10 @@ use std::path::Path;
 use krunbox::vm::Vm;
 use libtest_mimic::Failed;
 
+/// What a post mortem says of a VM whose runner still runs (matched by
+/// `lab_faults`).
+pub const STILL_RUNNING: &str = "still running";
+
 /// Lines kept from the end of each log.
 const TAIL_LINES: usize = 40;
 
@@ -30,16 +34,28 @@ pub async fn explained<F>(vm: &Vm, body: F) -> Result<(), Failed>
 where
     F: Future<Output = Result<(), Failed>>,
 {
+    explained_all(&[vm], body).await
+}
+
+/// Runs `body`; on failure adds a [`report`] on each of `vms`.
+pub async fn explained_all<F>(vms: &[&Vm], body: F) -> Result<(), Failed>
+where
+    F: Future<Output = Result<(), Failed>>,
+{
     body.await.map_err(|failed| {
-        let message = failed.message().unwrap_or("failed").to_owned();
-        Failed::from(format!("{message}\n{}", report(vm)))
+        let mut message = failed.message().unwrap_or("failed").to_owned();
+        for vm in vms {
+            message.push('\n');
+            message.push_str(&report(vm));
+        }
+        Failed::from(message)
     })
 }
 
 /// The state of `vm` and the tails of its logs, as text.
 pub fn report(vm: &Vm) -> String {
     let state = if vm.is_running() {
-        format!("runner {} still running", vm.runner_pid())
+        format!("runner {} {STILL_RUNNING}", vm.runner_pid())
     } else {
         format!("runner {} exited: {:?}", vm.runner_pid(), vm.exit_status())
     };

@@ -8,14 +8,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use libtest_mimic::{Failed, Trial};
-
-use crate::lab_faults::trial;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Uid};
 use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check};
 use crate::fault_support::{shut_down_cleanly, Leftovers};
+use crate::lab_faults::trial;
 use crate::support::agent_vm;
 
 /// The security cases, by name.

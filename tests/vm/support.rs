@@ -44,7 +44,12 @@ pub fn rootfs() -> PathBuf {
 
 /// A VM config on the test rootfs with the test runner.
 pub fn vm() -> VmConfig {
-    VmConfig::new(rootfs())
+    vm_on(&rootfs())
+}
+
+/// A VM config on `rootfs` with the test runner.
+fn vm_on(rootfs: &Path) -> VmConfig {
+    VmConfig::new(rootfs)
         .memory_mib(256)
         .runner(RunnerProgram::Path(runner()))
 }
@@ -53,7 +58,12 @@ pub fn vm() -> VmConfig {
 /// logging into the runner's log (quoted when a case fails). One-shot VMs
 /// do not log: their runner's standard error is the command's.
 pub fn agent_vm() -> VmConfig {
-    vm().log_level(libkrun_log_level())
+    agent_vm_on(&rootfs())
+}
+
+/// Like [`agent_vm`], on another rootfs (a private copy, say).
+pub fn agent_vm_on(rootfs: &Path) -> VmConfig {
+    vm_on(rootfs).log_level(libkrun_log_level())
 }
 
 /// libkrun's log level for the cases' VMs (into each runner's log, quoted
