@@ -187,10 +187,12 @@ pub enum LabError {
     },
 
     /// QEMU ended without the lab reporting the command's exit status
-    /// (QEMU error, kernel panic, init crash).
+    /// (QEMU error, kernel panic, init crash, or a reset of the lab's
+    /// kernel: `-no-reboot` turns a reset into QEMU exiting with status 0).
     #[error(
-        "lab ended ({status}) without reporting an exit status. QEMU said:\n{qemu_log}\n\
-         Kernel console tail:\n{console_tail}"
+        "lab ended ({status}{how}) without reporting an exit status. QEMU said:\n{qemu_log}\n\
+         Kernel console tail:\n{console_tail}",
+        how = if status.success() { ": the lab's kernel reset or powered off" } else { "" }
     )]
     NoExitStatus {
         /// How QEMU exited.
@@ -199,5 +201,8 @@ pub enum LabError {
         qemu_log: String,
         /// The last lines of the L1 kernel console.
         console_tail: String,
+        /// The notes the command sent before the lab ended
+        /// (see [`note`](crate::note)).
+        notes: Vec<String>,
     },
 }

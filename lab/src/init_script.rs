@@ -9,6 +9,9 @@
 //! | `ttyS1` | the command's stdout (raw)      | streamed to stdout |
 //! | `ttyS2` | the command's stderr (raw)      | streamed to stderr |
 //! | `ttyS3` | status lines, see [`Status`]    | parsed             |
+//!
+//! The command may write `note <text>` lines on `ttyS3` too (see
+//! [`crate::note`]): they come back in order, even when the lab dies.
 
 use std::fmt::Write;
 
@@ -16,7 +19,7 @@ use crate::host::KVM_MODULES;
 
 const STDOUT_TTY: &str = "/dev/ttyS1";
 const STDERR_TTY: &str = "/dev/ttyS2";
-const STATUS_TTY: &str = "/dev/ttyS3";
+pub(crate) const STATUS_TTY: &str = "/dev/ttyS3";
 
 /// Where the modules are in the lab.
 pub(crate) const MODULES_DIR: &str = "/lab/modules";
@@ -119,6 +122,8 @@ pub(crate) enum Status {
     Exited(i32),
     /// `error <reason>`: the lab could not be prepared.
     Failed(String),
+    /// `note <text>`: a line the command sent (see [`crate::note`]).
+    Note(String),
     /// Anything else (kept for error messages, never fatal).
     Unknown(String),
 }
@@ -136,6 +141,7 @@ impl Status {
                 Err(_) => Status::Unknown(line.to_owned()),
             },
             "error" => Status::Failed(rest.to_owned()),
+            "note" => Status::Note(rest.to_owned()),
             _ => Status::Unknown(line.to_owned()),
         }
     }
@@ -200,6 +206,10 @@ mod tests {
         assert_eq!(
             Status::parse("error insmod kvm failed"),
             Status::Failed("insmod kvm failed".into())
+        );
+        assert_eq!(
+            Status::parse("note case-end a::b ok\n"),
+            Status::Note("case-end a::b ok".into())
         );
         assert_eq!(Status::parse("exit x"), Status::Unknown("exit x".into()));
         assert_eq!(Status::parse("noise"), Status::Unknown("noise".into()));

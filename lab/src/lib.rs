@@ -22,7 +22,9 @@
 //! The command's stdout and stderr come out on their own serial ports,
 //! raw, and are streamed to this process as they arrive; its exit status
 //! comes back on a third; the kernel console goes to a log returned in
-//! [`LabRun::console_log`] and quoted in errors.
+//! [`LabRun::console_log`] and quoted in errors. The command can send
+//! the host notes with [`note`] (e.g. which test cases finished), which
+//! come back even when the lab dies before the command ends.
 //!
 //! Host packages: `cargo xtask setup` installs them.
 
@@ -33,6 +35,7 @@ mod init_script;
 mod initramfs;
 mod kernel;
 mod ldd;
+mod note;
 mod qemu;
 mod rootfs;
 mod run;
@@ -43,6 +46,7 @@ use std::time::Duration;
 
 pub use error::LabError;
 pub use host::{HostPaths, KVM_MODULES};
+pub use note::{note, NOTES_VAR};
 pub use rootfs::{build_busybox_rootfs, TEST_ROOTFS};
 pub use spec::{LabSpec, LAB_BIN};
 
@@ -77,6 +81,8 @@ pub struct LabRun {
     /// host's bzImage (PVH boot, skipping ~4 s of decompression under
     /// emulation), or the bzImage itself when that is not possible.
     pub kernel_image: PathBuf,
+    /// The lines the command sent with [`note`], in order.
+    pub notes: Vec<String>,
 }
 
 impl LabRun {

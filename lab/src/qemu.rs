@@ -68,6 +68,7 @@ pub(crate) struct Outcome {
     pub(crate) boot_time: Option<Duration>,
     pub(crate) guest_uptime_at_start: Option<String>,
     pub(crate) total_time: Duration,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Qemu<'_> {
@@ -216,6 +217,7 @@ impl Qemu<'_> {
                 status: exit_status,
                 qemu_log: String::from_utf8_lossy(&qemu_log).trim().to_owned(),
                 console_tail: self.console_tail(),
+                notes: status_lines.notes,
             });
         };
         Ok(Outcome {
@@ -226,6 +228,7 @@ impl Qemu<'_> {
             boot_time,
             guest_uptime_at_start: status_lines.guest_uptime_at_start,
             total_time: started.elapsed(),
+            notes: status_lines.notes,
         })
     }
 
@@ -296,6 +299,7 @@ struct StatusLines {
     guest_uptime_at_start: Option<String>,
     exit_code: Option<i32>,
     failure: Option<String>,
+    notes: Vec<String>,
 }
 
 impl StatusLines {
@@ -308,6 +312,7 @@ impl StatusLines {
                 Status::Started { guest_uptime } => self.guest_uptime_at_start = Some(guest_uptime),
                 Status::Exited(code) => self.exit_code = Some(code),
                 Status::Failed(reason) => self.failure = Some(reason),
+                Status::Note(text) => self.notes.push(text),
                 Status::Unknown(_) => {}
             }
         }
@@ -384,7 +389,8 @@ mod tests {
         let mut lines = StatusLines::default();
         lines.feed(b"start 5.1");
         assert_eq!(lines.guest_uptime_at_start, None);
-        lines.feed(b"start 5.1\nexit 3\n");
+        lines.feed(b"start 5.1\nnote one\nnote two\nexit 3\n");
+        assert_eq!(lines.notes, ["one", "two"]);
         assert_eq!(lines.guest_uptime_at_start.as_deref(), Some("5.1"));
         assert_eq!(lines.exit_code, Some(3));
         assert_eq!(lines.failure, None);

@@ -87,6 +87,7 @@ pub(crate) fn run(spec: &LabSpec) -> Result<LabRun, LabError> {
         run_time: outcome.total_time,
         initramfs_bytes,
         kernel_image,
+        notes: outcome.notes,
     })
 }
 
@@ -148,6 +149,7 @@ fn build_layout(
 fn lab_env(spec: &LabSpec) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("KRUNBOX_LAB", "1"),
+        (crate::note::NOTES_VAR, crate::init_script::STATUS_TTY),
         ("KRUNBOX_TEST_ROOTFS", TEST_ROOTFS),
         ("HOME", "/root"),
         ("TMPDIR", "/tmp"),

@@ -16,6 +16,7 @@ fn boots_runs_a_command_and_reports_its_exit_code() {
         [ -e /usr/lib/x86_64-linux-gnu/libkrunfw.so.5 ] && echo "libkrunfw ok"
         cat /data/greeting
         printf 'a\tb\r\n'
+        echo "note from the command" > "$KRUNBOX_LAB_NOTES"
         exit 3
     "#;
     let greeting = std::env::temp_dir().join(format!("lab-greeting-{}", std::process::id()));
@@ -35,6 +36,7 @@ fn boots_runs_a_command_and_reports_its_exit_code() {
         format!("hi\nkvm ok\nrootfs {TEST_ROOTFS}\nlibkrunfw ok\nhello from the host\na\tb\r\n")
     );
     assert_eq!(run.stderr, b"oops\n");
+    assert_eq!(run.notes, ["from the command"]);
     assert!(run.boot_time > Duration::ZERO && run.boot_time <= run.run_time);
     eprintln!(
         "lab: prepare {:?}, boot {:?} (guest uptime {:?}), run {:?}, initramfs {} MiB",
@@ -71,5 +73,30 @@ fn a_lab_without_dev_kvm_fails_with_the_reason() {
     match &err {
         LabError::Setup { reason, .. } => assert_eq!(reason, "insmod kvm-amd failed"),
         other => panic!("expected a setup error, got {other}"),
+    }
+}
+
+#[test]
+fn notes_come_back_when_the_lab_dies() {
+    // A reset of the lab's kernel (how an emulation fault ends it): QEMU
+    // exits 0, no exit status is reported, the notes sent before survive.
+    let script = r#"
+        echo "note case-end one ok" > "$KRUNBOX_LAB_NOTES"
+        echo "note case-start two" > "$KRUNBOX_LAB_NOTES"
+        echo b > /proc/sysrq-trigger
+        sleep 60
+    "#;
+    let err = LabSpec::new(["sh", "-c", script])
+        .timeout(Duration::from_secs(300))
+        .work_dir(env!("CARGO_TARGET_TMPDIR"))
+        .run()
+        .unwrap_err();
+    match &err {
+        LabError::NoExitStatus { status, notes, .. } => {
+            assert!(status.success(), "{err}");
+            assert_eq!(notes, &["case-end one ok", "case-start two"]);
+            assert!(err.to_string().contains("the lab's kernel reset"), "{err}");
+        }
+        other => panic!("expected the lab to end without an exit status, got {other}"),
     }
 }
