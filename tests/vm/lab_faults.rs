@@ -16,7 +16,11 @@
 //! loses its VM in every run, fails with every reason. Outside the lab
 //! nothing is retried.
 
+use std::panic;
+
 use libtest_mimic::{Failed, Trial};
+
+use crate::lab_boots;
 
 use crate::post_mortem::STILL_RUNNING;
 use crate::support::in_lab;
@@ -33,27 +37,39 @@ const RUNS: usize = 3;
 /// fault, or an agent that stopped answering or fell silent past its
 /// liveness timeout while its runner still ran), at most [`RUNS`] runs in
 /// all.
+///
+/// In the lab, the host is told when the case starts and ends (see
+/// `lab_boots`), panics included.
 pub fn trial(name: &'static str, case: fn() -> Result<(), Failed>) -> Trial {
     Trial::test(name, move || {
-        let mut lost = Vec::new();
-        loop {
-            let Err(failed) = case() else {
-                return Ok(());
-            };
-            let reason = failed.message().unwrap_or("failed").to_owned();
-            let Some(sign) = lab_fault(&reason) else {
-                return Err(with_earlier(&lost, reason));
-            };
-            lost.push(format!("run {} ({sign}):\n{reason}", lost.len() + 1));
-            if lost.len() == RUNS {
-                return Err(Failed::from(format!(
-                    "lost its VM to the lab's emulation in all {RUNS} runs:\n{}",
-                    lost.join("\n")
-                )));
-            }
-            println!("\n{name}: lost its VM to the lab's emulation ({sign}); running it again");
-        }
+        lab_boots::case_started(name);
+        let result = panic::catch_unwind(|| runs(name, case));
+        lab_boots::case_ended(name, matches!(result, Ok(Ok(()))));
+        result.unwrap_or_else(|payload| panic::resume_unwind(payload))
     })
+}
+
+/// Runs `case` until it passes, fails other than by a lab fault, or has
+/// run [`RUNS`] times.
+fn runs(name: &str, case: fn() -> Result<(), Failed>) -> Result<(), Failed> {
+    let mut lost = Vec::new();
+    loop {
+        let Err(failed) = case() else {
+            return Ok(());
+        };
+        let reason = failed.message().unwrap_or("failed").to_owned();
+        let Some(sign) = lab_fault(&reason) else {
+            return Err(with_earlier(&lost, reason));
+        };
+        lost.push(format!("run {} ({sign}):\n{reason}", lost.len() + 1));
+        if lost.len() == RUNS {
+            return Err(Failed::from(format!(
+                "lost its VM to the lab's emulation in all {RUNS} runs:\n{}",
+                lost.join("\n")
+            )));
+        }
+        println!("\n{name}: lost its VM to the lab's emulation ({sign}); running it again");
+    }
 }
 
 /// A failure, after the lab faults of the runs before it.

@@ -8,7 +8,8 @@
 //! - on a host with a paravirtual KVM (this project's machines): the binary
 //!   boots the nested QEMU lab ONCE and runs itself inside it, with the
 //!   same arguments, so all cases share one lab boot; its exit code is the
-//!   inner run's;
+//!   inner run's (if the lab itself dies, it is booted again for the cases
+//!   that had not ended: see `lab_boots`);
 //! - anywhere else (no KVM, no lab tools): every case fails with the
 //!   reason. Nothing is skipped.
 
@@ -17,6 +18,7 @@ mod bench_cases;
 mod cases;
 mod fault_cases;
 mod fault_support;
+mod lab_boots;
 mod lab_faults;
 mod load_cases;
 mod loopback;
@@ -28,7 +30,6 @@ mod security_cases;
 mod support;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use krunbox::host::Kvm;
 use libtest_mimic::{Arguments, Trial};
@@ -43,6 +44,14 @@ fn main() -> ExitCode {
     trials.extend(fault_cases::all());
     trials.extend(load_cases::all());
     trials.extend(security_cases::all());
+    trials.push(lab_faults::trial(
+        "harness::lab_notes_are_read_back",
+        lab_boots::notes_are_read_back,
+    ));
+    if support::in_lab() {
+        let ended = lab_boots::ended_before();
+        trials.retain(|t| !ended.iter().any(|name| name == t.name()));
+    }
     if support::in_lab() && args.color.is_none() {
         // The lab's serial port looks like a terminal; the host reading it
         // is not one.
@@ -63,59 +72,8 @@ fn main() -> ExitCode {
         return libtest_mimic::run(&args, trials).exit_code();
     }
     match kvm {
-        Kvm::Paravirtual => run_in_lab(),
+        Kvm::Paravirtual => lab_boots::run_in_lab(),
         other => fail_all(&args, trials, &other.describe()),
-    }
-}
-
-/// Runs this very binary inside the lab, passing our arguments through.
-fn run_in_lab() -> ExitCode {
-    let me = std::env::current_exe().expect("the test binary knows its path");
-    let runner = support::host_runner();
-    let name = me
-        .file_name()
-        .expect("a file name")
-        .to_string_lossy()
-        .into_owned();
-    let mut argv = vec![name];
-    argv.extend(std::env::args().skip(1));
-    println!(
-        "krunbox vm tests: /dev/kvm is paravirtual here; booting the nested lab once for all cases"
-    );
-    let mut spec = krunbox_lab::LabSpec::new(argv);
-    for name in [support::LIBKRUN_LOG_VAR, load_cases::BIG_MIB_VAR] {
-        if let Ok(value) = std::env::var(name) {
-            spec = spec.env(name, value);
-        }
-    }
-    let spec = spec
-        .executable(&me)
-        .executable(&runner)
-        .env(
-            "KRUNBOX_RUNNER",
-            format!("{}/krunbox", krunbox_lab::LAB_BIN),
-        )
-        .env("RUST_BACKTRACE", "1")
-        .memory_mib(8192)
-        .timeout(Duration::from_secs(30 * 60))
-        .work_dir(env!("CARGO_TARGET_TMPDIR"));
-    match spec.run() {
-        Ok(run) => {
-            println!(
-                "krunbox vm tests: lab booted in {:.1} s, ran for {:.1} s in all",
-                run.boot_time.as_secs_f64(),
-                run.run_time.as_secs_f64()
-            );
-            ExitCode::from(u8::try_from(run.exit_code).unwrap_or(1))
-        }
-        Err(e) => {
-            eprintln!(
-                "krunbox vm tests: FAILED: the nested lab could not run: {}",
-                krunbox::error_chain(&e)
-            );
-            eprintln!("krunbox vm tests: hint: cargo xtask setup installs what the lab needs");
-            ExitCode::FAILURE
-        }
     }
 }
 

@@ -1,0 +1,251 @@
+//! Running the cases in the nested lab, booting it again if it dies.
+//!
+//! The lab's own kernel runs on an emulated CPU, and under heavy nested
+//! I/O that emulation has reset it mid-suite (QEMU exits 0 without the
+//! lab reporting an exit status; CI saw it during
+//! `agent::copy_64mib_in_and_out`). So each case tells the host, with a
+//! lab note, when it starts and how it ended; when the lab dies, the host
+//! boots it again for the cases that have not ended, at most
+//! [`LAB_BOOTS`] boots in all, saying so. Cases that ended are not run
+//! again, and their failures still fail the suite.
+//!
+//! To see it happen: `KRUNBOX_VM_TESTS_RESET_LAB_IN=<case> cargo test
+//! --test vm` resets the lab's kernel as that case starts, in the first
+//! lab boot only.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use krunbox_lab::{LabError, LabSpec};
+
+use crate::support;
+
+/// Most lab boots for one run of the suite.
+const LAB_BOOTS: usize = 3;
+
+/// Time for all lab boots together.
+const BUDGET: Duration = Duration::from_secs(40 * 60);
+
+/// Names of cases that ended in earlier lab boots, comma-separated: the
+/// lab does not run them again.
+pub const ENDED_VAR: &str = "KRUNBOX_VM_TESTS_ENDED";
+
+/// Which lab boot this is (1, 2, ...), set in the lab.
+const BOOT_VAR: &str = "KRUNBOX_VM_TESTS_LAB_BOOT";
+
+/// A case in which the first lab boot resets, to show the lab booted again.
+const RESET_VAR: &str = "KRUNBOX_VM_TESTS_RESET_LAB_IN";
+
+/// Variables passed from the host's environment into the lab.
+const PASSED_VARS: [&str; 3] = [
+    support::LIBKRUN_LOG_VAR,
+    crate::load_cases::BIG_MIB_VAR,
+    RESET_VAR,
+];
+
+/// Tells the host (inside the lab) that case `name` starts; resets the
+/// lab here if [`RESET_VAR`] names the case and this is the first boot.
+pub fn case_started(name: &str) {
+    send(&format!("case-start {name}"));
+    let first_boot = std::env::var(BOOT_VAR).is_ok_and(|b| b == "1");
+    if support::in_lab() && first_boot && std::env::var(RESET_VAR).is_ok_and(|c| c == name) {
+        println!("\n{name}: resetting the lab, as {RESET_VAR} asks");
+        // What the emulation fault does: an immediate reset, no clean-up.
+        if let Err(e) = std::fs::write("/proc/sysrq-trigger", "b") {
+            eprintln!("krunbox vm tests: could not reset the lab: {e}");
+        }
+    }
+}
+
+/// Tells the host (inside the lab) that case `name` ended.
+pub fn case_ended(name: &str, passed: bool) {
+    let outcome = if passed { "ok" } else { "failed" };
+    send(&format!("case-end {name} {outcome}"));
+}
+
+fn send(note: &str) {
+    if let Err(e) = krunbox_lab::note(note) {
+        eprintln!("krunbox vm tests: could not send the lab note {note:?}: {e}");
+    }
+}
+
+/// The cases that ended in earlier lab boots (inside the lab).
+pub fn ended_before() -> Vec<String> {
+    std::env::var(ENDED_VAR)
+        .map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the notes of the lab boots so far say.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Each ended case and whether it passed.
+    pub ended: BTreeMap<String, bool>,
+    /// The case that had started and not ended when the notes stop.
+    pub running: Option<String>,
+}
+
+impl Progress {
+    /// Reads one lab boot's notes.
+    pub fn read(&mut self, notes: &[String]) {
+        self.running = None;
+        for note in notes {
+            let mut words = note.split(' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("case-start"), Some(name), None) => self.running = Some(name.to_owned()),
+                (Some("case-end"), Some(name), Some(outcome)) => {
+                    self.ended.insert(name.to_owned(), outcome == "ok");
+                    self.running = None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn failed(&self) -> Vec<&str> {
+        self.ended
+            .iter()
+            .filter(|(_, passed)| !**passed)
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
+    fn ended_list(&self) -> String {
+        let names: Vec<&str> = self.ended.keys().map(String::as_str).collect();
+        names.join(",")
+    }
+}
+
+/// Runs this very binary inside the lab, passing our arguments through,
+/// booting the lab again (for the cases not ended) when it dies.
+pub fn run_in_lab() -> ExitCode {
+    println!(
+        "krunbox vm tests: /dev/kvm is paravirtual here; booting the nested lab once for all cases"
+    );
+    let started = Instant::now();
+    let mut progress = Progress::default();
+    for boot in 1..=LAB_BOOTS {
+        let timeout = BUDGET.saturating_sub(started.elapsed());
+        let err = match spec(&progress, boot, timeout).run() {
+            Ok(run) => {
+                progress.read(&run.notes);
+                println!(
+                    "krunbox vm tests: lab booted in {:.1} s, ran for {:.1} s in all",
+                    run.boot_time.as_secs_f64(),
+                    run.run_time.as_secs_f64()
+                );
+                return finish(&progress, boot, run.exit_code);
+            }
+            Err(e) => e,
+        };
+        let chain = krunbox::error_chain(&err);
+        let LabError::NoExitStatus { notes, .. } = &err else {
+            eprintln!("krunbox vm tests: FAILED: the nested lab could not run: {chain}");
+            eprintln!("krunbox vm tests: hint: cargo xtask setup installs what the lab needs");
+            return ExitCode::FAILURE;
+        };
+        progress.read(notes);
+        let during = progress.running.as_deref().map_or_else(
+            || "between cases".to_owned(),
+            |name| format!("during {name}"),
+        );
+        if boot == LAB_BOOTS {
+            eprintln!(
+                "krunbox vm tests: FAILED: the nested lab died in all {LAB_BOOTS} boots, the \
+                 last time {during}: {chain}"
+            );
+            break;
+        }
+        eprintln!("\nkrunbox vm tests: the nested lab died {during}: {chain}");
+        println!(
+            "krunbox vm tests: lab boot {boot} of at most {LAB_BOOTS} died; {} cases had \
+             ended; booting the lab again for the rest",
+            progress.ended.len()
+        );
+    }
+    eprintln!(
+        "krunbox vm tests: hint: the lab's emulated CPU loses guests under heavy nested I/O \
+         (docs/reliability.md, \"The lab's own faults\"); hardware KVM runs the cases directly"
+    );
+    ExitCode::FAILURE
+}
+
+/// Lab boot number `boot`: our arguments, the cases already ended,
+/// `timeout`.
+fn spec(progress: &Progress, boot: usize, timeout: Duration) -> LabSpec {
+    let me = std::env::current_exe().expect("the test binary knows its path");
+    let name = me
+        .file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned();
+    let mut argv = vec![name];
+    argv.extend(std::env::args().skip(1));
+    let mut spec = LabSpec::new(argv);
+    for name in PASSED_VARS {
+        if let Ok(value) = std::env::var(name) {
+            spec = spec.env(name, value);
+        }
+    }
+    spec.executable(&me)
+        .executable(support::host_runner())
+        .env(
+            "KRUNBOX_RUNNER",
+            format!("{}/krunbox", krunbox_lab::LAB_BIN),
+        )
+        .env(ENDED_VAR, progress.ended_list())
+        .env(BOOT_VAR, boot.to_string())
+        .env("RUST_BACKTRACE", "1")
+        .memory_mib(8192)
+        .timeout(timeout)
+        .work_dir(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// The suite's exit code after `boots` lab boots, the last exiting with
+/// `last_code`: failures of earlier boots count too.
+fn finish(progress: &Progress, boots: usize, last_code: i32) -> ExitCode {
+    if boots > 1 {
+        let failed = progress.failed();
+        println!(
+            "krunbox vm tests: in {boots} lab boots, {} cases ended, {} failed{}",
+            progress.ended.len(),
+            failed.len(),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", failed.join(", "))
+            }
+        );
+    }
+    if last_code == 0 && !progress.failed().is_empty() {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::from(u8::try_from(last_code).unwrap_or(1))
+}
+
+/// Reading notes back: what ended, what was running when they stop.
+pub fn notes_are_read_back() -> Result<(), libtest_mimic::Failed> {
+    let notes = |lines: &[&str]| lines.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let mut progress = Progress::default();
+    progress.read(&notes(&[
+        "case-start a::one",
+        "case-end a::one ok",
+        "case-start a::two",
+        "case-end a::two failed",
+        "case-start a::three",
+        "something else",
+    ]));
+    assert_eq!(progress.running.as_deref(), Some("a::three"));
+    assert_eq!(progress.ended_list(), "a::one,a::two");
+    assert_eq!(progress.failed(), ["a::two"]);
+    progress.read(&notes(&["case-start a::three", "case-end a::three ok"]));
+    assert_eq!(progress.running, None);
+    assert_eq!(progress.ended_list(), "a::one,a::three,a::two");
+    Ok(())
+}
