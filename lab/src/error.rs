@@ -177,6 +177,22 @@ pub enum LabError {
         console_tail: String,
     },
 
+    /// The command had sent notes, then none came for the
+    /// [`silence_limit`](crate::LabSpec::silence_limit): the lab is taken
+    /// to hang, and QEMU was killed.
+    #[error(
+        "the lab sent no note for {silent_for:?} (it hangs); QEMU was killed. Kernel console \
+         tail:\n{console_tail}"
+    )]
+    Silent {
+        /// How long no note came.
+        silent_for: Duration,
+        /// The last lines of the L1 kernel console.
+        console_tail: String,
+        /// The notes the command sent before it fell silent.
+        notes: Vec<String>,
+    },
+
     /// The lab's init could not prepare the environment (e.g. no `/dev/kvm`).
     #[error("lab setup failed: {reason}. Kernel console tail:\n{console_tail}")]
     Setup {

@@ -114,8 +114,14 @@ impl Qemu<'_> {
     }
 
     /// Boots the VM and waits for it to power off, streaming the command's
-    /// output to this process' stdout and stderr when `stream` is set.
-    pub(crate) fn run(&self, timeout: Duration, stream: bool) -> Result<Outcome, LabError> {
+    /// output to this process' stdout and stderr when `stream` is set;
+    /// gives up once notes have come and then none for `silence_limit`.
+    pub(crate) fn run(
+        &self,
+        timeout: Duration,
+        silence_limit: Option<Duration>,
+        stream: bool,
+    ) -> Result<Outcome, LabError> {
         let io_err = |doing| move |source| LabError::Io { doing, source };
         // Created up front so the tails can open them before QEMU does;
         // QEMU truncates them on open, before writing anything.
@@ -146,6 +152,7 @@ impl Qemu<'_> {
         let mut err_sink = stream.then(io::stderr);
         let mut status_lines = StatusLines::default();
         let mut boot_time = None;
+        let mut last_note: Option<(usize, Instant)> = None;
         let exit_status = loop {
             let mut got = stdout
                 .pump(out_sink.as_mut().map(|s| s as &mut dyn Write))
@@ -159,6 +166,20 @@ impl Qemu<'_> {
             status_lines.feed(&status.captured);
             if boot_time.is_none() && status_lines.guest_uptime_at_start.is_some() {
                 boot_time = Some(started.elapsed());
+            }
+            let notes = status_lines.notes.len();
+            if notes > 0 && last_note.map_or(true, |(seen, _)| seen != notes) {
+                last_note = Some((notes, Instant::now()));
+            }
+            if let (Some(limit), Some((_, at))) = (silence_limit, last_note) {
+                if at.elapsed() >= limit {
+                    drop(child);
+                    return Err(LabError::Silent {
+                        silent_for: at.elapsed(),
+                        console_tail: self.console_tail(),
+                        notes: status_lines.notes,
+                    });
+                }
             }
             if let Some(exit) = child.0.try_wait().map_err(io_err("waiting for QEMU"))? {
                 break exit;

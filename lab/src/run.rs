@@ -65,7 +65,7 @@ pub(crate) fn run(spec: &LabSpec) -> Result<LabRun, LabError> {
     };
     let remaining = spec.timeout.saturating_sub(prepare_time);
     let outcome = qemu
-        .run(remaining, spec.stream_output)
+        .run(remaining, spec.silence_limit, spec.stream_output)
         .map_err(|e| match e {
             LabError::Timeout { console_tail, .. } => LabError::Timeout {
                 after: spec.timeout,

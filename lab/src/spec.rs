@@ -35,6 +35,7 @@ pub struct LabSpec {
     pub(crate) work_dir: Option<PathBuf>,
     pub(crate) stream_output: bool,
     pub(crate) host: Option<HostPaths>,
+    pub(crate) silence_limit: Option<Duration>,
 }
 
 impl LabSpec {
@@ -63,6 +64,7 @@ impl LabSpec {
             work_dir: None,
             stream_output: true,
             host: None,
+            silence_limit: None,
         }
     }
 
@@ -94,6 +96,17 @@ impl LabSpec {
     /// Defaults to [`LabSpec::DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> LabSpec {
         self.timeout = timeout;
+        self
+    }
+
+    /// Gives the lab up when, after the command's first [`note`], no note
+    /// has come for `limit`: for a command that sends notes regularly (a
+    /// heartbeat), so that a lab whose kernel hangs is not waited for
+    /// until [`LabSpec::timeout`]. Off by default.
+    ///
+    /// [`note`]: crate::note
+    pub fn silence_limit(mut self, limit: Duration) -> LabSpec {
+        self.silence_limit = Some(limit);
         self
     }
 

@@ -100,3 +100,29 @@ fn notes_come_back_when_the_lab_dies() {
         other => panic!("expected the lab to end without an exit status, got {other}"),
     }
 }
+
+#[test]
+fn a_lab_silent_past_its_limit_is_given_up() {
+    // Notes, then none (as when the lab's kernel hangs): the host kills
+    // QEMU after the silence limit, long before the timeout.
+    let script = r#"
+        echo "note alive" > "$KRUNBOX_LAB_NOTES"
+        echo "note alive" > "$KRUNBOX_LAB_NOTES"
+        sleep 600
+    "#;
+    let err = LabSpec::new(["sh", "-c", script])
+        .silence_limit(Duration::from_secs(5))
+        .timeout(Duration::from_secs(300))
+        .work_dir(env!("CARGO_TARGET_TMPDIR"))
+        .run()
+        .unwrap_err();
+    match &err {
+        LabError::Silent {
+            silent_for, notes, ..
+        } => {
+            assert!(*silent_for >= Duration::from_secs(5), "{err}");
+            assert_eq!(notes, &["alive", "alive"]);
+        }
+        other => panic!("expected the lab to be given up as silent, got {other}"),
+    }
+}

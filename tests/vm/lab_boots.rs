@@ -3,10 +3,12 @@
 //! The lab's own kernel runs on an emulated CPU, and under heavy nested
 //! I/O that emulation has reset it mid-suite (QEMU exits 0 without the
 //! lab reporting an exit status; CI saw it during
-//! `agent::copy_64mib_in_and_out`). So each case tells the host, with a
-//! lab note, when it starts and how it ended; when the lab dies, the host
-//! boots it again for the cases that have not ended, at most
-//! [`LAB_BOOTS`] boots in all, saying so. Cases that ended are not run
+//! `agent::copy_64mib_in_and_out`), or hung it (both its CPUs stuck, seen
+//! under copy stress). So each case tells the host, with a lab note, when
+//! it starts and how it ended, and a heartbeat note goes out every
+//! [`HEARTBEAT`]; when the lab dies, or sends nothing for
+//! [`SILENCE_LIMIT`], the host boots it again for the cases that have not
+//! ended, at most [`LAB_BOOTS`] boots in all, saying so. Cases that ended are not run
 //! again, and their failures still fail the suite.
 //!
 //! To see it happen: `KRUNBOX_VM_TESTS_RESET_LAB_IN=<case> cargo test
@@ -26,6 +28,13 @@ const LAB_BOOTS: usize = 3;
 
 /// Time for all lab boots together.
 const BUDGET: Duration = Duration::from_secs(40 * 60);
+
+/// How often the suite in the lab tells the host it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(20);
+
+/// How long the host waits for any note before taking the lab to hang:
+/// many heartbeats, as a busy lab's emulated CPUs can be slow to run them.
+const SILENCE_LIMIT: Duration = Duration::from_secs(4 * 60);
 
 /// Names of cases that ended in earlier lab boots, comma-separated: the
 /// lab does not run them again.
@@ -62,6 +71,15 @@ pub fn case_started(name: &str) {
 pub fn case_ended(name: &str, passed: bool) {
     let outcome = if passed { "ok" } else { "failed" };
     send(&format!("case-end {name} {outcome}"));
+}
+
+/// Starts the heartbeat (inside the lab): a note every [`HEARTBEAT`]
+/// while the suite runs.
+pub fn start_heartbeat() {
+    std::thread::spawn(|| loop {
+        send("alive");
+        std::thread::sleep(HEARTBEAT);
+    });
 }
 
 fn send(note: &str) {
@@ -145,7 +163,7 @@ pub fn run_in_lab() -> ExitCode {
             Err(e) => e,
         };
         let chain = krunbox::error_chain(&err);
-        let LabError::NoExitStatus { notes, .. } = &err else {
+        let (LabError::NoExitStatus { notes, .. } | LabError::Silent { notes, .. }) = &err else {
             eprintln!("krunbox vm tests: FAILED: the nested lab could not run: {chain}");
             eprintln!("krunbox vm tests: hint: cargo xtask setup installs what the lab needs");
             return ExitCode::FAILURE;
@@ -204,6 +222,7 @@ fn spec(progress: &Progress, boot: usize, timeout: Duration) -> LabSpec {
         .env("RUST_BACKTRACE", "1")
         .memory_mib(8192)
         .timeout(timeout)
+        .silence_limit(SILENCE_LIMIT)
         .work_dir(env!("CARGO_TARGET_TMPDIR"))
 }
 

@@ -48,7 +48,8 @@ fn main() -> ExitCode {
         "harness::lab_notes_are_read_back",
         lab_boots::notes_are_read_back,
     ));
-    if support::in_lab() {
+    if support::in_lab() && !args.list {
+        lab_boots::start_heartbeat();
         let ended = lab_boots::ended_before();
         trials.retain(|t| !ended.iter().any(|name| name == t.name()));
     }
