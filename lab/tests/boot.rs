@@ -64,12 +64,7 @@ fn a_lab_without_dev_kvm_fails_with_the_reason() {
         std::fs::copy(source, target).unwrap();
     }
     host.modules_dir = modules.path().to_owned();
-    let err = LabSpec::new(["echo", "must not run"])
-        .host_paths(host)
-        .timeout(Duration::from_secs(300))
-        .work_dir(env!("CARGO_TARGET_TMPDIR"))
-        .run()
-        .unwrap_err();
+    let err = lab_error(LabSpec::new(["echo", "must not run"]).host_paths(host));
     match &err {
         LabError::Setup { reason, .. } => assert_eq!(reason, "insmod kvm-amd failed"),
         other => panic!("expected a setup error, got {other}"),
@@ -86,11 +81,7 @@ fn notes_come_back_when_the_lab_dies() {
         echo b > /proc/sysrq-trigger
         sleep 60
     "#;
-    let err = LabSpec::new(["sh", "-c", script])
-        .timeout(Duration::from_secs(300))
-        .work_dir(env!("CARGO_TARGET_TMPDIR"))
-        .run()
-        .unwrap_err();
+    let err = lab_error(LabSpec::new(["sh", "-c", script]));
     match &err {
         LabError::NoExitStatus { status, notes, .. } => {
             assert!(status.success(), "{err}");
@@ -110,12 +101,7 @@ fn a_lab_silent_past_its_limit_is_given_up() {
         echo "note alive" > "$KRUNBOX_LAB_NOTES"
         sleep 600
     "#;
-    let err = LabSpec::new(["sh", "-c", script])
-        .silence_limit(Duration::from_secs(5))
-        .timeout(Duration::from_secs(300))
-        .work_dir(env!("CARGO_TARGET_TMPDIR"))
-        .run()
-        .unwrap_err();
+    let err = lab_error(LabSpec::new(["sh", "-c", script]).silence_limit(Duration::from_secs(5)));
     match &err {
         LabError::Silent {
             silent_for, notes, ..
@@ -125,4 +111,12 @@ fn a_lab_silent_past_its_limit_is_given_up() {
         }
         other => panic!("expected the lab to be given up as silent, got {other}"),
     }
+}
+
+/// Runs `spec` (5 min at most, in the target's temp dir), which must fail.
+fn lab_error(spec: LabSpec) -> LabError {
+    spec.timeout(Duration::from_secs(300))
+        .work_dir(env!("CARGO_TARGET_TMPDIR"))
+        .run()
+        .expect_err("the lab run should fail")
 }
