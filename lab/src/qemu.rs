@@ -152,7 +152,8 @@ impl Qemu<'_> {
         let mut err_sink = stream.then(io::stderr);
         let mut status_lines = StatusLines::default();
         let mut boot_time = None;
-        let mut last_note: Option<(usize, Instant)> = None;
+        // When the last note came (silence is counted from it).
+        let mut last_note: Option<Instant> = None;
         let exit_status = loop {
             let mut got = stdout
                 .pump(out_sink.as_mut().map(|s| s as &mut dyn Write))
@@ -163,15 +164,15 @@ impl Qemu<'_> {
             got += status
                 .pump(None)
                 .map_err(io_err("reading the status port"))?;
+            let notes_before = status_lines.notes.len();
             status_lines.feed(&status.captured);
+            if status_lines.notes.len() > notes_before {
+                last_note = Some(Instant::now());
+            }
             if boot_time.is_none() && status_lines.guest_uptime_at_start.is_some() {
                 boot_time = Some(started.elapsed());
             }
-            let notes = status_lines.notes.len();
-            if notes > 0 && last_note.map_or(true, |(seen, _)| seen != notes) {
-                last_note = Some((notes, Instant::now()));
-            }
-            if let (Some(limit), Some((_, at))) = (silence_limit, last_note) {
+            if let (Some(limit), Some(at)) = (silence_limit, last_note) {
                 if at.elapsed() >= limit {
                     drop(child);
                     return Err(LabError::Silent {

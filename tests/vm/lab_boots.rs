@@ -38,7 +38,7 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(4 * 60);
 
 /// Names of cases that ended in earlier lab boots, comma-separated: the
 /// lab does not run them again.
-pub const ENDED_VAR: &str = "KRUNBOX_VM_TESTS_ENDED";
+const ENDED_VAR: &str = "KRUNBOX_VM_TESTS_ENDED";
 
 /// Which lab boot this is (1, 2, ...), set in the lab.
 const BOOT_VAR: &str = "KRUNBOX_VM_TESTS_LAB_BOOT";
@@ -102,16 +102,16 @@ pub fn ended_before() -> Vec<String> {
 
 /// What the notes of the lab boots so far say.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Progress {
+struct Progress {
     /// Each ended case and whether it passed.
-    pub ended: BTreeMap<String, bool>,
+    ended: BTreeMap<String, bool>,
     /// The case that had started and not ended when the notes stop.
-    pub running: Option<String>,
+    running: Option<String>,
 }
 
 impl Progress {
     /// Reads one lab boot's notes.
-    pub fn read(&mut self, notes: &[String]) {
+    fn read(&mut self, notes: &[String]) {
         self.running = None;
         for note in notes {
             let mut words = note.split(' ');
@@ -229,8 +229,8 @@ fn spec(progress: &Progress, boot: usize, timeout: Duration) -> LabSpec {
 /// The suite's exit code after `boots` lab boots, the last exiting with
 /// `last_code`: failures of earlier boots count too.
 fn finish(progress: &Progress, boots: usize, last_code: i32) -> ExitCode {
+    let failed = progress.failed();
     if boots > 1 {
-        let failed = progress.failed();
         println!(
             "krunbox vm tests: in {boots} lab boots, {} cases ended, {} failed{}",
             progress.ended.len(),
@@ -242,7 +242,7 @@ fn finish(progress: &Progress, boots: usize, last_code: i32) -> ExitCode {
             }
         );
     }
-    if last_code == 0 && !progress.failed().is_empty() {
+    if last_code == 0 && !failed.is_empty() {
         return ExitCode::FAILURE;
     }
     ExitCode::from(u8::try_from(last_code).unwrap_or(1))
