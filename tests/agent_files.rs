@@ -27,7 +27,11 @@ fn listing(dir: &Path) -> Vec<String> {
                 Vec::new()
             };
             let mode = meta.permissions().mode() & 0o7777;
-            format!("{} {:?} {mode:o} {contents:?}", item.rel, item.kind)
+            format!(
+                "{} {:?} {mode:o} {contents:?}",
+                item.rel.display(),
+                item.kind
+            )
         })
         .collect()
 }
@@ -193,7 +197,7 @@ async fn an_interrupted_copy_in_leaves_no_partial_file() {
         dest: dest.to_str().unwrap().into(),
     };
     let entry = TreeEntry::File {
-        path: String::new(),
+        path: "".into(),
         mode: 0o644,
         size: 1 << 20,
     };

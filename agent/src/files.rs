@@ -151,7 +151,9 @@ pub fn copy_in(
     send_reply(writer, &Reply::CopyDone { entries, bytes })
 }
 
-/// Sends the tree at `path` to the host.
+/// Sends the tree at `path` to the host: fifos and hard links as such,
+/// device nodes and sockets as [`TreeEntry::Skipped`] for the host to
+/// report.
 pub fn copy_out(path: &str, writer: &FrameWriter) -> Result<(), FilesError> {
     let plan = CopyPlan::walk(Path::new(path)).map_err(FilesError::Tree)?;
     let mut bytes = 0u64;
@@ -196,6 +198,6 @@ pub fn copy_out(path: &str, writer: &FrameWriter) -> Result<(), FilesError> {
     }
     let end = Frame::json(FrameType::Entry, &TreeEntry::End).expect("small");
     writer.send(&end).map_err(FilesError::Send)?;
-    let entries = plan.items.len() as u64;
+    let entries = (plan.items.len() - plan.skipped().count()) as u64;
     send_reply(writer, &Reply::CopyDone { entries, bytes })
 }

@@ -44,6 +44,7 @@ mod codec;
 mod frame;
 mod message;
 pub mod path;
+mod path_bytes;
 pub mod reader;
 pub mod tree;
 
@@ -54,6 +55,7 @@ pub use frame::{
 };
 pub use message::{
     Control, ErrorKind, ErrorReply, ExecRequest, ExitStatus, FileKind, FileStat, Hello, HelloAck,
-    OutputRange, ProcessInfo, ProvisionOp, Reply, Request, TreeEntry, WinSize,
+    OutputRange, ProcessInfo, ProvisionOp, Reply, Request, SkipReason, TreeEntry, WinSize,
 };
+pub use path_bytes::PathBytes;
 pub use reader::{FrameReader, ReadError};

@@ -2,9 +2,11 @@
 //! frames. File bytes and process output never travel here; they go in
 //! [`FrameType::Data`](crate::FrameType::Data) frames.
 
-use std::io;
+use std::{fmt, io};
 
 use serde::{Deserialize, Serialize};
+
+use crate::path_bytes::PathBytes;
 
 /// Agent to host, first frame of the announce connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,14 +290,15 @@ pub enum Reply {
 
 /// One item of a tree sent in [`FrameType::Entry`](crate::FrameType::Entry)
 /// frames. Paths are relative to the tree's root (`""` is the root itself),
-/// `/`-separated, and parents come before children.
+/// `/`-separated raw bytes ([`PathBytes`]: a JSON string when UTF-8, else an
+/// array of byte values), and parents come before children.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TreeEntry {
     /// A directory.
     Dir {
         /// Relative path.
-        path: String,
+        path: PathBytes,
         /// Permission bits.
         mode: u32,
     },
@@ -303,7 +306,7 @@ pub enum TreeEntry {
     /// an end of stream.
     File {
         /// Relative path.
-        path: String,
+        path: PathBytes,
         /// Permission bits.
         mode: u32,
         /// Length in bytes.
@@ -312,12 +315,77 @@ pub enum TreeEntry {
     /// A symbolic link.
     Symlink {
         /// Relative path.
-        path: String,
+        path: PathBytes,
         /// Link target, stored as is and never followed by the receiver.
-        target: String,
+        target: PathBytes,
+    },
+    /// A named pipe (fifo), created empty.
+    Fifo {
+        /// Relative path.
+        path: PathBytes,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// Another name for a regular file sent earlier in this tree (the
+    /// sender saw the same device and inode): the receiver hard-links it.
+    HardLink {
+        /// Relative path of the new name.
+        path: PathBytes,
+        /// Relative path of the earlier [`TreeEntry::File`].
+        target: PathBytes,
+    },
+    /// Something the sender did not send because a receiver cannot safely
+    /// recreate it (a device node, a socket); the receiver reports it.
+    Skipped {
+        /// Relative path.
+        path: PathBytes,
+        /// What it is.
+        reason: SkipReason,
     },
     /// The tree is complete.
     End,
+}
+
+impl TreeEntry {
+    /// The entry's relative path (`None` for [`TreeEntry::End`]).
+    pub fn path(&self) -> Option<&PathBytes> {
+        match self {
+            Self::Dir { path, .. }
+            | Self::File { path, .. }
+            | Self::Symlink { path, .. }
+            | Self::Fifo { path, .. }
+            | Self::HardLink { path, .. }
+            | Self::Skipped { path, .. } => Some(path),
+            Self::End => None,
+        }
+    }
+}
+
+/// Why a tree entry was not copied: what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// A unix socket (only its listener can create a working one).
+    Socket,
+    /// A character device node (creating one needs privilege).
+    CharDevice,
+    /// A block device node (creating one needs privilege).
+    BlockDevice,
+    /// Another kind a newer sender skips.
+    #[serde(other)]
+    Other,
+}
+
+impl fmt::Display for SkipReason {
+    /// What it is: `socket`, `character device`, ….
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Socket => "socket",
+            Self::CharDevice => "character device",
+            Self::BlockDevice => "block device",
+            Self::Other => "special file",
+        })
+    }
 }
 
 /// One provisioning operation.

@@ -10,7 +10,8 @@ pub const MAX_PATH_LEN: usize = 4096;
 /// Longest path component accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
-/// Why a tree entry's path was rejected.
+/// Why a tree entry's path was rejected. Paths are bytes; the messages
+/// show them lossily (bytes that are not UTF-8 as U+FFFD).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     /// It starts with `/`.
@@ -33,26 +34,27 @@ pub enum PathError {
     },
 }
 
-/// Checks a tree entry path and returns its components (empty for the root,
-/// written `""`).
-pub fn entry_components(path: &str) -> Result<Vec<&str>, PathError> {
+/// Checks a tree entry path (raw bytes, `/`-separated) and returns its
+/// components (empty for the root, written `""`).
+pub fn entry_components(path: &[u8]) -> Result<Vec<&[u8]>, PathError> {
+    let shown = || String::from_utf8_lossy(path).into_owned();
     if path.is_empty() {
         return Ok(Vec::new());
     }
     if path.len() > MAX_PATH_LEN {
         return Err(PathError::TooLong { len: path.len() });
     }
-    if path.contains('\0') {
-        return Err(PathError::Nul(path.to_owned()));
+    if path.contains(&0) {
+        return Err(PathError::Nul(shown()));
     }
-    if path.starts_with('/') {
-        return Err(PathError::Absolute(path.to_owned()));
+    if path.starts_with(b"/") {
+        return Err(PathError::Absolute(shown()));
     }
     let mut parts = Vec::new();
-    for part in path.split('/') {
+    for part in path.split(|&b| b == b'/') {
         match part {
-            ".." => return Err(PathError::ParentDir(path.to_owned())),
-            "" | "." => return Err(PathError::EmptyComponent(path.to_owned())),
+            b".." => return Err(PathError::ParentDir(shown())),
+            b"" | b"." => return Err(PathError::EmptyComponent(shown())),
             name if name.len() > MAX_NAME_LEN => {
                 return Err(PathError::TooLong { len: name.len() })
             }
@@ -68,41 +70,49 @@ mod tests {
 
     #[test]
     fn plain_paths_pass() {
-        assert_eq!(entry_components(""), Ok(vec![]));
-        assert_eq!(entry_components("a"), Ok(vec!["a"]));
-        assert_eq!(entry_components("a/b c/.d"), Ok(vec!["a", "b c", ".d"]));
+        assert_eq!(entry_components(b""), Ok(vec![]));
+        assert_eq!(entry_components(b"a"), Ok(vec![&b"a"[..]]));
+        assert_eq!(
+            entry_components(b"a/b c/.d"),
+            Ok(vec![&b"a"[..], b"b c", b".d"])
+        );
+        assert_eq!(
+            entry_components(b"\xff/x\xfe"),
+            Ok(vec![&b"\xff"[..], b"x\xfe"]),
+            "names that are not UTF-8 are plain names"
+        );
     }
 
     #[test]
     fn escapes_are_rejected() {
         assert!(matches!(
-            entry_components("/etc"),
+            entry_components(b"/etc"),
             Err(PathError::Absolute(_))
         ));
         assert!(matches!(
-            entry_components(".."),
+            entry_components(b".."),
             Err(PathError::ParentDir(_))
         ));
         assert!(matches!(
-            entry_components("a/../../b"),
+            entry_components(b"a/../../b"),
             Err(PathError::ParentDir(_))
         ));
         assert!(matches!(
-            entry_components("a//b"),
+            entry_components(b"a//b"),
             Err(PathError::EmptyComponent(_))
         ));
         assert!(matches!(
-            entry_components("./a"),
+            entry_components(b"./a"),
             Err(PathError::EmptyComponent(_))
         ));
         assert!(matches!(
-            entry_components("a/"),
+            entry_components(b"a/"),
             Err(PathError::EmptyComponent(_))
         ));
-        assert!(matches!(entry_components("a\0b"), Err(PathError::Nul(_))));
+        assert!(matches!(entry_components(b"a\0b"), Err(PathError::Nul(_))));
         let long = "x".repeat(256);
         assert!(matches!(
-            entry_components(&long),
+            entry_components(long.as_bytes()),
             Err(PathError::TooLong { .. })
         ));
     }

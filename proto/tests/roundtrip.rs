@@ -190,6 +190,18 @@ fn every_message_kind_round_trips() {
             path: "l".into(),
             target: "../x".into(),
         },
+        TreeEntry::Fifo {
+            path: "p".into(),
+            mode: 0o640,
+        },
+        TreeEntry::HardLink {
+            path: b"b/\xff".to_vec().into(),
+            target: "a".into(),
+        },
+        TreeEntry::Skipped {
+            path: "s".into(),
+            reason: krunbox_proto::SkipReason::CharDevice,
+        },
         TreeEntry::End,
     ] {
         let f = Frame::json(FrameType::Entry, &e).unwrap();

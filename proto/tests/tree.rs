@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use krunbox_proto::tree::{CopyPlan, TreeLimits, TreeReceiver};
@@ -36,7 +36,7 @@ fn listing(dir: &Path) -> Vec<String> {
         };
         out.push(format!(
             "{} {:?} {:o} {extra}",
-            item.rel,
+            item.rel.display(),
             item.kind,
             meta.permissions().mode() & 0o7777
         ));
@@ -192,4 +192,173 @@ fn setuid_bits_are_masked() {
     rx.finish().unwrap();
     let mode = fs::metadata(&dest).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o755);
+}
+
+fn hard_link(path: &str, target: &[u8]) -> TreeEntry {
+    TreeEntry::HardLink {
+        path: path.into(),
+        target: target.into(),
+    }
+}
+
+/// A tree that creates `f` (a file), `d` (a directory) and `l` (a symlink
+/// to `f`), then the hostile `last`.
+fn after_a_few(last: TreeEntry) -> Vec<TreeEntry> {
+    vec![
+        dir(""),
+        dir("d"),
+        file("f"),
+        TreeEntry::Symlink {
+            path: "l".into(),
+            target: "f".into(),
+        },
+        last,
+    ]
+}
+
+fn rejects_files(entries: &[TreeEntry]) -> krunbox_proto::tree::TreeError {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("d");
+    let mut rx = TreeReceiver::new(&dest, TreeLimits::default());
+    let mut result = Ok(false);
+    for e in entries {
+        result = rx.entry(e);
+        if result.is_err() {
+            break;
+        }
+        if matches!(e, TreeEntry::File { .. }) {
+            rx.end_file().unwrap();
+        }
+    }
+    drop(rx);
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing left");
+    result.unwrap_err()
+}
+
+#[test]
+fn hard_links_only_to_files_of_this_copy() {
+    use krunbox_proto::path::PathError;
+    use krunbox_proto::tree::TreeError;
+    // Never created in this copy.
+    let err = rejects_files(&after_a_few(hard_link("h", b"missing")));
+    assert!(matches!(err, TreeError::BadHardLink { .. }), "{err:?}");
+    // A directory.
+    let err = rejects_files(&after_a_few(hard_link("h", b"d")));
+    assert!(matches!(err, TreeError::BadHardLink { .. }), "{err:?}");
+    // The root directory.
+    let err = rejects_files(&after_a_few(hard_link("h", b"")));
+    assert!(matches!(err, TreeError::BadHardLink { .. }), "{err:?}");
+    // A symlink (to a file of the tree, even).
+    let err = rejects_files(&after_a_few(hard_link("h", b"l")));
+    assert!(matches!(err, TreeError::BadHardLink { .. }), "{err:?}");
+    // Through a symlink.
+    let err = rejects_files(&after_a_few(hard_link("h", b"l/f")));
+    assert!(matches!(err, TreeError::BadHardLink { .. }), "{err:?}");
+    // Escaping the tree.
+    let err = rejects_files(&after_a_few(hard_link("h", b"../d/f")));
+    assert!(
+        matches!(err, TreeError::BadPath(PathError::ParentDir(_))),
+        "{err:?}"
+    );
+    let err = rejects_files(&after_a_few(hard_link("h", b"/etc/passwd")));
+    assert!(
+        matches!(err, TreeError::BadPath(PathError::Absolute(_))),
+        "{err:?}"
+    );
+    let err = rejects_files(&after_a_few(hard_link("h", b"f\0")));
+    assert!(
+        matches!(err, TreeError::BadPath(PathError::Nul(_))),
+        "{err:?}"
+    );
+    // As the root, or onto an existing name.
+    let err = rejects_files(&[hard_link("", b"f")]);
+    assert!(matches!(err, TreeError::BadHardLink { .. }), "{err:?}");
+    let err = rejects_files(&after_a_few(hard_link("d", b"f")));
+    assert!(matches!(err, TreeError::Io { .. }), "{err:?}");
+}
+
+#[test]
+fn hard_links_never_reach_files_already_at_the_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("d");
+    fs::create_dir(&dest).unwrap();
+    fs::write(dest.join("old"), "outside this copy").unwrap();
+    let mut rx = TreeReceiver::new(&dest, TreeLimits::default());
+    rx.entry(&dir("")).unwrap();
+    let err = rx.entry(&hard_link("h", b"old")).unwrap_err();
+    assert!(
+        matches!(err, krunbox_proto::tree::TreeError::BadHardLink { .. }),
+        "{err:?}"
+    );
+    drop(rx);
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "only d");
+    assert_eq!(fs::metadata(dest.join("old")).unwrap().nlink(), 1);
+}
+
+#[test]
+fn fifos_hard_links_and_byte_names_round_trip() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::FileTypeExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let odd = OsStr::from_bytes(b"\xff\xfe name");
+    fs::create_dir_all(src.join(odd)).unwrap();
+    fs::write(src.join(odd).join("f"), "one").unwrap();
+    fs::hard_link(src.join(odd).join("f"), src.join("g")).unwrap();
+    let fifo = std::ffi::CString::new(src.join("p").as_os_str().as_bytes()).unwrap();
+    // SAFETY: `fifo` is a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    fs::set_permissions(src.join("p"), fs::Permissions::from_mode(0o654)).unwrap();
+
+    let dest = tmp.path().join("dest");
+    let mut rx = TreeReceiver::new(&dest, TreeLimits::default());
+    send(&src, &mut rx);
+    assert!(rx.skipped().is_empty());
+    let (entries, bytes) = rx.finish().unwrap();
+    assert_eq!((entries, bytes), (5, 3));
+    let f = fs::metadata(dest.join(odd).join("f")).unwrap();
+    let g = fs::metadata(dest.join("g")).unwrap();
+    assert_eq!((f.dev(), f.ino()), (g.dev(), g.ino()));
+    let p = fs::symlink_metadata(dest.join("p")).unwrap();
+    assert!(p.file_type().is_fifo());
+    assert_eq!(p.mode() & 0o7777, 0o654);
+}
+
+#[test]
+fn skipped_entries_are_listed_and_checked() {
+    use krunbox_proto::SkipReason;
+
+    let skipped = |path: &str| TreeEntry::Skipped {
+        path: path.into(),
+        reason: SkipReason::Socket,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("d");
+    let mut rx = TreeReceiver::new(&dest, TreeLimits::default());
+    rx.entry(&dir("")).unwrap();
+    rx.entry(&skipped("s")).unwrap();
+    rx.entry(&TreeEntry::End).unwrap();
+    assert_eq!(rx.skipped().len(), 1);
+    assert_eq!(rx.skipped()[0].rel, Path::new("s"));
+    assert_eq!(rx.finish().unwrap(), (1, 0));
+    assert!(fs::symlink_metadata(dest.join("s")).is_err());
+
+    rejects(&[skipped("")]);
+    rejects(&[dir(""), skipped("../s")]);
+    rejects(&[dir(""), skipped("missing/s")]);
+    // Remembering skipped paths is bounded.
+    let limits = TreeLimits {
+        max_dir_path_bytes: 1000,
+        ..TreeLimits::default()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rx = TreeReceiver::new(tmp.path().join("d"), limits);
+    rx.entry(&dir("")).unwrap();
+    let long = "s".repeat(200);
+    let err = (0..10)
+        .map(|i| rx.entry(&skipped(&format!("{long}{i}"))))
+        .find_map(Result::err);
+    assert!(err.is_some(), "ten 200-byte paths fit in 1000 bytes");
 }

@@ -2,12 +2,16 @@
 //! VM, as `docker cp` does: `cp SRC NAME:DST` copies in, `cp NAME:SRC DST`
 //! copies out. A destination that is an existing directory receives the
 //! source under its own name; otherwise the source is copied to that path,
-//! whose parent must exist.
+//! whose parent must exist. Fifos and hard links are kept; device nodes and
+//! sockets are skipped with a `krunbox: skipped PATH: REASON` line on
+//! stderr each, or with `--strict` fail the copy, naming every one.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use krunbox::client::{AgentClient, ClientConfig, FileKind};
+use krunbox::client::{
+    AgentClient, ClientConfig, ClientError, CopyOptions, CopyStats, FileKind, SkippedPath,
+};
 use krunbox::state::{NamedVm, StateDir, VmName};
 
 use super::error::{agent_error, CliError};
@@ -21,6 +25,11 @@ pub struct CpArgs {
     /// Where to: NAME:PATH in a VM, or a host path.
     #[arg(value_name = "DST")]
     dst: String,
+    /// Fail, naming each one, if the tree holds device nodes or sockets
+    /// (which cannot be copied), instead of skipping them; nothing is left
+    /// at the destination.
+    #[arg(long)]
+    strict: bool,
 }
 
 /// One side of a copy.
@@ -56,13 +65,52 @@ pub fn cp(args: CpArgs) -> i32 {
 }
 
 async fn run(args: CpArgs) -> Result<(), CliError> {
-    match (Location::parse(&args.src), Location::parse(&args.dst)) {
-        (Location::Host(src), Location::Guest { vm, path }) => copy_in(&src, &vm, &path).await,
-        (Location::Guest { vm, path }, Location::Host(dst)) => copy_out(&vm, &path, &dst).await,
+    let options = if args.strict {
+        CopyOptions::strict()
+    } else {
+        CopyOptions::default()
+    };
+    let copied = match (Location::parse(&args.src), Location::parse(&args.dst)) {
+        (Location::Host(src), Location::Guest { vm, path }) => {
+            copy_in(&src, &vm, &path, &options).await
+        }
+        (Location::Guest { vm, path }, Location::Host(dst)) => {
+            copy_out(&vm, &path, &dst, &options).await
+        }
         (Location::Host(_), Location::Host(_)) => Err(CliError::CpSides("neither side names a VM")),
         (Location::Guest { .. }, Location::Guest { .. }) => Err(CliError::CpSides(
             "both sides name a VM; copy through the host",
         )),
+    };
+    match &copied {
+        Ok(stats) => report_paths("skipped", &stats.skipped),
+        Err(CliError::Agent {
+            source: ClientError::Uncopyable { skipped, .. },
+            ..
+        }) => report_paths("cannot copy", skipped),
+        Err(_) => {}
+    }
+    copied.map(drop)
+}
+
+/// One `krunbox: WHAT PATH: REASON` line on stderr for each path.
+fn report_paths(what: &str, paths: &[SkippedPath]) {
+    for skipped in paths {
+        eprintln!(
+            "krunbox: {what} {}: {}",
+            printable(&skipped.path),
+            skipped.reason
+        );
+    }
+}
+
+/// `path` as it is when it is plain UTF-8 text; otherwise quoted, with
+/// control characters and bytes that are not UTF-8 escaped (a guest
+/// chooses these names, and they go to a terminal).
+fn printable(path: &Path) -> String {
+    match path.to_str() {
+        Some(text) if !text.chars().any(char::is_control) => text.to_owned(),
+        _ => format!("{:?}", path.as_os_str()),
     }
 }
 
@@ -90,7 +138,12 @@ fn base_name(path: &str) -> Option<&str> {
         .filter(|b| !b.is_empty() && *b != "." && *b != "..")
 }
 
-async fn copy_in(src: &Path, vm: &VmName, dst: &str) -> Result<(), CliError> {
+async fn copy_in(
+    src: &Path,
+    vm: &VmName,
+    dst: &str,
+    options: &CopyOptions,
+) -> Result<CopyStats, CliError> {
     absolute(vm, dst)?;
     std::fs::symlink_metadata(src).map_err(|source| CliError::HostPath {
         path: src.to_owned(),
@@ -121,13 +174,17 @@ async fn copy_in(src: &Path, vm: &VmName, dst: &str) -> Result<(), CliError> {
         }
     };
     agent
-        .copy_in(src, &dest)
+        .copy_in_with(src, &dest, options)
         .await
-        .map_err(|e| agent_error(name, "copy in", &dest, e))?;
-    Ok(())
+        .map_err(|e| agent_error(name, "copy in", &dest, e))
 }
 
-async fn copy_out(vm: &VmName, src: &str, dst: &Path) -> Result<(), CliError> {
+async fn copy_out(
+    vm: &VmName,
+    src: &str,
+    dst: &Path,
+    options: &CopyOptions,
+) -> Result<CopyStats, CliError> {
     absolute(vm, src)?;
     let agent = agent(vm)?;
     let name = vm.as_str();
@@ -152,14 +209,16 @@ async fn copy_out(vm: &VmName, src: &str, dst: &Path) -> Result<(), CliError> {
         dst.to_owned()
     };
     agent
-        .copy_out(src, &dest)
+        .copy_out_with(src, &dest, options)
         .await
-        .map_err(|e| agent_error(name, "copy out", src, e))?;
-    Ok(())
+        .map_err(|e| agent_error(name, "copy out", src, e))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
     use super::*;
 
     #[test]
@@ -173,6 +232,17 @@ mod tests {
         assert_eq!(Location::parse("/tmp/x"), Location::Host("/tmp/x".into()));
         assert_eq!(Location::parse("./a:b"), Location::Host("./a:b".into()));
         assert_eq!(Location::parse("x"), Location::Host("x".into()));
+    }
+
+    #[test]
+    fn printed_paths_escape_what_a_guest_could_abuse() {
+        assert_eq!(printable(Path::new("/tmp/a b")), "/tmp/a b");
+        assert_eq!(
+            printable(Path::new("/tmp/\x1b[2Jx\n")),
+            "\"/tmp/\\u{1b}[2Jx\\n\""
+        );
+        let raw = Path::new(OsStr::from_bytes(b"/tmp/a\xffb"));
+        assert_eq!(printable(raw), "\"/tmp/a\\xFFb\"");
     }
 
     #[test]

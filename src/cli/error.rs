@@ -68,6 +68,10 @@ impl Advised for CliError {
             CliError::GuestNotFound { vm, .. } => {
                 Some(format!("list the directory with `krunbox exec {vm} -- ls -la DIR`"))
             }
+            CliError::Agent {
+                source: ClientError::Uncopyable { .. },
+                ..
+            } => Some("without --strict, cp copies the rest and lists what it skipped".into()),
             CliError::Agent { vm, source, .. } => match source.io_kind() {
                 io::ErrorKind::UnexpectedEof
                 | io::ErrorKind::ConnectionRefused

@@ -5,7 +5,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use krunbox_proto::tree::{CopyPlan, PlanKind, TreeLimits, TreeReceiver, TreeStreamError};
+use krunbox_proto::tree::{
+    CopyPlan, PlanKind, TreeError, TreeLimits, TreeReceiver, TreeStreamError,
+};
 use krunbox_proto::{
     stream, ErrorKind, ErrorReply, FileStat, Frame, FrameType, ProvisionOp, Reply, Request,
     TreeEntry, CHUNK_SIZE,
@@ -13,15 +15,19 @@ use krunbox_proto::{
 use tokio::io::AsyncReadExt;
 
 use super::connection::{self, unexpected_reply, FrameSend, OpsConn};
+use super::copy_options::{CopyOptions, OnSpecial, SkippedPath};
 use super::{AgentClient, ClientError};
 
-/// What a tree copy moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a tree copy moved, and what it did not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CopyStats {
-    /// Files, directories and symlinks.
+    /// Entries created: directories, files, symlinks, fifos and hard links.
     pub entries: u64,
     /// File bytes.
     pub bytes: u64,
+    /// Device nodes and sockets that were not copied (with
+    /// [`OnSpecial::Skip`]), in tree order.
+    pub skipped: Vec<SkippedPath>,
 }
 
 /// Where a provisioned file's contents come from.
@@ -94,16 +100,25 @@ impl Provision {
     }
 
     /// Adds the host tree at `src` to be placed at `dest` in the guest
-    /// (directories, files streamed from disk, symlinks; modes kept).
+    /// (directories, files streamed from disk, symlinks; modes kept; the
+    /// names of a hard-linked file become separate files). Operations name
+    /// paths as text: a name that is not UTF-8 is an error, and so is a
+    /// fifo, device node or socket, which provisioning cannot create (use
+    /// [`AgentClient::copy_in`] for those trees).
     pub fn copy_tree(&mut self, src: &Path, dest: &str) -> Result<&mut Self, ClientError> {
         const OP: &str = "planning a provision";
-        let plan = CopyPlan::walk(src).map_err(|source| ClientError::Tree { op: OP, source })?;
+        let tree = |source| ClientError::Tree { op: OP, source };
+        let plan = CopyPlan::walk(src).map_err(tree)?;
         let dest = dest.trim_end_matches('/');
         for item in plan.items {
-            let path = if item.rel.is_empty() {
+            let rel = item
+                .rel
+                .to_str()
+                .ok_or_else(|| tree(TreeError::NonUtf8(item.source.clone())))?;
+            let path = if rel.is_empty() {
                 dest.to_owned()
             } else {
-                format!("{dest}/{}", item.rel)
+                format!("{dest}/{rel}")
             };
             match item.kind {
                 PlanKind::Dir(mode) => {
@@ -113,9 +128,20 @@ impl Provision {
                     self.final_chmods.push(ProvisionOp::Chmod { path, mode });
                 }
                 PlanKind::Symlink(target) => {
+                    let target = target
+                        .into_os_string()
+                        .into_string()
+                        .map_err(|_| tree(TreeError::NonUtf8(item.source.clone())))?;
                     self.symlink(path, target);
                 }
-                PlanKind::File => {
+                PlanKind::Fifo(_) | PlanKind::Skipped(_) => {
+                    return Err(tree(TreeError::Invalid(format!(
+                        "{:?} is not a file, directory or symlink, which provisioning \
+                         cannot create",
+                        item.source
+                    ))));
+                }
+                PlanKind::File | PlanKind::HardLink(_) => {
                     let meta = fs::symlink_metadata(&item.source)
                         .map_err(|source| ClientError::Io { op: OP, source })?;
                     self.ops.push(ProvisionOp::WriteFile {
@@ -231,10 +257,23 @@ impl AgentClient {
     }
 
     /// Copies the host file or tree at `src` to `dest` in the guest
-    /// (modes, symlinks and empty directories kept; an existing directory
-    /// at `dest` is merged into). The agent stages the tree under a
+    /// (modes, symlinks, fifos, hard links within the tree and empty
+    /// directories kept; names as raw bytes; an existing directory at
+    /// `dest` is merged into). Device nodes and sockets are skipped and
+    /// listed in [`CopyStats::skipped`]. The agent stages the tree under a
     /// temporary name, so a failed copy leaves nothing at `dest`.
     pub async fn copy_in(&self, src: &Path, dest: &str) -> Result<CopyStats, ClientError> {
+        self.copy_in_with(src, dest, &CopyOptions::default()).await
+    }
+
+    /// [`AgentClient::copy_in`] with options: with [`OnSpecial::Fail`], a
+    /// tree holding device nodes or sockets fails before anything is sent.
+    pub async fn copy_in_with(
+        &self,
+        src: &Path,
+        dest: &str,
+        options: &CopyOptions,
+    ) -> Result<CopyStats, ClientError> {
         const OP: &str = "copy in";
         let src_owned = src.to_owned();
         let plan = tokio::task::spawn_blocking(move || CopyPlan::walk(&src_owned))
@@ -244,6 +283,16 @@ impl AgentClient {
                 source: std::io::Error::other(e),
             })?
             .map_err(|source| ClientError::Tree { op: OP, source })?;
+        let skipped: Vec<SkippedPath> = plan
+            .skipped()
+            .map(|(item, reason)| SkippedPath {
+                path: item.source.clone(),
+                reason,
+            })
+            .collect();
+        if options.on_special == OnSpecial::Fail && !skipped.is_empty() {
+            return Err(ClientError::Uncopyable { op: OP, skipped });
+        }
         let config = self.config();
         let total = config.transfer_timeout;
         let mut conn = self
@@ -258,7 +307,7 @@ impl AgentClient {
             Reply::CopyDone { entries, bytes }
                 if entries == sent.entries && bytes == sent.bytes =>
             {
-                Ok(sent)
+                Ok(CopyStats { skipped, ..sent })
             }
             Reply::CopyDone { entries, bytes } => Err(ClientError::Unexpected {
                 op: OP,
@@ -278,8 +327,22 @@ impl AgentClient {
     /// untrusted: paths are checked, nothing is created below a symlink,
     /// setuid/setgid bits are dropped, sizes and counts are bounded, and the
     /// tree is staged beside `dest` and renamed into place only when
-    /// complete, so a failed copy leaves nothing behind.
+    /// complete, so a failed copy leaves nothing behind. Fifos and hard
+    /// links within the tree are kept and names copied as raw bytes; device
+    /// nodes and sockets are skipped and listed in [`CopyStats::skipped`].
     pub async fn copy_out(&self, src: &str, dest: &Path) -> Result<CopyStats, ClientError> {
+        self.copy_out_with(src, dest, &CopyOptions::default()).await
+    }
+
+    /// [`AgentClient::copy_out`] with options: with [`OnSpecial::Fail`], a
+    /// tree holding device nodes or sockets fails and leaves nothing at
+    /// `dest`.
+    pub async fn copy_out_with(
+        &self,
+        src: &str,
+        dest: &Path,
+        options: &CopyOptions,
+    ) -> Result<CopyStats, ClientError> {
         const OP: &str = "copy out";
         let config = self.config();
         let limits = TreeLimits {
@@ -320,8 +383,21 @@ impl AgentClient {
             Reply::CopyDone { .. } => {}
             other => return Err(unexpected_reply(OP, &other)),
         }
+        let skipped: Vec<SkippedPath> = rx
+            .skipped()
+            .iter()
+            .map(|s| SkippedPath::below(Path::new(src), &s.rel, s.reason))
+            .collect();
+        if options.on_special == OnSpecial::Fail && !skipped.is_empty() {
+            // Dropping the receiver removes the staged tree.
+            return Err(ClientError::Uncopyable { op: OP, skipped });
+        }
         let (entries, bytes) = rx.finish().map_err(tree)?;
-        Ok(CopyStats { entries, bytes })
+        Ok(CopyStats {
+            entries,
+            bytes,
+            skipped,
+        })
     }
 }
 
@@ -365,7 +441,8 @@ async fn send_contents(conn: &mut OpsConn, plan: &Provision) -> Result<(), Clien
     Ok(())
 }
 
-/// Sends the tree; returns what was sent.
+/// Sends the tree; returns what was sent (its skipped entries are sent as
+/// such but neither counted nor listed).
 async fn send_tree(conn: &mut OpsConn, plan: &CopyPlan) -> Result<CopyStats, ClientError> {
     const OP: &str = "copy in";
     let mut bytes = 0;
@@ -385,7 +462,8 @@ async fn send_tree(conn: &mut OpsConn, plan: &CopyPlan) -> Result<CopyStats, Cli
         .send(&connection::json(OP, FrameType::Entry, &TreeEntry::End)?)
         .await?;
     Ok(CopyStats {
-        entries: plan.items.len() as u64,
+        entries: (plan.items.len() - plan.skipped().count()) as u64,
         bytes,
+        skipped: Vec::new(),
     })
 }

@@ -25,6 +25,7 @@
 
 mod background;
 mod connection;
+mod copy_options;
 mod exec;
 mod files;
 
@@ -43,6 +44,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use background::{BackgroundProcess, ProcessOutput};
+pub use copy_options::{CopyOptions, OnSpecial, SkipReason, SkippedPath};
 pub use exec::{Command, ExecControl, ExecEvent, ExecOutput, ExecSession};
 pub use files::{CopyStats, Provision};
 pub use krunbox_proto::{ExitStatus, FileKind, FileStat, OutputRange, ProcessInfo, WinSize};
@@ -204,6 +206,15 @@ pub enum ClientError {
         #[source]
         source: EncodeError,
     },
+    /// A copy with [`OnSpecial::Fail`] met device nodes or sockets; nothing
+    /// was written at the destination.
+    #[error("{op}: {}", uncopyable(skipped))]
+    Uncopyable {
+        /// The operation.
+        op: &'static str,
+        /// Every path that cannot be copied, in tree order.
+        skipped: Vec<SkippedPath>,
+    },
     /// More output than [`ClientConfig::max_output`].
     #[error("output of {op} exceeded {limit} bytes")]
     OutputLimit {
@@ -212,6 +223,20 @@ pub enum ClientError {
         /// The limit.
         limit: usize,
     },
+}
+
+/// "N paths cannot be copied, the first P (a socket)".
+fn uncopyable(skipped: &[SkippedPath]) -> String {
+    match skipped {
+        [] => "special files cannot be copied".into(),
+        [only] => format!("{:?} ({}) cannot be copied", only.path, only.reason),
+        [first, ..] => format!(
+            "{} paths cannot be copied, the first {:?} ({})",
+            skipped.len(),
+            first.path,
+            first.reason
+        ),
+    }
 }
 
 impl ClientError {
@@ -225,6 +250,7 @@ impl ClientError {
             Self::Agent { source, .. } => source.kind.to_io(),
             Self::Tree { source, .. } => source.io_kind(),
             Self::Encode { .. } => io::ErrorKind::InvalidInput,
+            Self::Uncopyable { .. } => io::ErrorKind::Unsupported,
             Self::Version { .. }
             | Self::Frame { .. }
             | Self::Payload { .. }

@@ -4,25 +4,35 @@
 //! [`TreeEntry`] (plus the file's bytes). The receiver, a [`TreeReceiver`],
 //! treats everything it is sent as hostile:
 //!
-//! - each entry path must pass [`crate::path::entry_components`]
-//!   (no absolute paths, no `..`, no empty components);
+//! - each entry path (raw bytes) must pass
+//!   [`crate::path::entry_components`] (no absolute paths, no `..`, no
+//!   empty components, no NUL);
 //! - an entry's parent must be a directory the receiver itself created in
 //!   this copy, so nothing is ever created below a symlink;
 //! - files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, and exactly the
-//!   declared number of bytes is accepted;
+//!   declared number of bytes is accepted; fifos with `mkfifo`;
+//! - a hard link's target must pass the same path rules and be a regular
+//!   file this receiver created in this copy (its device and inode are
+//!   remembered), so nothing outside the tree is ever linked;
+//! - device nodes and sockets are never created: the sender reports them
+//!   as [`TreeEntry::Skipped`], and the receiver lists them
+//!   ([`TreeReceiver::skipped`]);
 //! - everything lands in a private staging name next to the destination and
 //!   is renamed into place only when the whole tree has arrived; a failed or
 //!   dropped copy removes the staging name and leaves no partial file.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::message::TreeEntry;
+use crate::message::{SkipReason, TreeEntry};
 use crate::path::{entry_components, PathError};
 
+mod node;
 mod plan;
 mod staging;
 mod stream;
@@ -51,7 +61,14 @@ pub enum TreeError {
     /// The entries broke the tree rules (order, parents, sizes, limits).
     #[error("invalid tree: {0}")]
     Invalid(String),
-    /// A file name is not UTF-8 and cannot be sent.
+    /// A hard link's target is not a regular file the receiver created in
+    /// this copy (missing, a directory, a symlink, or outside the tree).
+    #[error("hard link to {target:?}, which is not a regular file of this tree")]
+    BadHardLink {
+        /// The target entry path (lossy where not UTF-8).
+        target: String,
+    },
+    /// A file name is not UTF-8 where text is needed (provisioning).
     #[error("file name {0:?} is not UTF-8")]
     NonUtf8(PathBuf),
 }
@@ -70,7 +87,7 @@ impl TreeError {
         match self {
             Self::Io { source, .. } => source.kind(),
             Self::BadPath(_) | Self::NonUtf8(_) => io::ErrorKind::InvalidInput,
-            Self::Invalid(_) => io::ErrorKind::InvalidData,
+            Self::Invalid(_) | Self::BadHardLink { .. } => io::ErrorKind::InvalidData,
         }
     }
 }
@@ -135,6 +152,11 @@ fn create_exclusive(path: &Path) -> Result<File, TreeError> {
 /// list entries, allocation headers), measured: about 190 bytes a
 /// directory for 60 bytes of paths.
 const DIR_OVERHEAD: usize = 128;
+/// Bytes a receiver holds per regular file: its device and inode, for
+/// checking hard links, in a hash set.
+const FILE_OVERHEAD: usize = 32;
+/// Bytes a receiver holds per skipped entry besides its path.
+const SKIPPED_OVERHEAD: usize = 64;
 
 /// Bounds on what a receiver accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,10 +168,12 @@ pub struct TreeLimits {
     /// Permission bits kept from entry modes (e.g. `0o1777` drops setuid
     /// and setgid from an untrusted sender).
     pub mode_mask: u32,
-    /// Most memory spent remembering directories: the receiver keeps each
-    /// directory's paths (to check parents and set modes at the end), and
-    /// counts them with a fixed overhead per directory. The default, 64 MiB,
-    /// admits some 300,000 directories of 60-byte paths.
+    /// Most memory spent remembering what was received: each directory's
+    /// paths (to check parents and set modes at the end), each regular
+    /// file's device and inode (to check hard links) and each skipped
+    /// entry's path, counted with a fixed overhead each. The default,
+    /// 64 MiB, admits some 300,000 directories of 60-byte paths, or two
+    /// million files.
     pub max_dir_path_bytes: u64,
 }
 
@@ -172,6 +196,15 @@ struct OpenTreeFile {
     mode: u32,
 }
 
+/// An entry the sender did not send, as a receiver lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedEntry {
+    /// Its relative path in the tree.
+    pub rel: PathBuf,
+    /// What it is.
+    pub reason: SkipReason,
+}
+
 /// Receives a tree entry by entry into a staging name and renames it into
 /// place at [`TreeReceiver::finish`]. See the module docs for the rules.
 #[derive(Debug)]
@@ -179,13 +212,16 @@ pub struct TreeReceiver {
     dest: PathBuf,
     staging: Option<PathBuf>,
     root_is_dir: bool,
-    dirs: HashSet<String>,
+    dirs: HashSet<Vec<u8>>,
     dir_modes: Vec<(PathBuf, u32)>,
+    /// Device and inode of every regular file created in this copy.
+    files: HashSet<(u64, u64)>,
+    skipped: Vec<SkippedEntry>,
     file: Option<OpenTreeFile>,
     limits: TreeLimits,
     entries: u64,
     bytes: u64,
-    dir_path_bytes: u64,
+    remembered: u64,
     done: bool,
 }
 
@@ -199,18 +235,59 @@ impl TreeReceiver {
             root_is_dir: false,
             dirs: HashSet::new(),
             dir_modes: Vec::new(),
+            files: HashSet::new(),
+            skipped: Vec::new(),
             file: None,
             limits,
             entries: 0,
             bytes: 0,
-            dir_path_bytes: 0,
+            remembered: 0,
             done: false,
         }
     }
 
-    /// Entries received so far.
+    /// Entries received so far (skipped ones included).
     pub fn entries(&self) -> u64 {
         self.entries
+    }
+
+    /// The entries the sender reported as skipped, so far.
+    pub fn skipped(&self) -> &[SkippedEntry] {
+        &self.skipped
+    }
+
+    /// Counts `bytes` more against [`TreeLimits::max_dir_path_bytes`].
+    fn remember(&mut self, bytes: usize) -> Result<(), TreeError> {
+        self.remembered += bytes as u64;
+        if self.remembered > self.limits.max_dir_path_bytes {
+            return Err(TreeError::Invalid(format!(
+                "remembered paths exceed {} bytes",
+                self.limits.max_dir_path_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// The staged path of `original`, which must be a regular file this
+    /// receiver created in this copy (reached through directories it
+    /// created, so no symlink is followed on the way).
+    fn link_source(&self, original: &[u8]) -> Result<PathBuf, TreeError> {
+        let bad = || TreeError::BadHardLink {
+            target: String::from_utf8_lossy(original).into_owned(),
+        };
+        let parts = entry_components(original).map_err(TreeError::BadPath)?;
+        let (Some(staging), Some((_, parents))) = (&self.staging, parts.split_last()) else {
+            return Err(bad());
+        };
+        if !self.root_is_dir || !self.dirs.contains(&parents.join(&b'/')) {
+            return Err(bad());
+        }
+        let source = staging.join(OsStr::from_bytes(original));
+        let meta = fs::symlink_metadata(&source).map_err(|_| bad())?;
+        if !meta.is_file() || !self.files.contains(&(meta.dev(), meta.ino())) {
+            return Err(bad());
+        }
+        Ok(source)
     }
 
     /// File bytes received so far.
@@ -231,18 +308,14 @@ impl TreeReceiver {
         if self.done {
             return Err(TreeError::Invalid("entry after the end".into()));
         }
-        let rel = match entry {
-            TreeEntry::End => {
-                if self.staging.is_none() {
-                    return Err(TreeError::Invalid("empty tree".into()));
-                }
-                self.done = true;
-                return Ok(true);
+        let Some(rel) = entry.path().map(|p| p.as_bytes()) else {
+            if self.staging.is_none() {
+                return Err(TreeError::Invalid("empty tree".into()));
             }
-            TreeEntry::Dir { path, .. }
-            | TreeEntry::File { path, .. }
-            | TreeEntry::Symlink { path, .. } => path,
+            self.done = true;
+            return Ok(true);
         };
+        let shown = || String::from_utf8_lossy(rel);
         self.entries += 1;
         if self.entries > self.limits.max_entries {
             return Err(TreeError::Invalid(format!(
@@ -264,24 +337,19 @@ impl TreeReceiver {
             }
             (Some(_), None) => return Err(TreeError::Invalid("second root entry".into())),
             (Some(staging), Some((_, parents))) => {
-                if !self.root_is_dir || !self.dirs.contains(&parents.join("/")) {
+                if !self.root_is_dir || !self.dirs.contains(&parents.join(&b'/')) {
                     return Err(TreeError::Invalid(format!(
-                        "parent of {rel:?} is not a directory of this tree"
+                        "parent of {:?} is not a directory of this tree",
+                        shown()
                     )));
                 }
-                staging.join(rel)
+                staging.join(OsStr::from_bytes(rel))
             }
         };
         let mask = self.limits.mode_mask;
         match entry {
             TreeEntry::Dir { mode, .. } => {
-                self.dir_path_bytes += (rel.len() + target.as_os_str().len() + DIR_OVERHEAD) as u64;
-                if self.dir_path_bytes > self.limits.max_dir_path_bytes {
-                    return Err(TreeError::Invalid(format!(
-                        "directory paths exceed {} bytes",
-                        self.limits.max_dir_path_bytes
-                    )));
-                }
+                self.remember(rel.len() + target.as_os_str().len() + DIR_OVERHEAD)?;
                 DirBuilder::new()
                     .mode(0o700)
                     .create(&target)
@@ -289,7 +357,7 @@ impl TreeReceiver {
                 if parts.is_empty() {
                     self.root_is_dir = true;
                 }
-                self.dirs.insert(rel.clone());
+                self.dirs.insert(rel.to_vec());
                 self.dir_modes.push((target, mode & mask));
             }
             TreeEntry::File { mode, size, .. } => {
@@ -299,7 +367,10 @@ impl TreeReceiver {
                         self.limits.max_bytes
                     )));
                 }
+                self.remember(FILE_OVERHEAD)?;
                 let file = create_exclusive(&target)?;
+                let meta = file.metadata().map_err(TreeError::io("reading", &target))?;
+                self.files.insert((meta.dev(), meta.ino()));
                 self.file = Some(OpenTreeFile {
                     file,
                     path: target,
@@ -308,11 +379,33 @@ impl TreeReceiver {
                 });
             }
             TreeEntry::Symlink { target: link, .. } => {
-                if link.is_empty() || link.contains('\0') {
+                if link.is_empty() || link.contains(&0) {
                     return Err(TreeError::Invalid(format!("bad symlink target {link:?}")));
                 }
-                std::os::unix::fs::symlink(link, &target)
+                std::os::unix::fs::symlink(link.as_path(), &target)
                     .map_err(TreeError::io("creating symlink", &target))?;
+            }
+            TreeEntry::Fifo { mode, .. } => {
+                node::make_fifo(&target).map_err(TreeError::io("creating fifo", &target))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode & mask))
+                    .map_err(TreeError::io("setting mode of", &target))?;
+            }
+            TreeEntry::HardLink {
+                target: original, ..
+            } => {
+                let source = self.link_source(original)?;
+                node::hard_link(&source, &target)
+                    .map_err(TreeError::io("creating hard link", &target))?;
+            }
+            TreeEntry::Skipped { reason, .. } => {
+                if parts.is_empty() {
+                    return Err(TreeError::Invalid("the root is skipped".into()));
+                }
+                self.remember(rel.len() + SKIPPED_OVERHEAD)?;
+                self.skipped.push(SkippedEntry {
+                    rel: OsStr::from_bytes(rel).into(),
+                    reason: *reason,
+                });
             }
             TreeEntry::End => unreachable!("handled above"),
         }
@@ -356,7 +449,8 @@ impl TreeReceiver {
     }
 
     /// After [`TreeEntry::End`]: sets directory modes and moves the tree
-    /// into place.
+    /// into place. Returns the entries created (skipped ones not counted)
+    /// and the file bytes written.
     pub fn finish(mut self) -> Result<(u64, u64), TreeError> {
         if !self.done || self.file.is_some() {
             return Err(TreeError::Invalid("tree not complete".into()));
@@ -385,7 +479,8 @@ impl TreeReceiver {
             fs::set_permissions(&self.dest, fs::Permissions::from_mode(mode))
                 .map_err(TreeError::io("setting mode of", &self.dest))?;
         }
-        Ok((self.entries, self.bytes))
+        let skipped = self.skipped.len() as u64;
+        Ok((self.entries - skipped, self.bytes))
     }
 }
 
