@@ -20,6 +20,7 @@ mod background;
 mod children;
 mod exec;
 mod files;
+mod flow;
 mod provision;
 mod pty;
 mod supervise;

@@ -59,6 +59,15 @@ pub enum CliError {
     /// The host terminal could not be set up.
     #[error("cannot set up the terminal")]
     Terminal(#[source] nix::Error),
+    /// The command's output could not be written here.
+    #[error("in VM {vm:?}: the command was stopped")]
+    Output {
+        /// The VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: super::output::WriteEnd,
+    },
 }
 
 impl Advised for CliError {

@@ -27,6 +27,7 @@ mod background;
 mod connection;
 mod exec;
 mod files;
+mod session;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -43,9 +44,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use background::{BackgroundProcess, ProcessOutput};
-pub use exec::{Command, ExecControl, ExecEvent, ExecOutput, ExecSession};
+pub use exec::{Command, ExecOutput};
 pub use files::{CopyStats, Provision};
 pub use krunbox_proto::{ExitStatus, FileKind, FileStat, OutputRange, ProcessInfo, WinSize};
+pub use session::{ExecControl, ExecEvent, ExecSession, OUTPUT_WINDOW, STDIN_WINDOW};
 
 use connection::{FrameRecv, OpsConn};
 
@@ -204,6 +206,22 @@ pub enum ClientError {
         #[source]
         source: EncodeError,
     },
+    /// An output stream ended with fewer (or more) bytes than the agent
+    /// declared it sent: bytes were lost on the way, and the output is not
+    /// what the process wrote.
+    #[error(
+        "{op}: the output was cut: the agent sent {sent} bytes on {stream}, {received} arrived"
+    )]
+    OutputCut {
+        /// The operation.
+        op: &'static str,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// Bytes the agent declared.
+        sent: u64,
+        /// Bytes that arrived.
+        received: u64,
+    },
     /// More output than [`ClientConfig::max_output`].
     #[error("output of {op} exceeded {limit} bytes")]
     OutputLimit {
@@ -229,6 +247,7 @@ impl ClientError {
             | Self::Frame { .. }
             | Self::Payload { .. }
             | Self::Unexpected { .. }
+            | Self::OutputCut { .. }
             | Self::OutputLimit { .. } => io::ErrorKind::InvalidData,
         }
     }
