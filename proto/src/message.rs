@@ -162,6 +162,10 @@ pub enum Request {
         /// The agent's exit code.
         code: i32,
     },
+    /// A liveness channel for a host that attached to a running agent (a
+    /// named VM's later commands): answered with `Ok`, then a ping frame
+    /// every [`crate::PING_INTERVAL`] until the host closes.
+    Watch,
 }
 
 /// Host to agent during an operation.

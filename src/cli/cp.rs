@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use krunbox::client::{AgentClient, ClientConfig, FileKind};
+use krunbox::client::{AgentClient, FileKind};
 use krunbox::state::{NamedVm, StateDir, VmName};
 
 use super::error::{agent_error, CliError};
@@ -68,7 +68,7 @@ async fn run(args: CpArgs) -> Result<(), CliError> {
 
 fn agent(vm: &VmName) -> Result<AgentClient, CliError> {
     let named = NamedVm::open(&StateDir::open()?, vm)?;
-    Ok(named.agent(ClientConfig::default())?)
+    Ok(named.agent(super::error::client_config())?)
 }
 
 fn absolute(vm: &VmName, path: &str) -> Result<(), CliError> {

@@ -4,13 +4,11 @@
 use std::time::Duration;
 
 use clap::Args;
-use krunbox::client::{
-    ClientConfig, ClientError, Command, ExecControl, ExecEvent, ExecSession, ExitStatus,
-};
+use krunbox::client::{ClientError, Command, ExecControl, ExecEvent, ExecSession, ExitStatus};
 use krunbox::state::{NamedVm, StateDir, VmName};
 use tokio::io::AsyncReadExt;
 
-use super::error::CliError;
+use super::error::{self, CliError};
 use super::output::{self, Stream, WriteEnd, EXIT_BROKEN_PIPE};
 use super::{report, tty};
 
@@ -75,13 +73,9 @@ pub fn exec(args: ExecArgs) -> i32 {
 async fn run(args: ExecArgs) -> Result<i32, CliError> {
     let name: VmName = args.name.parse()?;
     let vm = NamedVm::open(&StateDir::open()?, &name)?;
-    let agent = vm.agent(ClientConfig::default())?;
+    let agent = vm.agent(error::client_config())?;
     let cmd = command(&args);
-    let failed = |source| CliError::Agent {
-        vm: name.to_string(),
-        op: "exec",
-        source,
-    };
+    let failed = |source| error::gone_or_agent(&vm, &agent, "exec", source);
     let pumped = if args.tty {
         let _raw = tty::RawMode::enter()?;
         let session = agent
