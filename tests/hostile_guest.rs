@@ -377,12 +377,41 @@ async fn planted_symlinks_are_replaced_not_followed() {
 }
 
 #[tokio::test]
+async fn output_shorter_than_declared_is_an_error() {
+    // The stream's end says 10 bytes were sent; 4 arrived.
+    let agent = double(vec![Act::Frames(vec![
+        started(),
+        stdout(b"four"),
+        Frame::eof_counted(stream::STDOUT, 10),
+        Frame::eof_counted(stream::STDERR, 0),
+        exited(),
+    ])])
+    .await;
+    let err = exec_err(&agent).await;
+    assert!(
+        matches!(
+            err,
+            ClientError::OutputCut {
+                sent: 10,
+                received: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("output was cut"), "{err}");
+    still_usable(&agent).await;
+}
+
+#[tokio::test]
 async fn endless_output_hits_the_limits() {
     let chunk = stdout(&vec![b'y'; 64 * 1024]);
     let agent = double(vec![Act::Frames(vec![started()]), Act::Repeat(chunk)]).await;
     let err = exec_err(&agent).await;
+    // It never reaches the collect limit: output past the flow-control
+    // window that the host granted is refused first.
     assert!(
-        matches!(err, ClientError::OutputLimit { limit, .. } if limit == 1 << 20),
+        matches!(&err, ClientError::Unexpected { got, .. } if got.contains("beyond the")),
         "{err:?}"
     );
     still_usable(&agent).await;

@@ -14,6 +14,7 @@ use krunbox_proto::{
 };
 
 use crate::children;
+use crate::flow::{OutputFlow, StdinFlow};
 use crate::pty::Pty;
 use crate::supervise::{supervise, ExecIo, Outcome, SuperviseError};
 use crate::transport::{FrameReader, FrameWriter};
@@ -111,10 +112,11 @@ fn not_started(program: &str, err: io::Error, writer: &FrameWriter) -> Result<()
     } else {
         format!("krunbox-agent: {program}: {err}\n")
     };
+    let len = message.len() as u64;
     let data = Frame::data(stream::STDERR, message.into_bytes()).expect("short message");
     send(writer, &data)?;
-    send(writer, &Frame::eof(stream::STDOUT))?;
-    send(writer, &Frame::eof(stream::STDERR))?;
+    send(writer, &Frame::eof_counted(stream::STDOUT, 0))?;
+    send(writer, &Frame::eof_counted(stream::STDERR, len))?;
     let status = ExitStatus {
         code: Some(code),
         signal: None,
@@ -195,7 +197,17 @@ pub fn run(
         }
     };
     let timeout = req.timeout_ms.map(Duration::from_millis);
-    let outcome = supervise(&mut child, io, &mut reader, &writer, timeout);
+    let mut flow = OutputFlow::new(req.output_window);
+    let mut stdin_flow = StdinFlow::new(req.stdin_window);
+    let outcome = supervise(
+        &mut child,
+        io,
+        &mut reader,
+        &writer,
+        timeout,
+        &mut flow,
+        &mut stdin_flow,
+    );
     children::untrack(pid);
     let Outcome { status, timed_out } = outcome.map_err(ExecError::Supervise)?;
     let status = ExitStatus {

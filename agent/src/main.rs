@@ -20,6 +20,7 @@ mod background;
 mod children;
 mod exec;
 mod files;
+mod flow;
 mod provision;
 mod pty;
 mod supervise;
@@ -169,9 +170,23 @@ fn serve(registry: &Registry, conn: Conn) {
             provision::apply(ops, &mut reader, &writer).map_err(|e| e.to_reply())
         }
         Request::Shutdown { code } => shutdown(*code, &writer),
+        Request::Watch => {
+            watch(&writer);
+            Ok(())
+        }
     };
     if let Err(reply) = result {
         send_error(&writer, &reply);
+    }
+}
+
+/// Answers, then pings every [`PING_INTERVAL`] until the host closes: an
+/// attached host's way to notice a guest that froze or powered off.
+fn watch(writer: &FrameWriter) {
+    let mut next = Frame::json(FrameType::Reply, &Reply::Ok).expect("small");
+    while writer.send(&next).is_ok() {
+        next = Frame::ping();
+        thread::sleep(PING_INTERVAL);
     }
 }
 

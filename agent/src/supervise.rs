@@ -14,6 +14,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::children;
+use crate::flow::{OutputFlow, StdinFlow};
 use crate::pty;
 use crate::transport::{FrameReader, FrameWriter};
 
@@ -94,13 +95,17 @@ impl Deadline {
 }
 
 /// Runs the exec until the process has exited and its output has been
-/// sent (or the grace after exit ran out).
+/// sent (or the grace after exit ran out while the host was taking
+/// output). `flow` holds the output window; each output stream ends with
+/// a frame that declares its total.
 pub fn supervise(
     child: &mut Child,
     mut io: ExecIo,
     reader: &mut FrameReader,
     writer: &FrameWriter,
     timeout: Option<Duration>,
+    flow: &mut OutputFlow,
+    stdin_flow: &mut StdinFlow,
 ) -> Result<Outcome, SuperviseError> {
     let pid = child.id() as i32;
     let pidfd = pidfd_open(pid);
@@ -116,19 +121,15 @@ pub fn supervise(
     };
     let mut status = None;
     let mut grace_until = None;
-    let mut pending: Vec<u8> = Vec::new();
-    let mut close_stdin = false;
     let mut host_open = true;
     let mut buf = vec![0u8; CHUNK_SIZE];
 
     let result = loop {
         // Frames may already be buffered (read along with the request, or
         // left while stdin was backed up): handle them before polling.
-        while host_open && pending.is_empty() {
+        while host_open && stdin_flow.takes_host_frames() {
             match reader.next_buffered() {
-                Ok(Some(frame)) => {
-                    handle_host_frame(&frame, pid, &io, &mut pending, &mut close_stdin)
-                }
+                Ok(Some(frame)) => handle_host_frame(&frame, pid, &io, stdin_flow, flow),
                 Ok(None) => break,
                 Err(_) => {
                     host_open = false;
@@ -138,9 +139,14 @@ pub fn supervise(
                 }
             }
         }
-        if pending.is_empty() && close_stdin {
+        if stdin_flow.pending.is_empty() && stdin_flow.close_requested {
             io.stdin = None;
-            close_stdin = false;
+            stdin_flow.close_requested = false;
+        }
+        if let Some(credit) = stdin_flow.credit_due() {
+            if let Err(e) = writer.send_stalling(&credit, &mut || deadline.check()) {
+                return Err(abandon(child, pid, e));
+            }
         }
         if status.is_none() {
             if let Some(s) = child.try_wait().map_err(SuperviseError::Io)? {
@@ -153,6 +159,11 @@ pub fn supervise(
             break Ok(());
         }
         let now = Instant::now();
+        if status.is_some() && !flow.is_open() {
+            // The host is not taking output: the grace for output after
+            // exit counts only while it could flow.
+            grace_until = Some(now + OUTPUT_GRACE);
+        }
         let mut wake = if status.is_some() {
             grace_until
         } else if deadline.timed_out {
@@ -185,8 +196,8 @@ pub fn supervise(
         };
 
         // Which descriptors to watch, in a fixed order.
-        let want_host = host_open && pending.is_empty();
-        let want_stdin = io.stdin.is_some() && !pending.is_empty();
+        let want_host = host_open && stdin_flow.takes_host_frames();
+        let want_stdin = io.stdin.is_some() && !stdin_flow.pending.is_empty();
         let mut fds = Vec::with_capacity(5);
         if want_host {
             fds.push(PollFd::new(reader.get_ref().as_fd(), PollFlags::POLLIN));
@@ -195,8 +206,11 @@ pub fn supervise(
             let stdin = io.stdin.as_ref().expect("checked");
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLOUT));
         }
-        for (_, out) in &io.outputs {
-            fds.push(PollFd::new(out.as_fd(), PollFlags::POLLIN));
+        let want_outputs = flow.is_open();
+        if want_outputs {
+            for (_, out) in &io.outputs {
+                fds.push(PollFd::new(out.as_fd(), PollFlags::POLLIN));
+            }
         }
         if let (Some(fd), None) = (&pidfd, &status) {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
@@ -229,36 +243,36 @@ pub fn supervise(
         }
         if want_stdin && ready.next() == Some(true) {
             if let Some(stdin) = io.stdin.as_mut() {
-                match stdin.write(&pending) {
-                    Ok(n) => {
-                        pending.drain(..n);
-                    }
+                match stdin.write(&stdin_flow.pending) {
+                    Ok(n) => stdin_flow.wrote(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => {
                         // The process closed its stdin: drop what is left.
-                        pending.clear();
+                        stdin_flow.drop_pending();
                         io.stdin = None;
                     }
                 }
             }
         }
-        if pending.is_empty() && close_stdin {
+        if stdin_flow.pending.is_empty() && stdin_flow.close_requested {
             io.stdin = None;
-            close_stdin = false;
+            stdin_flow.close_requested = false;
         }
         let mut finished = Vec::new();
         for (index, (stream_id, out)) in io.outputs.iter_mut().enumerate() {
-            if ready.next() != Some(true) {
+            let allowance = flow.allowance();
+            if !want_outputs || ready.next() != Some(true) || allowance == 0 {
                 continue;
             }
-            match out.read(&mut buf) {
+            match out.read(&mut buf[..allowance]) {
                 Ok(0) => finished.push(index),
                 Ok(n) => {
                     let frame = Frame::data(*stream_id, buf[..n].to_vec()).expect("one chunk");
                     if let Err(e) = writer.send_stalling(&frame, &mut || deadline.check()) {
                         return Err(abandon(child, pid, e));
                     }
+                    flow.record(*stream_id, n);
                 }
                 Err(e)
                     if matches!(
@@ -271,7 +285,7 @@ pub fn supervise(
         }
         for index in finished.into_iter().rev() {
             let (stream_id, _) = io.outputs.remove(index);
-            if let Err(e) = writer.send_stalling(&Frame::eof(stream_id), &mut || deadline.check()) {
+            if let Err(e) = writer.send_stalling(&flow.eof(stream_id), &mut || deadline.check()) {
                 return Err(abandon(child, pid, e));
             }
         }
@@ -279,7 +293,7 @@ pub fn supervise(
     };
     result?;
     for (stream_id, _) in io.outputs.drain(..) {
-        let _ = writer.send(&Frame::eof(stream_id));
+        let _ = writer.send(&flow.eof(stream_id));
     }
     let status = match status {
         Some(s) => s,
@@ -295,14 +309,12 @@ fn handle_host_frame(
     frame: &Frame,
     pid: i32,
     io: &ExecIo,
-    pending: &mut Vec<u8>,
-    close_stdin: &mut bool,
+    stdin_flow: &mut StdinFlow,
+    flow: &mut OutputFlow,
 ) {
     match (frame.frame_type, frame.stream) {
-        (FrameType::Data, stream::STDIN) if io.stdin.is_some() => {
-            pending.extend_from_slice(&frame.payload);
-        }
-        (FrameType::Eof, stream::STDIN) => *close_stdin = true,
+        (FrameType::Data, stream::STDIN) => stdin_flow.push(&frame.payload, io.stdin.is_some()),
+        (FrameType::Eof, stream::STDIN) => stdin_flow.close_requested = true,
         (FrameType::Control, _) => match frame.parse_json::<Control>() {
             Ok(Control::Signal { signal }) => {
                 let _ = children::signal_group(pid, signal);
@@ -312,6 +324,7 @@ fn handle_host_frame(
                     let _ = pty::resize(master, ws);
                 }
             }
+            Ok(Control::Credit { bytes }) => flow.grant(bytes),
             Err(_) => {}
         },
         _ => {}

@@ -214,6 +214,24 @@ impl Frame {
         }
     }
 
+    /// An end-of-stream frame for an output stream that also says how many
+    /// bytes were sent on it in all (8 bytes, little-endian), so that the
+    /// receiver can tell a complete stream from one that lost bytes.
+    pub fn eof_counted(stream: u32, total: u64) -> Self {
+        Self {
+            frame_type: FrameType::Eof,
+            stream,
+            payload: Bytes::copy_from_slice(&total.to_le_bytes()),
+        }
+    }
+
+    /// The byte total an end-of-stream frame declares, if it declares one
+    /// (see [`Frame::eof_counted`]).
+    pub fn eof_total(&self) -> Option<u64> {
+        let bytes: [u8; 8] = self.payload.as_ref().try_into().ok()?;
+        (self.frame_type == FrameType::Eof).then(|| u64::from_le_bytes(bytes))
+    }
+
     /// Parses the payload as the JSON message `T`.
     pub fn parse_json<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
         serde_json::from_slice(&self.payload).map_err(|source| PayloadError {

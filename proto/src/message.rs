@@ -70,6 +70,23 @@ pub struct ExecRequest {
     /// Kill the process group with SIGKILL after this many milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Flow control for the output: the agent sends at most this many
+    /// bytes of stdout plus stderr data beyond what the host has granted
+    /// back with [`Control::Credit`], and stops reading the process's
+    /// output meanwhile (so the process blocks, as on a full pipe). `None`:
+    /// no limit. Keeping the bytes in flight below what the host socket
+    /// buffers means a slow reader never blocks libkrun's vsock device,
+    /// which serves every connection of the VM.
+    #[serde(default)]
+    pub output_window: Option<u32>,
+    /// Flow control for stdin: the host sends at most this many stdin
+    /// bytes beyond what the agent has credited back (a `Control::Credit`
+    /// frame from the agent, for bytes written to the process or dropped
+    /// because it closed its stdin). The agent then reads every host frame
+    /// as it comes, credits included. `None`: no limit, and host frames
+    /// wait while stdin bytes do.
+    #[serde(default)]
+    pub stdin_window: Option<u32>,
 }
 
 /// A request: the first frame on an ops connection, one operation each.
@@ -147,6 +164,10 @@ pub enum Request {
         /// The agent's exit code.
         code: i32,
     },
+    /// A liveness channel for a host that attached to a running agent (a
+    /// named VM's later commands): answered with `Ok`, then a ping frame
+    /// every [`crate::PING_INTERVAL`] until the host closes.
+    Watch,
 }
 
 /// Host to agent during an operation.
@@ -160,6 +181,14 @@ pub enum Control {
     },
     /// Change the PTY's window size.
     Resize(WinSize),
+    /// Flow control on an exec: from the host, it has taken `bytes` more
+    /// bytes of output (see [`ExecRequest::output_window`]); from the
+    /// agent, `bytes` more stdin bytes may come (see
+    /// [`ExecRequest::stdin_window`]).
+    Credit {
+        /// Bytes granted.
+        bytes: u64,
+    },
 }
 
 /// How a process ended.

@@ -64,6 +64,7 @@ proptest! {
         let req = Request::Exec(ExecRequest {
             argv, env, cwd, uid, gid: uid, stdin: true,
             pty: Some(WinSize { rows, cols: 80 }), timeout_ms, clear_env: false,
+            output_window: Some(131072), stdin_window: None,
         });
         let frame = Frame::json(FrameType::Request, &req).unwrap();
         let back: Request = frame.parse_json().unwrap();

@@ -9,9 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use krunbox::client::{
-    AgentClient, ClientConfig, ClientError, CopyOptions, CopyStats, FileKind, SkippedPath,
-};
+use krunbox::client::{AgentClient, ClientError, CopyOptions, CopyStats, FileKind, SkippedPath};
 use krunbox::state::{NamedVm, StateDir, VmName};
 
 use super::error::{agent_error, CliError};
@@ -116,7 +114,7 @@ fn printable(path: &Path) -> String {
 
 fn agent(vm: &VmName) -> Result<AgentClient, CliError> {
     let named = NamedVm::open(&StateDir::open()?, vm)?;
-    Ok(named.agent(ClientConfig::default())?)
+    Ok(named.agent(super::error::client_config())?)
 }
 
 fn absolute(vm: &VmName, path: &str) -> Result<(), CliError> {

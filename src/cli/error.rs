@@ -59,6 +59,26 @@ pub enum CliError {
     /// The host terminal could not be set up.
     #[error("cannot set up the terminal")]
     Terminal(#[source] nix::Error),
+    /// The VM stopped, or its guest or agent stopped answering, while an
+    /// operation ran.
+    #[error("{op} in VM {vm:?} failed: {why}")]
+    VmGone {
+        /// The VM.
+        vm: String,
+        /// What was being done.
+        op: &'static str,
+        /// Which of them, as far as can be told.
+        why: String,
+    },
+    /// The command's output could not be written here.
+    #[error("in VM {vm:?}: the command was stopped")]
+    Output {
+        /// The VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: super::output::WriteEnd,
+    },
 }
 
 impl Advised for CliError {
@@ -88,6 +108,10 @@ impl Advised for CliError {
                     .into(),
             ),
             CliError::NotATty => Some("drop -t, or run from a terminal".into()),
+            CliError::VmGone { vm, .. } => Some(format!(
+                "`krunbox logs {vm}` shows the guest console and `krunbox logs --runner {vm}` \
+                 libkrun's messages; `krunbox stop {vm}` removes it"
+            )),
             _ => None,
         }
     }
@@ -109,5 +133,62 @@ pub fn agent_error(vm: &str, op: &'static str, path: &str, source: ClientError) 
             op,
             source,
         }
+    }
+}
+
+/// How long a named VM's agent may be silent before a command says it is
+/// gone: a few pings' worth ([`krunbox_proto::PING_INTERVAL`] is 1 s).
+pub const LIVENESS: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The client settings of the commands on named VMs.
+pub fn client_config() -> krunbox::client::ClientConfig {
+    krunbox::client::ClientConfig {
+        liveness_timeout: LIVENESS,
+        ..krunbox::client::ClientConfig::default()
+    }
+}
+
+/// `op` on the named VM `vm` failed with `source`: when the agent is gone,
+/// says whether the VM stopped (its runner exited) or its guest or agent
+/// fell silent; otherwise the agent's error as it is.
+pub fn gone_or_agent(
+    vm: &krunbox::state::NamedVm,
+    agent: &krunbox::client::AgentClient,
+    op: &'static str,
+    source: ClientError,
+) -> CliError {
+    let gone = matches!(
+        source,
+        ClientError::Gone { .. } | ClientError::Closed { .. }
+    );
+    let mut stopped = vm.status() == krunbox::state::VmStatus::Dead;
+    // A VM that powered off closes its connections as its runner exits.
+    for _ in 0..20 {
+        if stopped || !gone {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        stopped = vm.status() == krunbox::state::VmStatus::Dead;
+    }
+    if !gone && !stopped {
+        return CliError::Agent {
+            vm: vm.name().to_string(),
+            op,
+            source,
+        };
+    }
+    let why = if stopped {
+        "the VM stopped: its runner has exited (the guest powered off, crashed or was killed)"
+            .to_owned()
+    } else {
+        match agent.gone_reason() {
+            Some(reason) => format!("its agent is gone: {reason}"),
+            None => format!("its agent is gone: {}", krunbox::error_chain(&source)),
+        }
+    };
+    CliError::VmGone {
+        vm: vm.name().to_string(),
+        op,
+        why,
     }
 }

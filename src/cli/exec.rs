@@ -1,15 +1,15 @@
 //! `krunbox exec`: run a command in a named VM, with its output streamed
 //! as it comes, stdin with `-i`, a terminal with `-t`.
 
-use std::io::Write;
 use std::time::Duration;
 
 use clap::Args;
-use krunbox::client::{ClientConfig, Command, ExecControl, ExecEvent, ExecSession, ExitStatus};
+use krunbox::client::{ClientError, Command, ExecControl, ExecEvent, ExecSession, ExitStatus};
 use krunbox::state::{NamedVm, StateDir, VmName};
 use tokio::io::AsyncReadExt;
 
-use super::error::CliError;
+use super::error::{self, CliError};
+use super::output::{self, Stream, WriteEnd, EXIT_BROKEN_PIPE};
 use super::{report, tty};
 
 /// Timeout of a command given no `--timeout`: in effect none.
@@ -73,14 +73,10 @@ pub fn exec(args: ExecArgs) -> i32 {
 async fn run(args: ExecArgs) -> Result<i32, CliError> {
     let name: VmName = args.name.parse()?;
     let vm = NamedVm::open(&StateDir::open()?, &name)?;
-    let agent = vm.agent(ClientConfig::default())?;
+    let agent = vm.agent(error::client_config())?;
     let cmd = command(&args);
-    let failed = |source| CliError::Agent {
-        vm: name.to_string(),
-        op: "exec",
-        source,
-    };
-    let status = if args.tty {
+    let failed = |source| error::gone_or_agent(&vm, &agent, "exec", source);
+    let pumped = if args.tty {
         let _raw = tty::RawMode::enter()?;
         let session = agent
             .exec_pty(&cmd, tty::window_size())
@@ -91,9 +87,16 @@ async fn run(args: ExecArgs) -> Result<i32, CliError> {
     } else {
         let session = agent.exec_streaming(&cmd).await.map_err(failed)?;
         pump(session, args.interactive).await
+    };
+    match pumped {
+        Ok(Pumped::Exited(status)) => Ok(exit_code(&status, args.timeout)),
+        Ok(Pumped::ReaderGone) => Ok(EXIT_BROKEN_PIPE),
+        Err(PumpError::Agent(source)) => Err(failed(source)),
+        Err(PumpError::Output(source)) => Err(CliError::Output {
+            vm: name.to_string(),
+            source,
+        }),
     }
-    .map_err(failed)?;
-    Ok(exit_code(&status, args.timeout))
 }
 
 fn command(args: &ExecArgs) -> Command {
@@ -123,30 +126,58 @@ fn command(args: &ExecArgs) -> Command {
     cmd
 }
 
+/// How a streamed exec ended, seen from here.
+pub(crate) enum Pumped {
+    /// The command exited.
+    Exited(ExitStatus),
+    /// The reader of this process's output went away; the command was
+    /// sent SIGPIPE (and is killed when the connection closes).
+    ReaderGone,
+}
+
 /// Forwards standard input (if `interactive`) and writes the command's
-/// output as it arrives, until it exits.
-async fn pump(
-    mut session: ExecSession,
-    interactive: bool,
-) -> Result<ExitStatus, krunbox::client::ClientError> {
+/// output as it arrives, until it exits or its reader goes away. Output is
+/// taken from the session only as fast as it is written here, so a slow
+/// reader slows the guest process down.
+pub(crate) async fn pump(mut session: ExecSession, interactive: bool) -> Result<Pumped, PumpError> {
     if interactive {
         tokio::spawn(forward_stdin(session.control()));
     }
-    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     loop {
-        match session.next_event().await? {
-            Some(ExecEvent::Stdout(bytes)) => {
-                let _ = stdout.write_all(&bytes).and_then(|()| stdout.flush());
+        let (stream, bytes) = match session.next_event().await? {
+            Some(ExecEvent::Stdout(bytes)) => (Stream::Stdout, bytes),
+            Some(ExecEvent::Stderr(bytes)) => (Stream::Stderr, bytes),
+            Some(ExecEvent::Started(_)) => continue,
+            Some(ExecEvent::Exit(status)) => return Ok(Pumped::Exited(status)),
+            None => return Err(ClientError::Closed { op: "exec" }.into()),
+        };
+        // A blocking write, on purpose: waiting for the reader here is the
+        // backpressure. It holds the (single-threaded) runtime meanwhile,
+        // which costs nothing: the agent keeps at most a window of output
+        // in flight, so libkrun never waits on the unread socket.
+        match output::write_all(stream, &bytes) {
+            Ok(()) => {}
+            Err(WriteEnd::ReaderGone(_)) => {
+                let _ = session.control().signal(libc::SIGPIPE).await;
+                return Ok(Pumped::ReaderGone);
             }
-            Some(ExecEvent::Stderr(bytes)) => {
-                let _ = stderr.write_all(&bytes).and_then(|()| stderr.flush());
-            }
-            Some(ExecEvent::Started(_)) => {}
-            Some(ExecEvent::Exit(status)) => return Ok(status),
-            None => {
-                return Err(krunbox::client::ClientError::Closed { op: "exec" });
-            }
+            Err(e) => return Err(PumpError::Output(e)),
         }
+    }
+}
+
+/// Why [`pump`] failed.
+#[derive(Debug)]
+pub(crate) enum PumpError {
+    /// The agent operation failed.
+    Agent(ClientError),
+    /// Writing the output here failed.
+    Output(WriteEnd),
+}
+
+impl From<ClientError> for PumpError {
+    fn from(e: ClientError) -> Self {
+        Self::Agent(e)
     }
 }
 

@@ -11,6 +11,7 @@ mod error;
 mod exec;
 mod logs;
 mod ls;
+mod output;
 mod report;
 mod rootfs;
 mod run;

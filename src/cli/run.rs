@@ -1,14 +1,16 @@
 //! `krunbox run`: one command in a fresh VM.
 
-use std::io::{Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::Read;
 use std::time::Duration;
 
 use clap::Args;
-use krunbox::client::{Command, ExecEvent};
+use krunbox::client::Command;
 use krunbox::vm::Error;
 use tokio::sync::mpsc;
 
+use super::error::CliError;
+use super::exec::{PumpError, Pumped};
+use super::output::{WriteEnd, EXIT_BROKEN_PIPE};
 use super::report;
 use super::vm_args::VmArgs;
 
@@ -25,28 +27,38 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
+/// Both modes run the command through the agent, not as libkrun's own
+/// workload: the agent's exec path declares every stream's length (a cut
+/// stream is an error, not a short output with exit status 0), holds the
+/// guest process back while this process's output is not read, and ends
+/// it with SIGPIPE when the reader goes away (`krunbox run … | head`);
+/// libkrun's console ports do neither.
 pub fn run(args: RunArgs) -> i32 {
-    if args.timings {
-        return super::report::block_on(run_timed(args));
-    }
-    match args.vm.config().command(args.command).status() {
-        Ok(status) => status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-        Err(e) => report::fail(&e),
+    super::report::block_on(async move {
+        match exec_in_vm(args).await {
+            Ok(code) => code,
+            Err(RunError::Vm(e)) => report::fail(&e),
+            Err(RunError::Output(source)) => report::fail(&CliError::Output {
+                vm: "started by run".to_owned(),
+                source,
+            }),
+        }
+    })
+}
+
+/// Why `run` failed: the VM, or writing its output here.
+enum RunError {
+    Vm(Error),
+    Output(WriteEnd),
+}
+
+impl From<Error> for RunError {
+    fn from(e: Error) -> Self {
+        Self::Vm(e)
     }
 }
 
-/// `run --timings`: the same command as an exec through the agent, so
-/// that every phase of the boot, first exec included, is stamped.
-async fn run_timed(args: RunArgs) -> i32 {
-    match exec_timed(args).await {
-        Ok(code) => code,
-        Err(e) => report::fail(&e),
-    }
-}
-
-async fn exec_timed(args: RunArgs) -> Result<i32, Error> {
+async fn exec_in_vm(args: RunArgs) -> Result<i32, RunError> {
     let vm = args.vm.config().boot().await?;
     let agent_error = |source| Error::Agent {
         source,
@@ -56,7 +68,7 @@ async fn exec_timed(args: RunArgs) -> Result<i32, Error> {
     let command = Command::new(program.clone())
         .args(rest.iter().cloned())
         .stream_stdin();
-    let mut session = vm
+    let session = vm
         .agent()
         .exec_streaming(&command)
         .await
@@ -71,27 +83,19 @@ async fn exec_timed(args: RunArgs) -> Result<i32, Error> {
         }
         let _ = control.close_stdin().await;
     });
-    let mut code = 0;
-    while let Some(event) = session.next_event().await.map_err(agent_error)? {
-        match event {
-            ExecEvent::Started(_) => {}
-            ExecEvent::Stdout(bytes) => write_all(&mut std::io::stdout(), &bytes),
-            ExecEvent::Stderr(bytes) => write_all(&mut std::io::stderr(), &bytes),
-            ExecEvent::Exit(status) => {
-                code = status
-                    .code
-                    .unwrap_or_else(|| 128 + status.signal.unwrap_or(0))
-            }
-        }
+    let code = match super::exec::pump(session, false).await {
+        Ok(Pumped::Exited(status)) => status
+            .code
+            .unwrap_or_else(|| 128 + status.signal.unwrap_or(0)),
+        Ok(Pumped::ReaderGone) => EXIT_BROKEN_PIPE,
+        Err(PumpError::Agent(source)) => return Err(agent_error(source).into()),
+        Err(PumpError::Output(source)) => return Err(RunError::Output(source)),
+    };
+    if args.timings {
+        eprintln!("{}", vm.timeline());
     }
-    eprintln!("{}", vm.timeline());
     vm.shutdown(Duration::from_secs(30)).await?;
     Ok(code)
-}
-
-fn write_all(out: &mut impl Write, bytes: &[u8]) {
-    // A closed stdout (a pipe into `head`) is not krunbox's failure.
-    let _ = out.write_all(bytes).and_then(|()| out.flush());
 }
 
 /// This process's standard input, read on its own thread (it may block

@@ -1,16 +1,11 @@
 //! Execs: one-shot with collected output, streamed, and interactive on a pty.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use krunbox_proto::{
-    stream, Control, ExecRequest, ExitStatus, Frame, FrameType, Reply, Request, WinSize, CHUNK_SIZE,
-};
-use tokio::sync::Mutex;
-use tokio::time::Instant;
+use krunbox_proto::{ExecRequest, ExitStatus, Request, WinSize};
 
-use super::connection::{self, FrameRecv, FrameSend};
+use super::session::{ExecSession, EXEC_OP, OUTPUT_WINDOW, STDIN_WINDOW};
 use super::{AgentClient, ClientError};
 
 /// What to run in the guest, built like `std::process::Command`.
@@ -125,141 +120,6 @@ impl ExecOutput {
     }
 }
 
-/// What a running exec produced next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExecEvent {
-    /// The process started with this pid (not sent if it could not start).
-    Started(u32),
-    /// Bytes on stdout (or the pty).
-    Stdout(Bytes),
-    /// Bytes on stderr.
-    Stderr(Bytes),
-    /// It ended; this is the last event.
-    Exit(ExitStatus),
-}
-
-/// Sends stdin, signals and window sizes to a running exec. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct ExecControl {
-    send: Arc<Mutex<FrameSend>>,
-}
-
-impl ExecControl {
-    /// Writes bytes to the process's stdin (or the pty).
-    pub async fn write_stdin(&self, bytes: &[u8]) -> Result<(), ClientError> {
-        let mut send = self.send.lock().await;
-        for chunk in bytes.chunks(CHUNK_SIZE) {
-            let frame = Frame::data(stream::STDIN, chunk.to_vec()).expect("one chunk");
-            send.send(&frame).await?;
-        }
-        Ok(())
-    }
-
-    /// Closes the process's stdin.
-    pub async fn close_stdin(&self) -> Result<(), ClientError> {
-        self.send
-            .lock()
-            .await
-            .send(&Frame::eof(stream::STDIN))
-            .await
-    }
-
-    /// Sends a signal to the process's group.
-    pub async fn signal(&self, signal: i32) -> Result<(), ClientError> {
-        self.control(&Control::Signal { signal }).await
-    }
-
-    /// Changes the pty's window size.
-    pub async fn resize(&self, size: WinSize) -> Result<(), ClientError> {
-        self.control(&Control::Resize(size)).await
-    }
-
-    async fn control(&self, control: &Control) -> Result<(), ClientError> {
-        let frame = connection::json("exec control", FrameType::Control, control)?;
-        self.send.lock().await.send(&frame).await
-    }
-}
-
-/// A running exec whose output arrives as [`ExecEvent`]s. Dropping it
-/// closes the connection, and the agent kills the process group.
-#[derive(Debug)]
-pub struct ExecSession {
-    recv: FrameRecv,
-    control: ExecControl,
-    deadline: Instant,
-    limit: Duration,
-    done: bool,
-    /// The client's "first exec done" stamp, set by the first exit seen.
-    first_exit: Arc<OnceLock<u64>>,
-}
-
-const EXEC_OP: &str = "exec";
-
-impl ExecSession {
-    /// A handle for stdin, signals and resizes.
-    pub fn control(&self) -> ExecControl {
-        self.control.clone()
-    }
-
-    /// The next event, or `None` after [`ExecEvent::Exit`].
-    pub async fn next_event(&mut self) -> Result<Option<ExecEvent>, ClientError> {
-        loop {
-            if self.done {
-                return Ok(None);
-            }
-            let frame = self.recv.recv_until(self.deadline, self.limit).await?;
-            match (frame.frame_type, frame.stream) {
-                (FrameType::Data, stream::STDOUT) => {
-                    return Ok(Some(ExecEvent::Stdout(frame.payload)))
-                }
-                (FrameType::Data, stream::STDERR) => {
-                    return Ok(Some(ExecEvent::Stderr(frame.payload)))
-                }
-                (FrameType::Eof, stream::STDOUT | stream::STDERR) => continue,
-                (FrameType::Reply, _) => match connection::expect_reply(EXEC_OP, frame)? {
-                    Reply::Started { pid } => return Ok(Some(ExecEvent::Started(pid))),
-                    Reply::Exited(status) => {
-                        self.done = true;
-                        self.first_exit.get_or_init(crate::runner::monotonic_us);
-                        return Ok(Some(ExecEvent::Exit(status)));
-                    }
-                    other => return Err(connection::unexpected_reply(EXEC_OP, &other)),
-                },
-                _ => return Err(connection::unexpected(EXEC_OP, &frame)),
-            }
-        }
-    }
-
-    /// Collects the remaining output until exit, at most `max_output` bytes.
-    pub async fn collect(mut self, max_output: usize) -> Result<ExecOutput, ClientError> {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        loop {
-            let event = self.next_event().await?;
-            let (to_stdout, bytes) = match event {
-                Some(ExecEvent::Stdout(b)) => (true, b),
-                Some(ExecEvent::Stderr(b)) => (false, b),
-                Some(ExecEvent::Started(_)) => continue,
-                Some(ExecEvent::Exit(status)) => {
-                    return Ok(ExecOutput {
-                        status,
-                        stdout,
-                        stderr,
-                    })
-                }
-                None => return Err(ClientError::Closed { op: EXEC_OP }),
-            };
-            if stdout.len() + stderr.len() + bytes.len() > max_output {
-                return Err(ClientError::OutputLimit {
-                    op: EXEC_OP,
-                    limit: max_output,
-                });
-            }
-            let buf = if to_stdout { &mut stdout } else { &mut stderr };
-            buf.extend_from_slice(&bytes);
-        }
-    }
-}
-
 impl AgentClient {
     async fn start_exec(
         &self,
@@ -274,18 +134,12 @@ impl AgentClient {
         if pty.is_some() {
             req.stdin = true;
         }
+        req.output_window = Some(OUTPUT_WINDOW);
+        req.stdin_window = Some(STDIN_WINDOW);
         let conn = self.start(EXEC_OP, &Request::Exec(req)).await?;
         let limit = timeout + config.exec_grace;
-        Ok(ExecSession {
-            recv: conn.recv,
-            control: ExecControl {
-                send: Arc::new(Mutex::new(conn.send)),
-            },
-            deadline: Instant::now() + limit,
-            limit,
-            done: false,
-            first_exit: self.inner.first_exec_done_us.clone(),
-        })
+        let first_exit = self.inner.first_exec_done_us.clone();
+        Ok(ExecSession::new(conn.recv, conn.send, limit, first_exit))
     }
 
     /// Runs `cmd` to completion and collects its output (at most

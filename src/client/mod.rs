@@ -28,6 +28,7 @@ mod connection;
 mod copy_options;
 mod exec;
 mod files;
+mod session;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,15 +40,17 @@ use krunbox_proto::{
     EncodeError, ErrorReply, FrameError, FrameType, Hello, HelloAck, PayloadError, Reply, Request,
     VERSION,
 };
+
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use background::{BackgroundProcess, ProcessOutput};
 pub use copy_options::{CopyOptions, OnSpecial, SkipReason, SkippedPath};
-pub use exec::{Command, ExecControl, ExecEvent, ExecOutput, ExecSession};
+pub use exec::{Command, ExecOutput};
 pub use files::{CopyStats, Provision};
 pub use krunbox_proto::{ExitStatus, FileKind, FileStat, OutputRange, ProcessInfo, WinSize};
+pub use session::{ExecControl, ExecEvent, ExecSession, OUTPUT_WINDOW, STDIN_WINDOW};
 
 use connection::{FrameRecv, OpsConn};
 
@@ -215,6 +218,22 @@ pub enum ClientError {
         /// Every path that cannot be copied, in tree order.
         skipped: Vec<SkippedPath>,
     },
+    /// An output stream ended with fewer (or more) bytes than the agent
+    /// declared it sent: bytes were lost on the way, and the output is not
+    /// what the process wrote.
+    #[error(
+        "{op}: the output was cut: the agent sent {sent} bytes on {stream}, {received} arrived"
+    )]
+    OutputCut {
+        /// The operation.
+        op: &'static str,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// Bytes the agent declared.
+        sent: u64,
+        /// Bytes that arrived.
+        received: u64,
+    },
     /// More output than [`ClientConfig::max_output`].
     #[error("output of {op} exceeded {limit} bytes")]
     OutputLimit {
@@ -255,6 +274,7 @@ impl ClientError {
             | Self::Frame { .. }
             | Self::Payload { .. }
             | Self::Unexpected { .. }
+            | Self::OutputCut { .. }
             | Self::OutputLimit { .. } => io::ErrorKind::InvalidData,
         }
     }
@@ -275,6 +295,8 @@ struct Inner {
     config: ClientConfig,
     alive: watch::Receiver<bool>,
     liveness: Liveness,
+    /// Why the agent is gone, once it is.
+    gone: Arc<OnceLock<GoneReason>>,
     /// When the first exec through this client ended (CLOCK_MONOTONIC,
     /// microseconds), for the boot timeline.
     first_exec_done_us: Arc<OnceLock<u64>>,
@@ -285,16 +307,57 @@ struct Inner {
 enum Liveness {
     /// A task reading the announce connection this client owns.
     Announce(JoinHandle<()>),
-    /// None: the client was attached to a running agent's ops socket (the
-    /// announce connection belongs to whoever started the VM). Holds the
-    /// sender so the channel stays open.
-    Attached { _open: watch::Sender<bool> },
+    /// The client was attached to a running agent's ops socket (the
+    /// announce connection belongs to whoever started the VM): a watch
+    /// connection, opened with the first operation, carries the pings.
+    /// Holds the sender until then (so the channel stays open), and the
+    /// watcher after.
+    Attached(std::sync::Mutex<AttachedWatch>),
+}
+
+#[derive(Debug)]
+enum AttachedWatch {
+    NotStarted(watch::Sender<bool>),
+    Watching(JoinHandle<()>),
+}
+
+/// Why an agent counts as gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneReason {
+    /// Its liveness connection closed: the agent exited, or its VM
+    /// stopped (powered off, crashed or was killed).
+    Closed,
+    /// It sent no sign of life for this long: the guest halted or froze,
+    /// or the agent was stopped.
+    Silent(Duration),
+}
+
+impl std::fmt::Display for GoneReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Closed => {
+                f.write_str("its connection closed: the agent exited or the VM stopped")
+            }
+            Self::Silent(after) => write!(
+                f,
+                "no sign of life for {} s: the guest halted or froze, or its agent was stopped",
+                after.as_secs()
+            ),
+        }
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Liveness::Announce(watcher) = &self.liveness {
-            watcher.abort();
+        match &self.liveness {
+            Liveness::Announce(watcher) => watcher.abort(),
+            Liveness::Attached(state) => {
+                if let AttachedWatch::Watching(watcher) =
+                    &*state.lock().unwrap_or_else(|p| p.into_inner())
+                {
+                    watcher.abort();
+                }
+            }
         }
     }
 }
@@ -350,7 +413,8 @@ impl AgentClient {
             .send(&connection::json(OP, FrameType::HelloAck, &ack)?)
             .await?;
         let (tx, alive) = watch::channel(true);
-        let watcher = tokio::spawn(watch_announce(conn, tx, config.liveness_timeout));
+        let gone = Arc::new(OnceLock::new());
+        let watcher = tokio::spawn(watch_pings(conn, tx, config.liveness_timeout, gone.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 ops_path: ops_path.into(),
@@ -358,6 +422,7 @@ impl AgentClient {
                 config,
                 alive,
                 liveness: Liveness::Announce(watcher),
+                gone,
                 first_exec_done_us: Arc::default(),
             }),
         })
@@ -365,10 +430,13 @@ impl AgentClient {
 
     /// A client for an agent that announced itself to another process (a
     /// named VM started by an earlier `krunbox start`): operations go to
-    /// `ops_path`; `hello` is what the agent said then. Such a client
-    /// cannot see the agent go away: [`AgentClient::is_alive`] stays true,
-    /// [`AgentClient::closed`] never resolves, and
-    /// [`AgentClient::shutdown`] returns once the agent has answered.
+    /// `ops_path`; `hello` is what the agent said then. With its first
+    /// operation the client opens a watch connection on which the agent
+    /// pings, so it notices within [`ClientConfig::liveness_timeout`] that
+    /// the agent went away, its guest froze or powered off
+    /// ([`AgentClient::gone_reason`] says which), and every wait ends with
+    /// [`ClientError::Gone`]. [`AgentClient::shutdown`] returns once the
+    /// agent has answered.
     pub fn attach(ops_path: impl Into<PathBuf>, hello: Hello, config: ClientConfig) -> Self {
         let (tx, alive) = watch::channel(true);
         Self {
@@ -377,10 +445,55 @@ impl AgentClient {
                 hello,
                 config,
                 alive,
-                liveness: Liveness::Attached { _open: tx },
+                liveness: Liveness::Attached(std::sync::Mutex::new(AttachedWatch::NotStarted(tx))),
+                gone: Arc::new(OnceLock::new()),
                 first_exec_done_us: Arc::default(),
             }),
         }
+    }
+
+    /// Why the agent counts as gone, once it does.
+    pub fn gone_reason(&self) -> Option<GoneReason> {
+        self.inner.gone.get().copied()
+    }
+
+    /// Starts an attached client's watch connection, once.
+    fn start_watch(&self) {
+        let Liveness::Attached(state) = &self.inner.liveness else {
+            return;
+        };
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let AttachedWatch::NotStarted(tx) = &*state else {
+            return;
+        };
+        let tx = tx.clone();
+        let path = self.inner.ops_path.clone();
+        let config = self.inner.config.clone();
+        let gone = self.inner.gone.clone();
+        let alive = self.inner.alive.clone();
+        *state = AttachedWatch::Watching(tokio::spawn(async move {
+            const OP: &str = "watch";
+            let opened = async {
+                let mut conn = OpsConn::connect(&path, config.connect_timeout, OP, alive).await?;
+                let request = connection::json(OP, FrameType::Request, &Request::Watch)?;
+                conn.send.send(&request).await?;
+                match connection::expect_reply(OP, conn.recv.recv(config.liveness_timeout).await?)?
+                {
+                    Reply::Ok => Ok(conn),
+                    other => Err(connection::unexpected_reply(OP, &other)),
+                }
+            };
+            let reason = match opened.await {
+                Ok(conn) => return watch_pings(conn, tx, config.liveness_timeout, gone).await,
+                // An agent from before the watch refuses it: liveness
+                // stays unknown, as it was.
+                Err(ClientError::Agent { .. }) => return std::future::pending().await,
+                Err(ClientError::Timeout { .. }) => GoneReason::Silent(config.liveness_timeout),
+                Err(_) => GoneReason::Closed,
+            };
+            let _ = gone.set(reason);
+            let _ = tx.send(false);
+        }));
     }
 
     /// The agent's hello: versions, pid and guest uptimes at start.
@@ -418,6 +531,7 @@ impl AgentClient {
     }
 
     pub(crate) async fn open(&self, op: &'static str) -> Result<OpsConn, ClientError> {
+        self.start_watch();
         let timeout = self.inner.config.connect_timeout;
         let alive = self.inner.alive.clone();
         OpsConn::connect(&self.inner.ops_path, timeout, op, alive).await
@@ -458,7 +572,7 @@ impl AgentClient {
             Ok(other) => return Err(connection::unexpected_reply(OP, &other)),
             Err(e) => return Err(e),
         }
-        if let Liveness::Attached { .. } = self.inner.liveness {
+        if let Liveness::Attached(_) = self.inner.liveness {
             return Ok(());
         }
         let limit = self.inner.config.request_timeout;
@@ -476,12 +590,25 @@ impl AgentClient {
     }
 }
 
-/// Reads the announce connection (the agent's pings) until it closes or
-/// falls silent for `liveness`; keeps it open meanwhile. Then closes it,
+/// Reads a connection carrying the agent's pings (the announce connection,
+/// or an attached client's watch) until it closes or falls silent for
+/// `liveness`; keeps it open meanwhile. Then records why, and closes it,
 /// which tells an agent that is merely slow to stop.
-async fn watch_announce(mut conn: OpsConn, alive: watch::Sender<bool>, liveness: Duration) {
+async fn watch_pings(
+    mut conn: OpsConn,
+    alive: watch::Sender<bool>,
+    liveness: Duration,
+    gone: Arc<OnceLock<GoneReason>>,
+) {
     let recv: &mut FrameRecv = &mut conn.recv;
-    while recv.recv(liveness).await.is_ok() {}
+    let reason = loop {
+        match recv.recv(liveness).await {
+            Ok(_) => {}
+            Err(ClientError::Timeout { .. }) => break GoneReason::Silent(liveness),
+            Err(_) => break GoneReason::Closed,
+        }
+    };
+    let _ = gone.set(reason);
     let _ = alive.send(false);
     drop(conn);
 }

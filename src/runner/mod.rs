@@ -18,7 +18,7 @@
 //! `KRUNBOX_RUNNER` variable, the current executable if it called
 //! [`enter_if_requested`], or a `krunbox` binary next to it.
 
-mod child;
+pub(crate) mod child;
 mod config;
 mod event;
 mod parent;

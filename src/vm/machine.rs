@@ -319,6 +319,11 @@ impl Vm {
         }
     }
 
+    /// The end of the VM's log, for an error that names it.
+    pub(crate) fn log_tail(&self) -> String {
+        self.log.tail()
+    }
+
     /// Kills the VM at once and waits until its runner is gone.
     pub async fn kill(self) {
         self.kill_now();

@@ -5,6 +5,10 @@ use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 
+use std::time::Duration;
+
+use crate::client::{ClientConfig, Command};
+use crate::runner::child::RUNNER_FAILED_EXIT;
 use crate::runner::{RunnerExit, RunnerProcess, StdioSpec, Workload};
 
 use super::config::{ConfigError, VmConfig};
@@ -104,16 +108,75 @@ impl OneShot {
         self.spawn()?.wait()
     }
 
-    /// Boots the VM and waits for the workload, collecting its output.
-    /// Standard input is empty unless set otherwise.
-    pub fn output(mut self) -> Result<OneShotOutput, Error> {
-        if matches!(self.stdin, StdioSpec::Inherit) {
-            self.stdin = StdioSpec::Null;
+    /// Boots the VM and waits for the command, collecting its output.
+    /// Standard input is empty.
+    ///
+    /// Unlike [`OneShot::spawn`] and [`OneShot::status`], which hand the
+    /// guest the caller's descriptors through libkrun's console ports, this
+    /// runs the command through the guest agent: every output stream ends
+    /// with the length the agent sent, so the output is complete or the
+    /// call fails with [`ClientError::OutputCut`](crate::client::ClientError::OutputCut).
+    /// The status follows the shell (127: not found; 126: not executable;
+    /// 128+N: killed by signal N).
+    pub fn output(self) -> Result<OneShotOutput, Error> {
+        if self.program.is_empty() {
+            return Err(ConfigError::EmptyCommand.into());
         }
-        self.stdout = StdioSpec::Piped;
-        self.stderr = StdioSpec::Piped;
-        self.spawn()?.wait_with_output()
+        let command = Command::new(self.program)
+            .args(self.args)
+            .timeout(ONE_SHOT_TIMEOUT);
+        let config = self.config;
+        // Its own thread and runtime: this call is blocking, and may be
+        // made from inside another runtime.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(Error::Output)?
+                        .block_on(output_through_agent(&config, &command))
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
+}
+
+/// An exec timeout long enough to be none: a one-shot VM runs its command
+/// for as long as it takes.
+const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+async fn output_through_agent(
+    config: &VmConfig,
+    command: &Command,
+) -> Result<OneShotOutput, Error> {
+    let vm = config
+        .boot_with(ClientConfig {
+            hello_timeout: Duration::from_secs(60),
+            max_output: usize::MAX,
+            ..ClientConfig::default()
+        })
+        .await?;
+    let out = match vm.agent().exec(command).await {
+        Ok(out) => out,
+        Err(source) => {
+            let log_tail = vm.log_tail();
+            vm.kill().await;
+            return Err(Error::Agent { source, log_tail });
+        }
+    };
+    vm.shutdown(Duration::from_secs(30)).await?;
+    let code = match (out.status.code, out.status.signal) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => RUNNER_FAILED_EXIT,
+    };
+    Ok(OneShotOutput {
+        status: ExitStatus::from_raw((code & 0xff) << 8),
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
 }
 
 /// A running one-shot VM.

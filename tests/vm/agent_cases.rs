@@ -25,6 +25,10 @@ pub fn all() -> Vec<Trial> {
             exec_output_and_exit_codes,
         ),
         trial("agent::exec_stdin_and_env", exec_stdin_and_env),
+        trial(
+            "agent::exec_output_sizes_come_back_exactly",
+            exec_output_sizes_come_back_exactly,
+        ),
         trial("agent::copy_64mib_in_and_out", copy_64mib_in_and_out),
         trial("agent::tree_round_trips", tree_round_trips),
         trial(
@@ -128,6 +132,29 @@ fn exec_output_and_exit_codes() -> Result<(), Failed> {
                 krunbox::error_chain(&e)
             }),
         }
+    })
+}
+
+/// Output sizes around chunk and page edges, on both streams, three times
+/// each: every byte arrives, or the exec fails saying the output was cut.
+fn exec_output_sizes_come_back_exactly() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        for round in 0..3 {
+            for size in crate::stream_cases::SIZES {
+                let script = format!("head -c {size} /dev/urandom | tee /dev/stderr");
+                let out = vm.agent().exec(&sh(&script)).await.map_err(chain)?;
+                check(out.status.success(), || format!("{size}: {:?}", out.status))?;
+                check(out.stdout.len() == size && out.stdout == out.stderr, || {
+                    format!(
+                        "round {round}, {size} bytes: stdout {} stderr {} (equal: {})",
+                        out.stdout.len(),
+                        out.stderr.len(),
+                        out.stdout == out.stderr
+                    )
+                })?;
+            }
+        }
+        Ok(())
     })
 }
 

@@ -27,6 +27,7 @@ mod net_cases;
 mod net_oneshot_cases;
 mod post_mortem;
 mod security_cases;
+mod stream_cases;
 mod support;
 
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
     trials.extend(fault_cases::all());
     trials.extend(load_cases::all());
     trials.extend(security_cases::all());
+    trials.extend(stream_cases::all());
     trials.push(lab_faults::trial(
         "harness::lab_notes_are_read_back",
         lab_boots::notes_are_read_back,

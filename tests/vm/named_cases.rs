@@ -27,12 +27,12 @@ pub fn all() -> Vec<Trial> {
 }
 
 /// A private state directory for one case.
-struct State {
+pub(crate) struct State {
     dir: tempfile::TempDir,
 }
 
 impl State {
-    fn new() -> Result<Self, Failed> {
+    pub(crate) fn new() -> Result<Self, Failed> {
         Ok(Self {
             dir: tempfile::Builder::new()
                 .prefix("st")
@@ -45,7 +45,7 @@ impl State {
         self.dir.path().join("state")
     }
 
-    fn krunbox(&self) -> Command {
+    pub(crate) fn krunbox(&self) -> Command {
         let mut cmd = cli();
         cmd.env("KRUNBOX_STATE_DIR", self.path())
             .stdin(Stdio::null());
@@ -53,12 +53,12 @@ impl State {
     }
 
     /// Runs `krunbox ARGS…` and returns its output.
-    fn run(&self, args: &[&str]) -> Result<Output, Failed> {
+    pub(crate) fn run(&self, args: &[&str]) -> Result<Output, Failed> {
         self.krunbox().args(args).output().map_err(chain)
     }
 
     /// Runs `krunbox ARGS…`, which must exit with `code`.
-    fn expect(&self, code: i32, args: &[&str]) -> Result<Output, Failed> {
+    pub(crate) fn expect(&self, code: i32, args: &[&str]) -> Result<Output, Failed> {
         let out = self.run(args)?;
         check(out.status.code() == Some(code), || {
             format!(
@@ -71,7 +71,7 @@ impl State {
         Ok(out)
     }
 
-    fn start(&self, name: &str) -> Result<(), Failed> {
+    pub(crate) fn start(&self, name: &str) -> Result<(), Failed> {
         let root = rootfs();
         let root = root.to_str().ok_or("rootfs path is not UTF-8")?;
         self.expect(0, &["start", "--name", name, "--rootfs", root])

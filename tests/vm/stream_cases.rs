@@ -1,0 +1,166 @@
+//! Output around a process's end, readers that leave or lag, and guests
+//! that power off or freeze under a running command, on booted VMs:
+//! one-shot VMs (`VmConfig::command(..).output()`, `krunbox run`) and
+//! named VMs through the CLI (`krunbox exec`).
+
+use std::process::{Command, Output, Stdio};
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::cases::{chain, check, text};
+use crate::lab_faults::trial;
+use crate::named_cases::State;
+use crate::support::{rootfs, vm};
+
+/// Output sizes: empty, one byte, a page and its edges, a chunk plus one,
+/// 1 MiB and 8 MiB.
+pub const SIZES: [usize; 7] = [0, 1, 4095, 4096, 65537, 1 << 20, 8 << 20];
+
+/// The stream cases, by name.
+pub fn all() -> Vec<Trial> {
+    vec![
+        trial("streams::oneshot_output_sizes", oneshot_output_sizes),
+        trial(
+            "streams::a_reader_that_leaves_ends_exec_and_run",
+            a_reader_that_leaves_ends_exec_and_run,
+        ),
+        trial(
+            "streams::a_late_reader_gets_every_byte",
+            a_late_reader_gets_every_byte,
+        ),
+        trial(
+            "streams::exec_ends_when_the_guest_stops_answering",
+            exec_ends_when_the_guest_stops_answering,
+        ),
+    ]
+}
+
+/// Every size on both streams of a fresh VM's command, byte for byte.
+fn oneshot_output_sizes() -> Result<(), Failed> {
+    for size in SIZES {
+        let script = format!("head -c {size} /dev/urandom | tee /dev/stderr");
+        let out = vm()
+            .command(["sh", "-c", &script])
+            .output()
+            .map_err(chain)?;
+        check(out.status.success(), || format!("{size}: {:?}", out.status))?;
+        check(out.stdout.len() == size && out.stdout == out.stderr, || {
+            format!(
+                "{size} bytes: stdout {} stderr {} (equal: {})",
+                out.stdout.len(),
+                out.stderr.len(),
+                out.stdout == out.stderr
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// `sh -c SCRIPT` with the krunbox CLI as `$KB`, bounded by `timeout(1)`
+/// so a hang fails the case (exit 124) instead of the suite.
+fn shell(state: &State, secs: u32, script: &str) -> Result<Output, Failed> {
+    let cmd = state.krunbox();
+    let program = cmd.get_program().to_owned();
+    let mut sh = Command::new("timeout");
+    sh.arg(secs.to_string())
+        .args(["sh", "-c", script])
+        .env("KB", program)
+        .env("ROOTFS", rootfs())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::null());
+    sh.output().map_err(chain)
+}
+
+fn said(out: &Output) -> String {
+    format!(
+        "status {:?}; stdout {:?}; stderr {:?}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// `exec … | head -n 1` and `run … | head -n 1` end as ssh and docker do:
+/// the reader's one line, then krunbox exits 141 and the guest process
+/// is gone.
+fn a_reader_that_leaves_ends_exec_and_run() -> Result<(), Failed> {
+    let state = State::new()?;
+    state.start("a")?;
+    let out = shell(
+        &state,
+        120,
+        r#"{ "$KB" exec a -- yes; echo "rc=$?" >&2; } | head -n 1"#,
+    )?;
+    check(out.status.success() && out.stdout == b"y\n", || said(&out))?;
+    check(text(&out.stderr).contains("rc=141"), || said(&out))?;
+    // The guest's `yes` was stopped (SIGPIPE, then the agent's kill when
+    // the connection closed): nothing lingers.
+    let left = shell(
+        &state,
+        60,
+        r#"for i in 1 2 3 4 5 6 7 8 9 10; do
+             n=$("$KB" exec a -- sh -c 'ps | grep -c "[y]es"'); [ "$n" = 0 ] && exit 0; sleep 1
+           done; echo "still running: $n" >&2; exit 1"#,
+    )?;
+    check(left.status.success(), || said(&left))?;
+    let out = shell(
+        &state,
+        180,
+        r#"{ "$KB" run --rootfs "$ROOTFS" --net none -- yes; echo "rc=$?" >&2; } | head -n 1"#,
+    )?;
+    check(out.status.success() && out.stdout == b"y\n", || said(&out))?;
+    check(text(&out.stderr).contains("rc=141"), || said(&out))?;
+    state.expect(0, &["stop", "a"]).map(drop)
+}
+
+/// A reader that starts 5 s late gets all 8 MiB, and the command's own
+/// stderr line; the exec exits 0.
+fn a_late_reader_gets_every_byte() -> Result<(), Failed> {
+    let state = State::new()?;
+    state.start("a")?;
+    let out = shell(
+        &state,
+        300,
+        r#""$KB" exec a -- sh -c "head -c 8388608 /dev/zero; echo done >&2" | (sleep 5; wc -c)"#,
+    )?;
+    check(out.status.success(), || said(&out))?;
+    check(text(&out.stdout).trim() == "8388608", || said(&out))?;
+    check(text(&out.stderr).contains("done"), || said(&out))?;
+    state.expect(0, &["stop", "a"]).map(drop)
+}
+
+/// A stopped agent, `poweroff -f` and `reboot -f` under a running
+/// `krunbox exec`: each ends with krunbox's own error (125) saying what
+/// happened, within the liveness bound (10 s) plus the boot of nothing;
+/// `timeout(1)` at 90 s would make it 124.
+fn exec_ends_when_the_guest_stops_answering() -> Result<(), Failed> {
+    let state = State::new()?;
+    // The agent is the exec'd shell's parent.
+    state.start("a")?;
+    let out = shell(
+        &state,
+        90,
+        r#""$KB" exec a -- sh -c 'kill -STOP $PPID; sleep 600'"#,
+    )?;
+    check(out.status.code() == Some(125), || said(&out))?;
+    check(text(&out.stderr).contains("no sign of life"), || said(&out))?;
+    let next = shell(&state, 90, r#""$KB" exec a -- true"#)?;
+    check(next.status.code() == Some(125), || said(&next))?;
+    state.expect(0, &["stop", "-t", "5", "a"])?;
+
+    for (name, command) in [("b", "poweroff"), ("c", "reboot")] {
+        state.start(name)?;
+        let script = format!(r#""$KB" exec {name} -- {command} -f"#);
+        let out = shell(&state, 90, &script)?;
+        check(out.status.code() == Some(125), || {
+            format!("{command}: {}", said(&out))
+        })?;
+        let stderr = text(&out.stderr);
+        check(
+            stderr.contains("the VM stopped") || stderr.contains("agent is gone"),
+            || format!("{command}: {}", said(&out)),
+        )?;
+        state.expect(0, &["stop", "-t", "5", name])?;
+    }
+    Ok(())
+}
