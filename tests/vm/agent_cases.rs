@@ -136,12 +136,18 @@ fn exec_output_and_exit_codes() -> Result<(), Failed> {
 }
 
 /// Output sizes around chunk and page edges, on both streams, three times
-/// each: every byte arrives, or the exec fails saying the output was cut.
+/// each (8 MiB once): every byte arrives, or the exec fails saying the
+/// output was cut.
 fn exec_output_sizes_come_back_exactly() -> Result<(), Failed> {
     with_vm(|vm| async move {
+        // Three rounds, the 8 MiB size once: the lab's emulation loses
+        // VMs in proportion to the bytes moved.
         for round in 0..3 {
             for size in crate::stream_cases::SIZES {
-                let script = format!("head -c {size} /dev/urandom | tee /dev/stderr");
+                if round > 0 && size > 1 << 20 {
+                    continue;
+                }
+                let script = crate::stream_cases::both_streams(size);
                 let out = vm.agent().exec(&sh(&script)).await.map_err(chain)?;
                 check(out.status.success(), || format!("{size}: {:?}", out.status))?;
                 check(out.stdout.len() == size && out.stdout == out.stderr, || {

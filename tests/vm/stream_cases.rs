@@ -16,6 +16,12 @@ use crate::support::{rootfs, vm};
 /// 1 MiB and 8 MiB.
 pub const SIZES: [usize; 7] = [0, 1, 4095, 4096, 65537, 1 << 20, 8 << 20];
 
+/// A guest script printing the same `size` random bytes on stdout, then
+/// on stderr.
+pub fn both_streams(size: usize) -> String {
+    format!("head -c {size} /dev/urandom > /tmp/b; cat /tmp/b; cat /tmp/b >&2; rm /tmp/b")
+}
+
 /// The stream cases, by name.
 pub fn all() -> Vec<Trial> {
     vec![
@@ -38,7 +44,7 @@ pub fn all() -> Vec<Trial> {
 /// Every size on both streams of a fresh VM's command, byte for byte.
 fn oneshot_output_sizes() -> Result<(), Failed> {
     for size in SIZES {
-        let script = format!("head -c {size} /dev/urandom | tee /dev/stderr");
+        let script = crate::stream_cases::both_streams(size);
         let out = vm()
             .command(["sh", "-c", &script])
             .output()
