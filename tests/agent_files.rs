@@ -8,33 +8,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use agent_support::TestAgent;
+use agent_support::{listing, TestAgent};
 use krunbox::client::{ClientError, FileKind, Provision};
-use krunbox_proto::tree::CopyPlan;
 use krunbox_proto::{stream, Frame, FrameType, Request, TreeEntry};
-
-/// Relative path, kind, mode and contents of every item of a tree.
-fn listing(dir: &Path) -> Vec<String> {
-    CopyPlan::walk(dir)
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|item| {
-            let meta = fs::symlink_metadata(&item.source).unwrap();
-            let contents = if meta.is_file() {
-                fs::read(&item.source).unwrap()
-            } else {
-                Vec::new()
-            };
-            let mode = meta.permissions().mode() & 0o7777;
-            format!(
-                "{} {:?} {mode:o} {contents:?}",
-                item.rel.display(),
-                item.kind
-            )
-        })
-        .collect()
-}
 
 fn make_tree(root: &Path) {
     fs::create_dir_all(root.join("src/nested/deeper")).unwrap();

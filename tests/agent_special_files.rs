@@ -12,9 +12,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-use agent_support::TestAgent;
+use agent_support::{listing, TestAgent};
 use krunbox::client::{ClientError, CopyOptions, SkipReason, SkippedPath};
-use krunbox_proto::tree::CopyPlan;
 
 /// A name that is not UTF-8 (`café` in Latin-1).
 const LATIN1: &[u8] = b"caf\xe9";
@@ -52,26 +51,6 @@ fn add_socket(root: &Path) -> PathBuf {
     let sock = root.join("sock");
     drop(UnixListener::bind(&sock).unwrap());
     sock
-}
-
-/// Relative path (bytes escaped), kind and mode of every item: hard links
-/// show as `HardLink(first)`, so equal listings mean equal link structure.
-fn listing(dir: &Path) -> Vec<String> {
-    CopyPlan::walk(dir)
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|item| {
-            let meta = fs::symlink_metadata(&item.source).unwrap();
-            let contents = if meta.is_file() {
-                fs::read(&item.source).unwrap()
-            } else {
-                Vec::new()
-            };
-            let mode = meta.mode() & 0o7777;
-            format!("{:?} {:?} {mode:o} {contents:?}", item.rel, item.kind)
-        })
-        .collect()
 }
 
 fn inode(path: &Path) -> (u64, u64) {

@@ -87,7 +87,7 @@ pub struct StdinFlow {
     /// Bytes received, not yet written to the process.
     pub pending: Vec<u8>,
     /// The host sent end of stream; close once `pending` is written.
-    pub close_requested: bool,
+    close_requested: bool,
     window: Option<u32>,
     owed: u64,
 }
@@ -114,6 +114,19 @@ impl StdinFlow {
         } else {
             self.owed += bytes.len() as u64;
         }
+    }
+
+    /// The host closed stdin.
+    pub fn request_close(&mut self) {
+        self.close_requested = true;
+    }
+
+    /// Whether the process's stdin is to be closed now: the host closed it
+    /// and everything it sent was written. True once.
+    pub fn close_due(&mut self) -> bool {
+        let due = self.close_requested && self.pending.is_empty();
+        self.close_requested &= !due;
+        due
     }
 
     /// `n` pending bytes were written to the process.

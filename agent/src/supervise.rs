@@ -139,9 +139,8 @@ pub fn supervise(
                 }
             }
         }
-        if stdin_flow.pending.is_empty() && stdin_flow.close_requested {
+        if stdin_flow.close_due() {
             io.stdin = None;
-            stdin_flow.close_requested = false;
         }
         if let Some(credit) = stdin_flow.credit_due() {
             if let Err(e) = writer.send_stalling(&credit, &mut || deadline.check()) {
@@ -255,9 +254,8 @@ pub fn supervise(
                 }
             }
         }
-        if stdin_flow.pending.is_empty() && stdin_flow.close_requested {
+        if stdin_flow.close_due() {
             io.stdin = None;
-            stdin_flow.close_requested = false;
         }
         let mut finished = Vec::new();
         for (index, (stream_id, out)) in io.outputs.iter_mut().enumerate() {
@@ -314,7 +312,7 @@ fn handle_host_frame(
 ) {
     match (frame.frame_type, frame.stream) {
         (FrameType::Data, stream::STDIN) => stdin_flow.push(&frame.payload, io.stdin.is_some()),
-        (FrameType::Eof, stream::STDIN) => stdin_flow.close_requested = true,
+        (FrameType::Eof, stream::STDIN) => stdin_flow.request_close(),
         (FrameType::Control, _) => match frame.parse_json::<Control>() {
             Ok(Control::Signal { signal }) => {
                 let _ = children::signal_group(pid, signal);

@@ -90,6 +90,12 @@ fn single_file_replaces_destination_atomically() {
 }
 
 fn rejects(entries: &[TreeEntry]) -> krunbox_proto::tree::TreeError {
+    rejected(entries, false)
+}
+
+/// Feeds `entries` (ending each file at once when `end_files`) until one
+/// is refused; checks that nothing was left and returns the refusal.
+fn rejected(entries: &[TreeEntry], end_files: bool) -> krunbox_proto::tree::TreeError {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("d");
     let mut rx = TreeReceiver::new(&dest, TreeLimits::default());
@@ -98,6 +104,9 @@ fn rejects(entries: &[TreeEntry]) -> krunbox_proto::tree::TreeError {
         result = rx.entry(e);
         if result.is_err() {
             break;
+        }
+        if end_files && matches!(e, TreeEntry::File { .. }) {
+            rx.end_file().unwrap();
         }
     }
     drop(rx);
@@ -217,22 +226,7 @@ fn after_a_few(last: TreeEntry) -> Vec<TreeEntry> {
 }
 
 fn rejects_files(entries: &[TreeEntry]) -> krunbox_proto::tree::TreeError {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("d");
-    let mut rx = TreeReceiver::new(&dest, TreeLimits::default());
-    let mut result = Ok(false);
-    for e in entries {
-        result = rx.entry(e);
-        if result.is_err() {
-            break;
-        }
-        if matches!(e, TreeEntry::File { .. }) {
-            rx.end_file().unwrap();
-        }
-    }
-    drop(rx);
-    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing left");
-    result.unwrap_err()
+    rejected(entries, true)
 }
 
 #[test]

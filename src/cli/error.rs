@@ -149,41 +149,33 @@ pub fn client_config() -> krunbox::client::ClientConfig {
 }
 
 /// `op` on the named VM `vm` failed with `source`: when the agent is gone,
-/// says whether the VM stopped (its runner exited) or its guest or agent
-/// fell silent; otherwise the agent's error as it is.
+/// says whether the VM stopped (its runner exited) or why the agent counts
+/// as gone; otherwise the agent's error as it is.
 pub fn gone_or_agent(
     vm: &krunbox::state::NamedVm,
-    agent: &krunbox::client::AgentClient,
     op: &'static str,
     source: ClientError,
 ) -> CliError {
-    let gone = matches!(
-        source,
-        ClientError::Gone { .. } | ClientError::Closed { .. }
-    );
-    let mut stopped = vm.status() == krunbox::state::VmStatus::Dead;
-    // A VM that powered off closes its connections as its runner exits.
-    for _ in 0..20 {
-        if stopped || !gone {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        stopped = vm.status() == krunbox::state::VmStatus::Dead;
-    }
-    if !gone && !stopped {
-        return CliError::Agent {
-            vm: vm.name().to_string(),
-            op,
-            source,
-        };
-    }
-    let why = if stopped {
-        "the VM stopped: its runner has exited (the guest powered off, crashed or was killed)"
-            .to_owned()
-    } else {
-        match agent.gone_reason() {
-            Some(reason) => format!("its agent is gone: {reason}"),
-            None => format!("its agent is gone: {}", krunbox::error_chain(&source)),
+    let agent_gone = match &source {
+        ClientError::Gone { reason, .. } => Some(format!("its agent is gone: {reason}")),
+        ClientError::Closed { .. } => Some("its agent closed the connection".to_owned()),
+        _ => None,
+    };
+    let stopped = match agent_gone {
+        Some(_) => runner_exited(vm),
+        None => vm.status() == krunbox::state::VmStatus::Dead,
+    };
+    let why = match (stopped, agent_gone) {
+        (true, _) => "the VM stopped: its runner has exited \
+                      (the guest powered off, crashed or was killed)"
+            .to_owned(),
+        (false, Some(why)) => why,
+        (false, None) => {
+            return CliError::Agent {
+                vm: vm.name().to_string(),
+                op,
+                source,
+            }
         }
     };
     CliError::VmGone {
@@ -191,4 +183,16 @@ pub fn gone_or_agent(
         op,
         why,
     }
+}
+
+/// Whether `vm`'s runner has exited, allowing it a second: a VM that
+/// stops closes its connections as its runner exits.
+fn runner_exited(vm: &krunbox::state::NamedVm) -> bool {
+    for _ in 0..20 {
+        if vm.status() == krunbox::state::VmStatus::Dead {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
 }

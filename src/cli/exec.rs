@@ -75,7 +75,7 @@ async fn run(args: ExecArgs) -> Result<i32, CliError> {
     let vm = NamedVm::open(&StateDir::open()?, &name)?;
     let agent = vm.agent(error::client_config())?;
     let cmd = command(&args);
-    let failed = |source| error::gone_or_agent(&vm, &agent, "exec", source);
+    let failed = |source| error::gone_or_agent(&vm, "exec", source);
     let pumped = if args.tty {
         let _raw = tty::RawMode::enter()?;
         let session = agent

@@ -9,8 +9,8 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
-use tokio::sync::watch;
 
+use super::liveness::{gone, Alive};
 use super::ClientError;
 
 /// Builds a JSON control frame.
@@ -54,26 +54,12 @@ pub(crate) fn expect_reply(op: &'static str, frame: Frame) -> Result<Reply, Clie
     }
 }
 
-/// Whether the agent lives (`false` once it is gone), for an operation to
-/// stop waiting on a dead agent.
-pub(crate) type Liveness = watch::Receiver<bool>;
-
-/// Resolves once the agent is gone (or its client with its watcher).
-async fn gone(alive: &mut Option<Liveness>) {
-    match alive {
-        Some(alive) => {
-            let _ = alive.wait_for(|up| !*up).await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// The reading half: the protocol crate's frame reader over the socket.
 #[derive(Debug)]
 pub(crate) struct FrameRecv {
     reader: FrameReader<OwnedReadHalf>,
     op: &'static str,
-    alive: Option<Liveness>,
+    alive: Option<Alive>,
 }
 
 impl FrameRecv {
@@ -87,7 +73,7 @@ impl FrameRecv {
                 ReadError::Io(source) => ClientError::Io { op, source },
                 ReadError::Frame(source) => ClientError::Frame { op, source },
             }),
-            () = gone(&mut self.alive) => Err(ClientError::Gone { op }),
+            reason = gone(&mut self.alive) => Err(ClientError::Gone { op, reason }),
         }
     }
 
@@ -140,7 +126,7 @@ pub(crate) struct FrameSend {
     write: OwnedWriteHalf,
     op: &'static str,
     stall_limit: Option<Duration>,
-    alive: Option<Liveness>,
+    alive: Option<Alive>,
 }
 
 impl FrameSend {
@@ -169,7 +155,7 @@ impl FrameSend {
         tokio::select! {
             biased;
             written = write => written,
-            () = gone(&mut self.alive) => Err(ClientError::Gone { op }),
+            reason = gone(&mut self.alive) => Err(ClientError::Gone { op, reason }),
         }
     }
 }
@@ -184,11 +170,7 @@ pub(crate) struct OpsConn {
 impl OpsConn {
     /// Wraps a connected stream; with `alive`, its waits end when the agent
     /// is gone.
-    pub(crate) fn from_stream(
-        stream: UnixStream,
-        op: &'static str,
-        alive: Option<Liveness>,
-    ) -> Self {
+    pub(crate) fn from_stream(stream: UnixStream, op: &'static str, alive: Option<Alive>) -> Self {
         let (read, write) = stream.into_split();
         Self {
             recv: FrameRecv {
@@ -210,7 +192,7 @@ impl OpsConn {
         path: &Path,
         timeout: Duration,
         op: &'static str,
-        alive: Liveness,
+        alive: Alive,
     ) -> Result<Self, ClientError> {
         let stream = tokio::time::timeout(timeout, connect_retrying(path))
             .await

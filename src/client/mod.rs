@@ -28,6 +28,7 @@ mod connection;
 mod copy_options;
 mod exec;
 mod files;
+mod liveness;
 mod session;
 
 use std::io;
@@ -40,19 +41,18 @@ use krunbox_proto::{
     EncodeError, ErrorReply, FrameError, FrameType, Hello, HelloAck, PayloadError, Reply, Request,
     VERSION,
 };
-
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 pub use background::{BackgroundProcess, ProcessOutput};
 pub use copy_options::{CopyOptions, OnSpecial, SkipReason, SkippedPath};
 pub use exec::{Command, ExecOutput};
 pub use files::{CopyStats, Provision};
 pub use krunbox_proto::{ExitStatus, FileKind, FileStat, OutputRange, ProcessInfo, WinSize};
+pub use liveness::GoneReason;
 pub use session::{ExecControl, ExecEvent, ExecSession, OUTPUT_WINDOW, STDIN_WINDOW};
 
-use connection::{FrameRecv, OpsConn};
+use connection::OpsConn;
+use liveness::Liveness;
 
 /// Timeouts and limits of an [`AgentClient`]. Every wait on the agent is
 /// bounded by one of these.
@@ -169,10 +169,12 @@ pub enum ClientError {
     /// The agent is gone while the operation ran: it exited, or it fell
     /// silent for longer than [`ClientConfig::liveness_timeout`] (e.g. its
     /// guest halted).
-    #[error("the agent is gone (exited, or silent past its liveness timeout) during {op}")]
+    #[error("the agent is gone during {op}: {reason}")]
     Gone {
         /// The operation.
         op: &'static str,
+        /// Why it counts as gone.
+        reason: GoneReason,
     },
     /// The agent did not answer in time.
     #[error("no answer from the agent within {after:?} during {op}")]
@@ -293,73 +295,10 @@ struct Inner {
     ops_path: PathBuf,
     hello: Hello,
     config: ClientConfig,
-    alive: watch::Receiver<bool>,
     liveness: Liveness,
-    /// Why the agent is gone, once it is.
-    gone: Arc<OnceLock<GoneReason>>,
     /// When the first exec through this client ended (CLOCK_MONOTONIC,
     /// microseconds), for the boot timeline.
     first_exec_done_us: Arc<OnceLock<u64>>,
-}
-
-/// What tells an [`AgentClient`] that the agent has gone.
-#[derive(Debug)]
-enum Liveness {
-    /// A task reading the announce connection this client owns.
-    Announce(JoinHandle<()>),
-    /// The client was attached to a running agent's ops socket (the
-    /// announce connection belongs to whoever started the VM): a watch
-    /// connection, opened with the first operation, carries the pings.
-    /// Holds the sender until then (so the channel stays open), and the
-    /// watcher after.
-    Attached(std::sync::Mutex<AttachedWatch>),
-}
-
-#[derive(Debug)]
-enum AttachedWatch {
-    NotStarted(watch::Sender<bool>),
-    Watching(JoinHandle<()>),
-}
-
-/// Why an agent counts as gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GoneReason {
-    /// Its liveness connection closed: the agent exited, or its VM
-    /// stopped (powered off, crashed or was killed).
-    Closed,
-    /// It sent no sign of life for this long: the guest halted or froze,
-    /// or the agent was stopped.
-    Silent(Duration),
-}
-
-impl std::fmt::Display for GoneReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Closed => {
-                f.write_str("its connection closed: the agent exited or the VM stopped")
-            }
-            Self::Silent(after) => write!(
-                f,
-                "no sign of life for {} s: the guest halted or froze, or its agent was stopped",
-                after.as_secs()
-            ),
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        match &self.liveness {
-            Liveness::Announce(watcher) => watcher.abort(),
-            Liveness::Attached(state) => {
-                if let AttachedWatch::Watching(watcher) =
-                    &*state.lock().unwrap_or_else(|p| p.into_inner())
-                {
-                    watcher.abort();
-                }
-            }
-        }
-    }
 }
 
 impl AgentClient {
@@ -412,17 +351,13 @@ impl AgentClient {
         conn.send
             .send(&connection::json(OP, FrameType::HelloAck, &ack)?)
             .await?;
-        let (tx, alive) = watch::channel(true);
-        let gone = Arc::new(OnceLock::new());
-        let watcher = tokio::spawn(watch_pings(conn, tx, config.liveness_timeout, gone.clone()));
+        let liveness = Liveness::announced(conn, config.liveness_timeout);
         Ok(Self {
             inner: Arc::new(Inner {
                 ops_path: ops_path.into(),
                 hello,
                 config,
-                alive,
-                liveness: Liveness::Announce(watcher),
-                gone,
+                liveness,
                 first_exec_done_us: Arc::default(),
             }),
         })
@@ -438,15 +373,12 @@ impl AgentClient {
     /// [`ClientError::Gone`]. [`AgentClient::shutdown`] returns once the
     /// agent has answered.
     pub fn attach(ops_path: impl Into<PathBuf>, hello: Hello, config: ClientConfig) -> Self {
-        let (tx, alive) = watch::channel(true);
         Self {
             inner: Arc::new(Inner {
                 ops_path: ops_path.into(),
                 hello,
                 config,
-                alive,
-                liveness: Liveness::Attached(std::sync::Mutex::new(AttachedWatch::NotStarted(tx))),
-                gone: Arc::new(OnceLock::new()),
+                liveness: Liveness::attached(),
                 first_exec_done_us: Arc::default(),
             }),
         }
@@ -454,46 +386,7 @@ impl AgentClient {
 
     /// Why the agent counts as gone, once it does.
     pub fn gone_reason(&self) -> Option<GoneReason> {
-        self.inner.gone.get().copied()
-    }
-
-    /// Starts an attached client's watch connection, once.
-    fn start_watch(&self) {
-        let Liveness::Attached(state) = &self.inner.liveness else {
-            return;
-        };
-        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-        let AttachedWatch::NotStarted(tx) = &*state else {
-            return;
-        };
-        let tx = tx.clone();
-        let path = self.inner.ops_path.clone();
-        let config = self.inner.config.clone();
-        let gone = self.inner.gone.clone();
-        let alive = self.inner.alive.clone();
-        *state = AttachedWatch::Watching(tokio::spawn(async move {
-            const OP: &str = "watch";
-            let opened = async {
-                let mut conn = OpsConn::connect(&path, config.connect_timeout, OP, alive).await?;
-                let request = connection::json(OP, FrameType::Request, &Request::Watch)?;
-                conn.send.send(&request).await?;
-                match connection::expect_reply(OP, conn.recv.recv(config.liveness_timeout).await?)?
-                {
-                    Reply::Ok => Ok(conn),
-                    other => Err(connection::unexpected_reply(OP, &other)),
-                }
-            };
-            let reason = match opened.await {
-                Ok(conn) => return watch_pings(conn, tx, config.liveness_timeout, gone).await,
-                // An agent from before the watch refuses it: liveness
-                // stays unknown, as it was.
-                Err(ClientError::Agent { .. }) => return std::future::pending().await,
-                Err(ClientError::Timeout { .. }) => GoneReason::Silent(config.liveness_timeout),
-                Err(_) => GoneReason::Closed,
-            };
-            let _ = gone.set(reason);
-            let _ = tx.send(false);
-        }));
+        self.inner.liveness.reason()
     }
 
     /// The agent's hello: versions, pid and guest uptimes at start.
@@ -515,26 +408,30 @@ impl AgentClient {
     /// Whether the agent is alive: its announce connection is open and it
     /// pinged within [`ClientConfig::liveness_timeout`].
     pub fn is_alive(&self) -> bool {
-        *self.inner.alive.borrow()
+        self.gone_reason().is_none()
     }
 
     /// Resolves when the agent is gone: it closed the announce connection
     /// (it exited) or fell silent past the liveness timeout.
     pub async fn closed(&self) {
-        let mut alive = self.inner.alive.clone();
-        let _ = alive.wait_for(|up| !*up).await;
+        liveness::gone(&mut Some(self.liveness())).await;
     }
 
-    /// The liveness channel: `true` while the agent lives.
-    pub(crate) fn liveness(&self) -> watch::Receiver<bool> {
-        self.inner.alive.clone()
+    /// The liveness channel: `None` while the agent lives.
+    pub(crate) fn liveness(&self) -> liveness::Alive {
+        self.inner.liveness.subscribe()
     }
 
     pub(crate) async fn open(&self, op: &'static str) -> Result<OpsConn, ClientError> {
-        self.start_watch();
-        let timeout = self.inner.config.connect_timeout;
-        let alive = self.inner.alive.clone();
-        OpsConn::connect(&self.inner.ops_path, timeout, op, alive).await
+        let inner = &self.inner;
+        inner.liveness.ensure_watch(&inner.ops_path, &inner.config);
+        OpsConn::connect(
+            &inner.ops_path,
+            inner.config.connect_timeout,
+            op,
+            self.liveness(),
+        )
+        .await
     }
 
     /// Opens a connection and sends `request` on it.
@@ -572,7 +469,7 @@ impl AgentClient {
             Ok(other) => return Err(connection::unexpected_reply(OP, &other)),
             Err(e) => return Err(e),
         }
-        if let Liveness::Attached(_) = self.inner.liveness {
+        if self.inner.liveness.is_attached() {
             return Ok(());
         }
         let limit = self.inner.config.request_timeout;
@@ -588,27 +485,4 @@ impl AgentClient {
     pub fn ops_path(&self) -> &Path {
         &self.inner.ops_path
     }
-}
-
-/// Reads a connection carrying the agent's pings (the announce connection,
-/// or an attached client's watch) until it closes or falls silent for
-/// `liveness`; keeps it open meanwhile. Then records why, and closes it,
-/// which tells an agent that is merely slow to stop.
-async fn watch_pings(
-    mut conn: OpsConn,
-    alive: watch::Sender<bool>,
-    liveness: Duration,
-    gone: Arc<OnceLock<GoneReason>>,
-) {
-    let recv: &mut FrameRecv = &mut conn.recv;
-    let reason = loop {
-        match recv.recv(liveness).await {
-            Ok(_) => {}
-            Err(ClientError::Timeout { .. }) => break GoneReason::Silent(liveness),
-            Err(_) => break GoneReason::Closed,
-        }
-    };
-    let _ = gone.set(reason);
-    let _ = alive.send(false);
-    drop(conn);
 }

@@ -235,11 +235,7 @@ impl VmConfig {
         let _ = std::fs::set_permissions(client.ops_path(), Permissions::from_mode(0o600));
         drop(listener);
         let _ = std::fs::remove_file(dir.path().join("announce.sock"));
-        let watchdog = tokio::spawn(kill_when_wedged(
-            client.liveness(),
-            exit.clone(),
-            runner_pid,
-        ));
+        let watchdog = tokio::spawn(kill_when_wedged(client.clone(), exit.clone(), runner_pid));
         Ok(Vm {
             client,
             runner_pid,
@@ -380,11 +376,11 @@ fn socket_dir() -> std::io::Result<tempfile::TempDir> {
 /// Once the agent is gone, gives the VM [`WEDGED_AFTER`] to end, then
 /// kills its runner.
 async fn kill_when_wedged(
-    mut alive: watch::Receiver<bool>,
+    agent: AgentClient,
     exit: watch::Receiver<Option<ExitSummary>>,
     runner: Pid,
 ) {
-    let _ = alive.wait_for(|up| !*up).await;
+    agent.closed().await;
     let ended = tokio::time::timeout(WEDGED_AFTER, wait_exit(exit.clone())).await;
     // Not reaped while `exit` is unset, so the pid is still the runner's.
     if ended.is_err() && exit.borrow().is_none() {

@@ -143,3 +143,23 @@ pub fn peak_rss_kib(status_path: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in status")
 }
+
+/// Relative path (bytes escaped), kind, mode and contents of every item: hard links
+/// show as `HardLink(first)`, so equal listings mean equal link structure.
+pub fn listing(dir: &Path) -> Vec<String> {
+    krunbox_proto::tree::CopyPlan::walk(dir)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|item| {
+            let meta = std::fs::symlink_metadata(&item.source).unwrap();
+            let contents = if meta.is_file() {
+                std::fs::read(&item.source).unwrap()
+            } else {
+                Vec::new()
+            };
+            let mode = std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777;
+            format!("{:?} {:?} {mode:o} {contents:?}", item.rel, item.kind)
+        })
+        .collect()
+}

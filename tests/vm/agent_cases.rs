@@ -149,15 +149,13 @@ fn exec_output_sizes_come_back_exactly() -> Result<(), Failed> {
                 }
                 let script = crate::stream_cases::both_streams(size);
                 let out = vm.agent().exec(&sh(&script)).await.map_err(chain)?;
-                check(out.status.success(), || format!("{size}: {:?}", out.status))?;
-                check(out.stdout.len() == size && out.stdout == out.stderr, || {
-                    format!(
-                        "round {round}, {size} bytes: stdout {} stderr {} (equal: {})",
-                        out.stdout.len(),
-                        out.stderr.len(),
-                        out.stdout == out.stderr
-                    )
-                })?;
+                crate::stream_cases::check_both_streams(
+                    size,
+                    out.status.success(),
+                    &out.stdout,
+                    &out.stderr,
+                )
+                .map_err(|e| format!("round {round}: {}", e.message().unwrap_or_default()))?;
             }
         }
         Ok(())

@@ -22,6 +22,25 @@ pub fn both_streams(size: usize) -> String {
     format!("head -c {size} /dev/urandom > /tmp/b; cat /tmp/b; cat /tmp/b >&2; rm /tmp/b")
 }
 
+/// Checks that a command running [`both_streams`] exited 0 having printed
+/// exactly `size` bytes, the same on both streams.
+pub fn check_both_streams(
+    size: usize,
+    success: bool,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<(), Failed> {
+    check(success, || format!("{size} bytes: the command failed"))?;
+    check(stdout.len() == size && stdout == stderr, || {
+        format!(
+            "{size} bytes: stdout {} stderr {} (equal: {})",
+            stdout.len(),
+            stderr.len(),
+            stdout == stderr
+        )
+    })
+}
+
 /// The stream cases, by name.
 pub fn all() -> Vec<Trial> {
     vec![
@@ -44,20 +63,12 @@ pub fn all() -> Vec<Trial> {
 /// Every size on both streams of a fresh VM's command, byte for byte.
 fn oneshot_output_sizes() -> Result<(), Failed> {
     for size in SIZES {
-        let script = crate::stream_cases::both_streams(size);
+        let script = both_streams(size);
         let out = vm()
             .command(["sh", "-c", &script])
             .output()
             .map_err(chain)?;
-        check(out.status.success(), || format!("{size}: {:?}", out.status))?;
-        check(out.stdout.len() == size && out.stdout == out.stderr, || {
-            format!(
-                "{size} bytes: stdout {} stderr {} (equal: {})",
-                out.stdout.len(),
-                out.stderr.len(),
-                out.stdout == out.stderr
-            )
-        })?;
+        check_both_streams(size, out.status.success(), &out.stdout, &out.stderr)?;
     }
     Ok(())
 }
