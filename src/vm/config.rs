@@ -527,6 +527,9 @@ mod tests {
         };
         assert_eq!(args.first().map(String::as_str), Some("--mount"));
         assert_eq!(args.last().map(String::as_str), Some("--vsock"));
+        // A workdir inside a volume exists once mounted: the serving agent
+        // enters it too, so its execs start there.
+        assert_eq!(args[4..6], ["--chdir", "/data"]);
     }
 
     #[test]

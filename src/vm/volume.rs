@@ -139,7 +139,8 @@ impl FromStr for Volume {
 }
 
 /// `workload`, wrapped so that the agent mounts `volumes` first: the
-/// agent's own arguments get `--mount`s; a command becomes
+/// agent's own arguments get `--mount`s and `--chdir WORKDIR` (its execs
+/// then start there); a command becomes
 /// `agent --mount … [--chdir WORKDIR] --exec PROGRAM ARGS…` (a workdir
 /// inside a volume exists only once it is mounted).
 pub(crate) fn mounting(volumes: &[Volume], workdir: Option<&str>, workload: Workload) -> Workload {
@@ -151,15 +152,15 @@ pub(crate) fn mounting(volumes: &[Volume], workdir: Option<&str>, workload: Work
         .enumerate()
         .flat_map(|(i, v)| v.agent_args(i))
         .collect();
+    if let Some(dir) = workdir {
+        args.extend(["--chdir".to_owned(), dir.to_owned()]);
+    }
     match workload {
         Workload::Agent { args: rest } => args.extend(rest),
         Workload::Exec {
             program,
             args: rest,
         } => {
-            if let Some(dir) = workdir {
-                args.extend(["--chdir".to_owned(), dir.to_owned()]);
-            }
             args.push("--exec".to_owned());
             args.push(program);
             args.extend(rest);
