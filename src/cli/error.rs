@@ -166,9 +166,12 @@ pub fn gone_or_agent(
         None => vm.status() == krunbox::state::VmStatus::Dead,
     };
     let why = match (stopped, agent_gone) {
-        (true, _) => "the VM stopped: its runner has exited \
-                      (the guest powered off, crashed or was killed)"
-            .to_owned(),
+        (true, _) => match vm.end() {
+            Some(end) => format!("the VM stopped: its runner {end}"),
+            None => "the VM stopped: its runner has exited \
+                     (the guest powered off, crashed or was killed)"
+                .to_owned(),
+        },
         (false, Some(why)) => why,
         (false, None) => {
             return CliError::Agent {

@@ -1,6 +1,7 @@
 //! `krunbox ls`: the named VMs and what they are doing.
 
 use clap::Args;
+use krunbox::runner::RunnerEnd;
 use krunbox::state::{NamedVm, StateDir, VmStatus};
 use serde::Serialize;
 
@@ -28,6 +29,8 @@ struct Row<'a> {
     rootfs: &'a std::path::Path,
     created_unix: u64,
     ready_ms: Option<u64>,
+    /// How a dead VM ended, if its monitor recorded it.
+    ended: Option<RunnerEnd>,
 }
 
 pub fn ls(args: LsArgs) -> i32 {
@@ -45,18 +48,23 @@ pub fn ls(args: LsArgs) -> i32 {
         );
     } else {
         println!(
-            "{:<20} {:<9} {:>8} {:>4} {:>6} {:<5} ROOTFS",
+            "{:<20} {:<16} {:>8} {:>4} {:>6} {:<5} ROOTFS",
             "NAME", "STATUS", "PID", "CPUS", "MEM", "NET"
         );
         for r in &rows {
-            let status = match r.status {
-                VmStatus::Dead => "dead",
-                VmStatus::Running => "running",
-                VmStatus::Starting => "starting",
+            let status = match (r.status, &r.ended) {
+                (VmStatus::Dead, Some(end)) => match (end.code, end.signal) {
+                    (Some(code), _) => format!("dead (exit {code})"),
+                    (None, Some(signal)) => format!("dead (signal {signal})"),
+                    (None, None) => "dead".to_owned(),
+                },
+                (VmStatus::Dead, None) => "dead".to_owned(),
+                (VmStatus::Running, _) => "running".to_owned(),
+                (VmStatus::Starting, _) => "starting".to_owned(),
             };
             let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
             println!(
-                "{:<20} {:<9} {:>8} {:>4} {:>6} {:<5} {}",
+                "{:<20} {:<16} {:>8} {:>4} {:>6} {:<5} {}",
                 r.name,
                 status,
                 pid,
@@ -82,5 +90,6 @@ fn row(vm: &NamedVm) -> Row<'_> {
         rootfs: &record.rootfs,
         created_unix: record.created_unix,
         ready_ms: record.ready_ms,
+        ended: vm.end(),
     }
 }

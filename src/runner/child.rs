@@ -47,25 +47,37 @@ pub fn enter_if_requested() {
     };
     // Not for the guest, nor for anything libkrun spawns.
     std::env::remove_var(CONFIG_ENV);
+    let config = serde_json::from_slice::<RunnerConfig>(json.as_encoded_bytes());
+    if let Ok(RunnerConfig {
+        detached: true,
+        exit_record: Some(record),
+        ..
+    }) = &config
+    {
+        // Returns in the VM's process only.
+        super::monitor::split_off_vm(record);
+    }
     let mut events = EventSink::open();
-    let failure = match run(json.to_string_lossy().as_bytes(), &mut events) {
-        Err(failure) => failure,
-        Ok(never) => match never {},
+    let failure = match config {
+        Ok(config) => match run(&config, &mut events) {
+            Err(failure) => failure,
+            Ok(never) => match never {},
+        },
+        Err(e) => RunnerFailure {
+            message: format!("bad runner config: {e}"),
+            errno: None,
+        },
     };
     events.send(&RunnerEvent::Failed(failure.clone()));
     eprintln!("krunbox runner: {failure}");
     std::process::exit(RUNNER_FAILED_EXIT);
 }
 
-fn run(json: &[u8], events: &mut EventSink) -> Result<Infallible, RunnerFailure> {
-    let config: RunnerConfig = serde_json::from_slice(json).map_err(|e| RunnerFailure {
-        message: format!("bad runner config: {e}"),
-        errno: None,
-    })?;
+fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, RunnerFailure> {
     if !config.detached {
         watch_parent();
     }
-    let ctx = configure(&config).map_err(failure)?;
+    let ctx = configure(config).map_err(failure)?;
     events.send(&RunnerEvent::Configured {
         at_us: monotonic_us(),
     });

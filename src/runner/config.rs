@@ -45,6 +45,10 @@ pub struct RunnerConfig {
     /// parent.
     #[serde(default)]
     pub detached: bool,
+    /// Where a detached runner's monitor writes how the VM ended (see
+    /// [`super::RunnerEnd`]); `None`: no monitor.
+    #[serde(default)]
+    pub exit_record: Option<PathBuf>,
 }
 
 /// The guest's workload.
@@ -122,6 +126,7 @@ mod tests {
             stdio_ports: true,
             log_level: 0,
             detached: false,
+            exit_record: None,
         };
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<RunnerConfig>(&json).unwrap(), config);

@@ -21,12 +21,14 @@
 pub(crate) mod child;
 mod config;
 mod event;
+mod monitor;
 mod parent;
 mod program;
 
 pub use child::enter_if_requested;
 pub use config::{NetMode, RunnerConfig, VsockPort, Workload};
 pub use event::{monotonic_us, RunnerEvent, RunnerFailure};
+pub use monitor::RunnerEnd;
 pub use parent::{RunnerExit, RunnerProcess, SpawnError, StdioSpec};
 pub use program::{RunnerProgram, RunnerProgramError};
 

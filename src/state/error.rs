@@ -58,12 +58,14 @@ pub enum Error {
         name: String,
     },
     /// The VM exists but is not running.
-    #[error("VM {name:?} is not running ({status})")]
+    #[error("VM {name:?} is not running ({status}{})", ended_suffix(.ended))]
     NotRunning {
         /// The name.
         name: String,
         /// What it is doing instead.
         status: VmStatus,
+        /// How it ended, if its monitor recorded it.
+        ended: Option<crate::runner::RunnerEnd>,
     },
     /// The VM's record could not be read or written.
     #[error("cannot use the record of VM {name:?} at {path:?}")]
@@ -115,14 +117,22 @@ impl Error {
                 "`krunbox ls` lists the VMs; `krunbox start --name NAME --rootfs DIR` starts one"
                     .into(),
             ),
-            Error::NotRunning { name, status } => Some(match status {
+            Error::NotRunning { name, status, .. } => Some(match status {
                 VmStatus::Starting => format!("wait for `krunbox start --name {name}` to finish"),
                 _ => format!(
-                    "`krunbox stop {name}` cleans it up; `krunbox start --name {name} …` starts it again"
+                    "`krunbox logs {name}` shows the guest console and `krunbox logs --runner {name}` \
+                     libkrun's last words; `krunbox stop {name}` cleans it up, \
+                     `krunbox start --name {name} …` starts it again"
                 ),
             }),
             Error::Boot { source, .. } => source.advice(),
             _ => None,
         }
     }
+}
+
+fn ended_suffix(ended: &Option<crate::runner::RunnerEnd>) -> String {
+    ended
+        .as_ref()
+        .map_or_else(String::new, |end| format!("; its runner {end}"))
 }

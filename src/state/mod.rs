@@ -45,7 +45,12 @@ pub use record::{ProcessId, VmRecord};
 pub use stop::Stopped;
 
 use crate::client::{AgentClient, ClientConfig};
+use crate::runner::RunnerEnd;
 use crate::vm::{SocketDir, VmConfig};
+
+/// The file in a VM's directory where its runner's monitor writes how the
+/// VM ended ([`RunnerEnd`]).
+pub const EXIT_RECORD_FILE: &str = "exit.json";
 
 /// What a named VM is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -209,6 +214,12 @@ impl NamedVm {
         }
     }
 
+    /// How the VM ended, when it has and its monitor could say: exit
+    /// status or signal, and the host kernel's OOM line. Kept until `stop`.
+    pub fn end(&self) -> Option<RunnerEnd> {
+        RunnerEnd::read(&self.dir.join(EXIT_RECORD_FILE))
+    }
+
     /// A client for the VM's agent, if the VM is running.
     pub fn agent(&self, config: ClientConfig) -> Result<AgentClient, Error> {
         let status = self.status();
@@ -221,6 +232,7 @@ impl NamedVm {
             _ => Err(Error::NotRunning {
                 name: self.name.to_string(),
                 status,
+                ended: self.end(),
             }),
         }
     }

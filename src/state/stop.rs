@@ -37,6 +37,7 @@ impl NamedVm {
                 return Err(Error::NotRunning {
                     name: self.name.to_string(),
                     status: VmStatus::Starting,
+                    ended: None,
                 })
             }
             (VmStatus::Dead, _) | (_, None) => Stopped::WasDead,

@@ -375,6 +375,7 @@ impl VmConfig {
             stdio_ports: false,
             log_level: self.log_level,
             detached: false,
+            exit_record: None,
         })
     }
 }

@@ -177,6 +177,9 @@ impl VmConfig {
         ];
         let mut config = self.runner_config(workload, ports)?;
         config.detached = detached;
+        if detached {
+            config.exit_record = Some(dir.path().join(crate::state::EXIT_RECORD_FILE));
+        }
         let console = config
             .console_log
             .get_or_insert_with(|| dir.path().join("console.log"))

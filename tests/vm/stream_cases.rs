@@ -57,6 +57,10 @@ pub fn all() -> Vec<Trial> {
             "streams::exec_ends_when_the_guest_stops_answering",
             exec_ends_when_the_guest_stops_answering,
         ),
+        trial(
+            "streams::a_dead_vm_says_how_it_ended",
+            a_dead_vm_says_how_it_ended,
+        ),
     ]
 }
 
@@ -180,4 +184,40 @@ fn exec_ends_when_the_guest_stops_answering() -> Result<(), Failed> {
         state.expect(0, &["stop", "-t", "5", name])?;
     }
     Ok(())
+}
+
+/// The agent killed inside the guest ends the VM (libkrun's init reports
+/// its workload's death as 137): `ls` and the next command say so, from
+/// the record the runner's monitor kept, until `stop`.
+fn a_dead_vm_says_how_it_ended() -> Result<(), Failed> {
+    let state = State::new()?;
+    state.start("d")?;
+    let out = shell(
+        &state,
+        90,
+        r#""$KB" exec d -- sh -c 'kill -9 $PPID; sleep 600'"#,
+    )?;
+    check(out.status.code() == Some(125), || said(&out))?;
+    let ended = shell(
+        &state,
+        90,
+        r#"for i in $(seq 1 60); do
+             "$KB" ls --json | grep -q '"status": "dead"' && exit 0; sleep 1
+           done; exit 1"#,
+    )?;
+    check(ended.status.success(), || {
+        format!("never dead: {}", said(&ended))
+    })?;
+    let ls = state.expect(0, &["ls", "--json"])?;
+    let rows: serde_json::Value = serde_json::from_slice(&ls.stdout).map_err(chain)?;
+    check(rows[0]["ended"]["code"] == 137, || text(&ls.stdout))?;
+    let next = state.run(&["exec", "d", "--", "true"])?;
+    check(
+        next.status.code() == Some(125) && text(&next.stderr).contains("exited with status 137"),
+        || said(&next),
+    )?;
+    state.expect(0, &["stop", "d"])?;
+    check(state.run(&["ls", "-q"])?.stdout.is_empty(), || {
+        "d is left".into()
+    })
 }
