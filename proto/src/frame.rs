@@ -54,7 +54,8 @@ pub enum FrameType {
     Reply = 5,
     /// Either way: raw bytes of the stream named by the stream id.
     Data = 6,
-    /// Either way: the stream named by the stream id has ended. Empty payload.
+    /// Either way: the stream named by the stream id has ended. Empty, or
+    /// (exec output) the stream's byte total: see [`Frame::eof_counted`].
     Eof = 7,
     /// Either way: a JSON [`crate::ErrorReply`]; the operation failed.
     Error = 8,
@@ -215,13 +216,13 @@ impl Frame {
     }
 
     /// An end-of-stream frame for an output stream that also says how many
-    /// bytes were sent on it in all (8 bytes, little-endian), so that the
+    /// bytes were sent on it in all (8 bytes, big-endian like the header), so that the
     /// receiver can tell a complete stream from one that lost bytes.
     pub fn eof_counted(stream: u32, total: u64) -> Self {
         Self {
             frame_type: FrameType::Eof,
             stream,
-            payload: Bytes::copy_from_slice(&total.to_le_bytes()),
+            payload: Bytes::copy_from_slice(&total.to_be_bytes()),
         }
     }
 
@@ -229,7 +230,7 @@ impl Frame {
     /// (see [`Frame::eof_counted`]).
     pub fn eof_total(&self) -> Option<u64> {
         let bytes: [u8; 8] = self.payload.as_ref().try_into().ok()?;
-        (self.frame_type == FrameType::Eof).then(|| u64::from_le_bytes(bytes))
+        (self.frame_type == FrameType::Eof).then(|| u64::from_be_bytes(bytes))
     }
 
     /// Parses the payload as the JSON message `T`.
