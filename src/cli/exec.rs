@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use clap::Args;
-use krunbox::client::{ClientError, Command, ExecControl, ExecEvent, ExecSession, ExitStatus};
+use krunbox::client::{
+    ClientError, Command, ExecControl, ExecEvent, ExecSession, ExitStatus, NO_TIMEOUT,
+};
 use krunbox::state::{NamedVm, StateDir, VmName};
 use tokio::io::AsyncReadExt;
 
@@ -12,8 +14,6 @@ use super::error::{self, CliError};
 use super::output::{self, Stream, WriteEnd, EXIT_BROKEN_PIPE};
 use super::{report, tty};
 
-/// Timeout of a command given no `--timeout`: in effect none.
-const NO_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Exit code of a command killed by `--timeout` (as timeout(1) uses).
 const EXIT_TIMED_OUT: i32 = 124;
 

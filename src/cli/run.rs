@@ -4,7 +4,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use clap::Args;
-use krunbox::client::Command;
+use krunbox::client::{Command, NO_TIMEOUT};
 use krunbox::vm::Error;
 use tokio::sync::mpsc;
 
@@ -67,6 +67,7 @@ async fn exec_in_vm(args: RunArgs) -> Result<i32, RunError> {
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let command = Command::new(program.clone())
         .args(rest.iter().cloned())
+        .timeout(NO_TIMEOUT)
         .stream_stdin();
     let session = vm
         .agent()

@@ -8,6 +8,11 @@ use krunbox_proto::{ExecRequest, ExitStatus, Request, WinSize};
 use super::session::{ExecSession, EXEC_OP, OUTPUT_WINDOW, STDIN_WINDOW};
 use super::{AgentClient, ClientError};
 
+/// A timeout long enough to be none (a year), for commands that run as
+/// long as they take: a one-shot VM's command, `krunbox run` and `exec`
+/// without `--timeout`.
+pub const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// What to run in the guest, built like `std::process::Command`.
 #[derive(Debug, Clone)]
 pub struct Command {

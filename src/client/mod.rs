@@ -45,7 +45,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 pub use background::{BackgroundProcess, ProcessOutput};
 pub use copy_options::{CopyOptions, OnSpecial, SkipReason, SkippedPath};
-pub use exec::{Command, ExecOutput};
+pub use exec::{Command, ExecOutput, NO_TIMEOUT};
 pub use files::{CopyStats, Provision};
 pub use krunbox_proto::{ExitStatus, FileKind, FileStat, OutputRange, ProcessInfo, WinSize};
 pub use liveness::GoneReason;

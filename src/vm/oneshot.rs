@@ -7,7 +7,7 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 
 use std::time::Duration;
 
-use crate::client::{ClientConfig, Command};
+use crate::client::{ClientConfig, Command, NO_TIMEOUT};
 use crate::runner::child::RUNNER_FAILED_EXIT;
 use crate::runner::{RunnerExit, RunnerProcess, StdioSpec, Workload};
 
@@ -124,7 +124,7 @@ impl OneShot {
         }
         let command = Command::new(self.program)
             .args(self.args)
-            .timeout(ONE_SHOT_TIMEOUT);
+            .timeout(NO_TIMEOUT);
         let config = self.config;
         // Its own thread and runtime: this call is blocking, and may be
         // made from inside another runtime.
@@ -142,10 +142,6 @@ impl OneShot {
         })
     }
 }
-
-/// An exec timeout long enough to be none: a one-shot VM runs its command
-/// for as long as it takes.
-const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 async fn output_through_agent(
     config: &VmConfig,
