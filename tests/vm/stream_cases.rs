@@ -61,6 +61,10 @@ pub fn all() -> Vec<Trial> {
             "streams::a_dead_vm_says_how_it_ended",
             a_dead_vm_says_how_it_ended,
         ),
+        trial(
+            "streams::cp_keeps_fifos_hard_links_and_byte_names",
+            cp_keeps_fifos_hard_links_and_byte_names,
+        ),
     ]
 }
 
@@ -220,4 +224,72 @@ fn a_dead_vm_says_how_it_ended() -> Result<(), Failed> {
     check(state.run(&["ls", "-q"])?.stdout.is_empty(), || {
         "d is left".into()
     })
+}
+
+/// `krunbox cp` out of a booted guest: a fifo stays a fifo, a hard-linked
+/// pair stays one inode, a name that is not UTF-8 comes back byte for
+/// byte, and a device node is skipped and named on stderr; with
+/// `--strict` the device fails the copy and nothing is left.
+fn cp_keeps_fifos_hard_links_and_byte_names() -> Result<(), Failed> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    let state = State::new()?;
+    state.start("e")?;
+    let made = state.run(&[
+        "exec",
+        "e",
+        "--",
+        "sh",
+        "-c",
+        "mkdir /tmp/t && mkfifo -m 640 /tmp/t/p && echo x > /tmp/t/a && ln /tmp/t/a /tmp/t/b \
+         && echo y > \"$(printf '/tmp/t/caf\\351')\" && mknod /tmp/t/null c 1 3",
+    ])?;
+    check(made.status.success(), || said(&made))?;
+    let host = tempfile::tempdir()?;
+    let out = host.path().join("out");
+    let out_str = out.to_str().ok_or("temp path is not UTF-8")?;
+    let copied = state.run(&["cp", "e:/tmp/t", out_str])?;
+    check(copied.status.success(), || said(&copied))?;
+    check(
+        text(&copied.stderr).contains("skipped /tmp/t/null: character device"),
+        || said(&copied),
+    )?;
+    let fifo = std::fs::symlink_metadata(out.join("p")).map_err(chain)?;
+    check(
+        fifo.file_type().is_fifo() && fifo.mode() & 0o777 == 0o640,
+        || format!("p: {fifo:?}"),
+    )?;
+    let (a, b) = (
+        std::fs::metadata(out.join("a")).map_err(chain)?,
+        std::fs::metadata(out.join("b")).map_err(chain)?,
+    );
+    check(a.ino() == b.ino() && a.nlink() == 2, || {
+        format!(
+            "a and b are not one file: {} {} {}",
+            a.ino(),
+            b.ino(),
+            a.nlink()
+        )
+    })?;
+    let latin1 = out.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    check(std::fs::read(&latin1).map_err(chain)? == b"y\n", || {
+        "the byte name's contents differ".into()
+    })?;
+    check(!out.join("null").exists(), || {
+        "a device node was made".into()
+    })?;
+
+    let strict_dest = host.path().join("strict");
+    let strict_str = strict_dest.to_str().ok_or("temp path is not UTF-8")?;
+    let strict = state.run(&["cp", "--strict", "e:/tmp/t", strict_str])?;
+    check(strict.status.code() == Some(125), || said(&strict))?;
+    check(
+        text(&strict.stderr).contains("cannot copy /tmp/t/null"),
+        || said(&strict),
+    )?;
+    check(!strict_dest.exists(), || {
+        "--strict left a destination".into()
+    })?;
+    state.expect(0, &["stop", "e"]).map(drop)
 }
