@@ -1,6 +1,7 @@
 //! The host API against a hostile agent double (tests/hostile_agent):
 //! oversized frames, lengths that lie, unknown types, escaping copy-out
-//! entries, endless output, silence and disconnects mid-stream. Each case
+//! entries, endless output and disconnects mid-stream (silence and
+//! agents that stop reading: tests/hostile_stalls.rs). Each case
 //! checks that the call fails with a typed error (never hangs: every call
 //! runs under a guard that fails the test if it does), that nothing is
 //! written outside the destination, and that the client still serves the
@@ -13,109 +14,20 @@ use std::time::Duration;
 
 use std::os::unix::fs::PermissionsExt;
 
-use hostile_agent::{
-    data, dir, end_and_done, entry, file, honest, raw_header, reply, symlink, Act, HostileAgent,
+use hostile_agent::cases::{
+    copy_out, double, exec_err, exited, frame_error, guarded, names, short, started, stdout,
+    still_usable,
 };
-use krunbox::client::{AgentClient, ClientConfig, ClientError, Command, Provision};
+use hostile_agent::{
+    data, dir, end_and_done, entry, file, raw_header, reply, symlink, Act, HostileAgent,
+};
+use krunbox::client::{AgentClient, ClientConfig, ClientError, Command};
 use krunbox_proto::{
-    stream, ErrorKind, ErrorReply, ExitStatus, Frame, FrameError, FrameType, Hello, OutputRange,
-    Reply, Request, TreeEntry, MAX_PAYLOAD,
+    stream, ErrorKind, ErrorReply, Frame, FrameError, FrameType, Hello, OutputRange, Reply,
+    Request, TreeEntry, MAX_PAYLOAD,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
-
-/// Short limits, so that every bounded wait ends quickly.
-fn short() -> ClientConfig {
-    ClientConfig {
-        request_timeout: Duration::from_millis(500),
-        idle_timeout: Duration::from_millis(500),
-        default_exec_timeout: Duration::from_millis(500),
-        exec_grace: Duration::from_millis(500),
-        max_output: 1 << 20,
-        max_copy_entries: 10_000,
-        max_copy_bytes: 8 << 20,
-        liveness_timeout: Duration::from_secs(2),
-        ..ClientConfig::default()
-    }
-}
-
-/// A double that answers `stat` honestly and everything else with `acts`.
-async fn double(acts: Vec<Act>) -> HostileAgent {
-    HostileAgent::start(short(), move |req| {
-        honest(req).unwrap_or_else(|| acts.clone())
-    })
-    .await
-}
-
-/// Fails the test if `fut` has not finished after 30 s.
-async fn guarded<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .expect("the call hung")
-}
-
-/// The client still works after the hostile operation.
-async fn still_usable(agent: &HostileAgent) {
-    let stat = guarded(agent.client.stat("/x")).await;
-    assert!(stat.is_ok(), "the next operation failed: {stat:?}");
-    assert!(agent.client.is_alive());
-}
-
-fn started() -> Frame {
-    reply(&Reply::Started { pid: 7 })
-}
-
-fn stdout(bytes: &[u8]) -> Frame {
-    Frame::data(stream::STDOUT, bytes.to_vec()).unwrap()
-}
-
-fn exited() -> Frame {
-    reply(&Reply::Exited(ExitStatus {
-        code: Some(0),
-        signal: None,
-        timed_out: false,
-    }))
-}
-
-/// The frame error inside `err`, if that is what it is.
-fn frame_error(err: &ClientError) -> Option<&FrameError> {
-    match err {
-        ClientError::Frame { source, .. } => Some(source),
-        _ => None,
-    }
-}
-
-async fn exec_err(agent: &HostileAgent) -> ClientError {
-    guarded(agent.client.exec(&Command::new("x")))
-        .await
-        .expect_err("a hostile exec must fail")
-}
-
-/// Copies out of the double into `<dir>/out/dest`; returns the result and
-/// checks that nothing appeared outside `out` and, on failure, nothing in it.
-async fn copy_out(agent: &HostileAgent) -> Result<(), ClientError> {
-    let out = agent.dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let result = guarded(agent.client.copy_out("/src", &out.join("dest"))).await;
-    assert_eq!(
-        names(agent.dir.path()),
-        ["ops.sock", "out"],
-        "wrote outside"
-    );
-    if result.is_err() {
-        assert!(names(&out).is_empty(), "left behind: {:?}", names(&out));
-    }
-    result.map(|_| ())
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
 
 #[tokio::test]
 async fn garbage_is_not_a_frame() {
@@ -457,51 +369,6 @@ async fn endless_output_hits_the_limits() {
         assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
         still_usable(&agent).await;
     }
-}
-
-#[tokio::test]
-async fn silence_mid_stream_times_out() {
-    // Silent from the start.
-    let agent = double(vec![Act::Silence]).await;
-    let err = guarded(agent.client.list_processes()).await.unwrap_err();
-    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
-    let err = exec_err(&agent).await;
-    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
-    let err = copy_out(&agent).await.unwrap_err();
-    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
-
-    let agent = double(vec![
-        Act::Frames(vec![started(), stdout(b"partial")]),
-        Act::Silence,
-    ])
-    .await;
-    let err = exec_err(&agent).await;
-    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
-    still_usable(&agent).await;
-
-    let agent = double(vec![
-        Act::Frames(vec![dir(""), file("f", 100), data(&[1; 10])]),
-        Act::Silence,
-    ])
-    .await;
-    let err = copy_out(&agent).await.unwrap_err();
-    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
-    still_usable(&agent).await;
-
-    // An agent that stops reading: a copy in or a provision of more than
-    // the socket buffers hold stalls, and the stall limit ends it.
-    let agent = double(vec![Act::Silence]).await;
-    let src = agent.dir.path().join("big.bin");
-    std::fs::write(&src, vec![7u8; 16 << 20]).unwrap();
-    let err = guarded(agent.client.copy_in(&src, "/dest"))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
-    let mut plan = Provision::new();
-    plan.write_file("/big", vec![7u8; 16 << 20], 0o644);
-    let err = guarded(agent.client.provision(&plan)).await.unwrap_err();
-    assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
-    still_usable(&agent).await;
 }
 
 #[tokio::test]

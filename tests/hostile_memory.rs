@@ -38,6 +38,14 @@ fn report(phase: &str, before: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_streams_keep_host_memory_bounded() {
+    // A guard, not a timing: each phase takes seconds; one that hangs
+    // fails the test instead of the whole run.
+    tokio::time::timeout(Duration::from_secs(600), streams())
+        .await
+        .expect("a hostile stream hung the host");
+}
+
+async fn streams() {
     let before = peak_rss_kib("/proc/self/status");
 
     // 1 GiB of exec output, consumed as it arrives.

@@ -55,7 +55,7 @@ pub enum ExecEvent {
 /// Sends stdin, signals and window sizes to a running exec. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ExecControl {
-    send: Arc<Mutex<FrameSend>>,
+    send: Arc<Mutex<Sender>>,
     /// Held across one whole [`ExecControl::write_stdin`], so concurrent
     /// writes do not interleave.
     stdin: Arc<Mutex<StdinWindow>>,
@@ -66,6 +66,13 @@ pub struct ExecControl {
 #[derive(Debug, Default)]
 struct StdinWindow {
     sent: u64,
+}
+
+/// The connection's writing half, and whether a frame on it was cut short.
+#[derive(Debug)]
+struct Sender {
+    frames: FrameSend,
+    cut: bool,
 }
 
 impl ExecControl {
@@ -82,7 +89,7 @@ impl ExecControl {
                 return Err(ClientError::Closed { op: EXEC_OP });
             }
             let frame = Frame::data(stream::STDIN, chunk.to_vec()).expect("one chunk");
-            self.send.lock().await.send(&frame).await?;
+            self.send(&frame).await?;
             window.sent = need;
         }
         Ok(())
@@ -91,11 +98,7 @@ impl ExecControl {
     /// Closes the process's stdin (after what was written).
     pub async fn close_stdin(&self) -> Result<(), ClientError> {
         let _window = self.stdin.lock().await;
-        self.send
-            .lock()
-            .await
-            .send(&Frame::eof(stream::STDIN))
-            .await
+        self.send(&Frame::eof(stream::STDIN)).await
     }
 
     /// Sends a signal to the process's group.
@@ -110,8 +113,34 @@ impl ExecControl {
 
     async fn control(&self, control: &Control) -> Result<(), ClientError> {
         let frame = connection::json("exec control", FrameType::Control, control)?;
-        self.send.lock().await.send(&frame).await
+        self.send(&frame).await
     }
+
+    /// Sends one frame, unless the connection's reader ends first (the exec
+    /// ended, or the agent broke the protocol): an agent that stops reading
+    /// its connection cannot hold this side. A frame cut short that way
+    /// ends the connection's use for sending.
+    async fn send(&self, frame: &Frame) -> Result<(), ClientError> {
+        let mut sender = self.send.lock().await;
+        if sender.cut {
+            return Err(ClientError::Closed { op: EXEC_OP });
+        }
+        let mut ended = self.stdin_granted.clone();
+        tokio::select! {
+            biased;
+            sent = sender.frames.send(frame) => sent,
+            () = reader_ended(&mut ended) => {
+                sender.cut = true;
+                Err(ClientError::Closed { op: EXEC_OP })
+            }
+        }
+    }
+}
+
+/// Resolves once the connection's reader has ended (it drops the sending
+/// side of the stdin credit).
+async fn reader_ended(granted: &mut watch::Receiver<u64>) {
+    while granted.changed().await.is_ok() {}
 }
 
 /// A running exec whose output arrives as [`ExecEvent`]s. Dropping it
@@ -162,7 +191,10 @@ impl ExecSession {
             events,
             reader: tokio::spawn(reader.run()),
             control: ExecControl {
-                send: Arc::new(Mutex::new(send)),
+                send: Arc::new(Mutex::new(Sender {
+                    frames: send,
+                    cut: false,
+                })),
                 stdin: Arc::default(),
                 stdin_granted,
             },
@@ -193,7 +225,10 @@ impl ExecSession {
             // is never taken for output beyond the window.
             self.granted.fetch_add(self.owed, Ordering::SeqCst);
             self.owed = 0;
-            self.control.send.lock().await.send(&frame).await?;
+            // A credit that cannot be sent is not this call's failure: the
+            // reader sees the connection end (or has seen why the agent
+            // stopped reading) and its events say so below.
+            let _ = self.control.send(&frame).await;
         }
         let event = match self.events.recv().await {
             Some(Ok(event)) => event,

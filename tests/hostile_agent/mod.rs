@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod cases;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
