@@ -21,6 +21,7 @@ mod children;
 mod exec;
 mod files;
 mod flow;
+mod image_root;
 mod provision;
 mod pty;
 mod supervise;

@@ -6,11 +6,12 @@
 //! others. The host passes them on the agent's command line:
 //!
 //! ```text
-//! krunbox-agent --mount TAG GUEST_PATH ro|rw … [--chdir DIR] --exec PROGRAM ARGS…
+//! krunbox-agent [--root TAG] --mount TAG GUEST_PATH ro|rw … [--chdir DIR] --exec PROGRAM ARGS…
 //! krunbox-agent --mount TAG GUEST_PATH ro|rw … --vsock 1024,1025
 //! ```
 //!
-//! With `--exec` the agent mounts, changes to `DIR`, and executes `PROGRAM`
+//! `--root TAG` first makes the image share `TAG` the root, under a
+//! writable layer (see `image_root`). With `--exec` the agent mounts, changes to `DIR`, and executes `PROGRAM`
 //! in its own process (the exit code is then the command's, as without
 //! volumes). Without it, it mounts and serves as usual.
 
@@ -39,6 +40,8 @@ pub struct Mount {
 /// What to do before serving or executing.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct GuestSetup {
+    /// The image share to make the root of, before anything else.
+    pub root: Option<String>,
     /// Shares to mount, in order.
     pub mounts: Vec<Mount>,
     /// Directory to change to after mounting (a workdir may be inside a
@@ -68,6 +71,9 @@ pub enum SetupError {
     /// The working directory could not be entered.
     #[error("cannot change to the working directory {}", .0.display())]
     Chdir(PathBuf, #[source] Errno),
+    /// The image root could not be entered.
+    #[error(transparent)]
+    Root(#[from] crate::image_root::RootError),
     /// An argument cannot be passed to execve.
     #[error("the command holds a NUL byte")]
     Nul(#[source] NulError),
@@ -103,6 +109,10 @@ pub fn split_args(args: Vec<String>) -> Result<(GuestSetup, Vec<String>), String
                     read_only,
                 });
             }
+            "--root" => {
+                let tag = args.next().ok_or("--root needs a share tag".to_owned())?;
+                setup.root = Some(tag);
+            }
             "--chdir" => {
                 let dir = args.next().ok_or("--chdir needs a directory".to_owned())?;
                 setup.chdir = Some(dir.into());
@@ -124,6 +134,9 @@ impl GuestSetup {
     /// Mounts every share (creating missing mount points) and changes
     /// directory.
     pub fn apply(&self) -> Result<(), SetupError> {
+        if let Some(tag) = &self.root {
+            crate::image_root::enter(tag)?;
+        }
         for m in &self.mounts {
             std::fs::create_dir_all(&m.path)
                 .map_err(|e| SetupError::MountPoint(m.path.clone(), e))?;
@@ -219,10 +232,11 @@ mod tests {
     #[test]
     fn exec_takes_the_rest_even_lookalikes() {
         let (setup, rest) = split_args(strings(&[
-            "--chdir", "/w", "--exec", "sh", "-c", "echo", "--mount",
+            "--root", "img", "--chdir", "/w", "--exec", "sh", "-c", "echo", "--mount",
         ]))
         .unwrap();
         assert!(rest.is_empty());
+        assert_eq!(setup.root.as_deref(), Some("img"));
         assert_eq!(setup.chdir, Some(PathBuf::from("/w")));
         assert_eq!(setup.exec, Some(strings(&["sh", "-c", "echo", "--mount"])));
     }

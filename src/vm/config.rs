@@ -46,6 +46,7 @@ pub struct VmConfig {
     pub(crate) console_log: Option<PathBuf>,
     pub(crate) runner: RunnerProgram,
     pub(crate) log_level: u32,
+    pub(crate) overlay_root: bool,
 }
 
 /// A configuration that cannot boot, found before anything started.
@@ -137,6 +138,7 @@ impl VmConfig {
             console_log: None,
             runner: RunnerProgram::Auto,
             log_level: 0,
+            overlay_root: false,
         }
     }
 
@@ -320,7 +322,9 @@ impl VmConfig {
         vsock_ports: Vec<VsockPort>,
     ) -> Result<RunnerConfig, ConfigError> {
         let env = self.env_strings();
-        let workload = volume::mounting(&self.volumes, self.workdir.as_deref(), workload);
+        let root_share = self.overlay_root.then_some(super::root::ROOT_SHARE_TAG);
+        let workload =
+            volume::mounting(root_share, &self.volumes, self.workdir.as_deref(), workload);
         let rlimits: Vec<String> = self.rlimits.iter().map(|l| l.to_libkrun()).collect();
         let (program, args) = match &workload {
             Workload::Exec { program, args } => (program.as_str(), args.as_slice()),
@@ -344,12 +348,13 @@ impl VmConfig {
                 max: MAX_KERNEL_CMDLINE_PAYLOAD,
             });
         }
-        let shares = self
-            .volumes
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Ok((Volume::tag(i), v.host_dir()?, v.read_only)))
-            .collect::<Result<_, VolumeError>>()?;
+        let mut shares: Vec<_> = root_share
+            .map(|tag| (tag.to_owned(), self.rootfs.clone(), true))
+            .into_iter()
+            .collect();
+        for (i, v) in self.volumes.iter().enumerate() {
+            shares.push((Volume::tag(i), v.host_dir()?, v.read_only));
+        }
         let console_log = match &self.console_log {
             Some(path) => Some(
                 std::path::absolute(path).map_err(|_| ConfigError::ConsoleLog {
@@ -365,7 +370,8 @@ impl VmConfig {
             memory_mib: self.memory_mib,
             workload,
             env,
-            workdir: self.workdir.clone(),
+            // A read-only root's workdir is in the tree: the agent enters it.
+            workdir: self.workdir.clone().filter(|_| !self.overlay_root),
             rlimits,
             net: self.net,
             ports: self.ports.iter().map(PublishedPort::to_string).collect(),

@@ -136,7 +136,7 @@ impl VmConfig {
 
     /// [`VmConfig::boot`] with the agent client's timeouts and limits.
     pub async fn boot_with(&self, client_config: ClientConfig) -> Result<Vm, Error> {
-        let dir = SocketDir::Private(socket_dir().map_err(Error::StateDir)?);
+        let dir = SocketDir::Private(private_dir().map_err(Error::StateDir)?);
         self.boot_in(dir, client_config, false).await
     }
 
@@ -176,6 +176,8 @@ impl VmConfig {
             },
         ];
         let mut config = self.runner_config(workload, ports)?;
+        self.place_boot_root(&mut config, dir.path())
+            .map_err(Error::StateDir)?;
         config.detached = detached;
         if detached {
             config.exit_record = Some(dir.path().join(crate::state::EXIT_RECORD_FILE));
@@ -365,7 +367,7 @@ impl Drop for Vm {
 
 /// A private directory for one VM's sockets: short paths (unix sockets
 /// take at most 107 bytes), mode 0700.
-fn socket_dir() -> std::io::Result<tempfile::TempDir> {
+pub(crate) fn private_dir() -> std::io::Result<tempfile::TempDir> {
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|p| p.is_dir())

@@ -9,6 +9,7 @@ mod machine;
 mod oneshot;
 mod publish;
 mod rlimit;
+mod root;
 mod timeline;
 mod volume;
 

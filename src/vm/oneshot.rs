@@ -91,6 +91,16 @@ impl OneShot {
         let mut runner_config = self.config.runner_config(workload, Vec::new())?;
         // The command's streams are the caller's, console log or not.
         runner_config.stdio_ports = true;
+        let scratch = match self.config.has_overlay_root() {
+            true => {
+                let dir = super::machine::private_dir().map_err(Error::StateDir)?;
+                self.config
+                    .place_boot_root(&mut runner_config, dir.path())
+                    .map_err(Error::StateDir)?;
+                Some(dir)
+            }
+            false => None,
+        };
         let program = self.config.runner.resolve()?;
         let runner = RunnerProcess::spawn(
             &program,
@@ -99,7 +109,10 @@ impl OneShot {
             self.stdout,
             self.stderr,
         )?;
-        Ok(OneShotChild { runner })
+        Ok(OneShotChild {
+            runner,
+            _scratch: scratch,
+        })
     }
 
     /// Boots the VM and waits for the workload, sharing this process's
@@ -179,6 +192,8 @@ async fn output_through_agent(
 #[derive(Debug)]
 pub struct OneShotChild {
     runner: RunnerProcess,
+    /// The boot root of a read-only root, removed once the child is.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl OneShotChild {

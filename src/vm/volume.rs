@@ -138,20 +138,32 @@ impl FromStr for Volume {
     }
 }
 
-/// `workload`, wrapped so that the agent mounts `volumes` first: the
+/// `workload`, wrapped so that the agent first enters the read-only root
+/// shared as `root_share` (`--root TAG`), if any, and mounts `volumes`: the
 /// agent's own arguments get `--mount`s and `--chdir WORKDIR` (its execs
 /// then start there); a command becomes
 /// `agent --mount … [--chdir WORKDIR] --exec PROGRAM ARGS…` (a workdir
 /// inside a volume exists only once it is mounted).
-pub(crate) fn mounting(volumes: &[Volume], workdir: Option<&str>, workload: Workload) -> Workload {
-    if volumes.is_empty() {
+pub(crate) fn mounting(
+    root_share: Option<&str>,
+    volumes: &[Volume],
+    workdir: Option<&str>,
+    workload: Workload,
+) -> Workload {
+    if volumes.is_empty() && root_share.is_none() {
         return workload;
     }
-    let mut args: Vec<String> = volumes
-        .iter()
-        .enumerate()
-        .flat_map(|(i, v)| v.agent_args(i))
+    let mut args: Vec<String> = root_share
+        .map(|tag| ["--root".to_owned(), tag.to_owned()])
+        .into_iter()
+        .flatten()
         .collect();
+    args.extend(
+        volumes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| v.agent_args(i)),
+    );
     if let Some(dir) = workdir {
         args.extend(["--chdir".to_owned(), dir.to_owned()]);
     }

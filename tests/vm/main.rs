@@ -18,6 +18,7 @@ mod bench_cases;
 mod cases;
 mod fault_cases;
 mod fault_support;
+mod image_cases;
 mod lab_boots;
 mod lab_faults;
 mod load_cases;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
     trials.extend(load_cases::all());
     trials.extend(security_cases::all());
     trials.extend(stream_cases::all());
+    trials.extend(image_cases::all());
     trials.push(lab_faults::trial(
         "harness::lab_notes_are_read_back",
         lab_boots::notes_are_read_back,
