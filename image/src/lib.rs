@@ -3,3 +3,25 @@
 //!
 //! - [`layer`]: applies one layer (a tar stream) to a directory exactly as
 //!   the OCI layer spec says, treating it as hostile input.
+//! - [`reference`](mod@reference): docker-style image references, normalized, and the
+//!   sources an image is loaded from.
+//! - [`digest`]: sha256 content digests, and readers and writers that
+//!   verify content against one as it passes.
+//! - [`config`]: what an image runs (entrypoint, command, environment,
+//!   user), by docker's rules, with the user resolved inside the image.
+//! - [`archive`]: images out of a docker-archive (both of its forms) or an
+//!   OCI layout directory, every blob checked against its digest.
+//! - [`store`]: the content-addressed image store: blobs, unpacked roots
+//!   and names, safe for several processes at once.
+
+pub mod archive;
+pub mod config;
+pub mod digest;
+pub mod layer;
+pub mod reference;
+pub mod store;
+
+pub use config::RunConfig;
+pub use digest::Digest;
+pub use reference::Reference;
+pub use store::{Image, Store, StoreError};
