@@ -2,7 +2,9 @@
 //! directory, run commands in it, and get their output and exit codes —
 //! in-process, without a VM CLI in between.
 //!
-//! - [`vm`]: configure and boot VMs ([`vm::VmConfig`]).
+//! - [`vm`]: configure and boot VMs ([`vm::VmConfig`]), on a host
+//!   directory or an image ([`vm::VmConfig::from_image`]).
+//! - [`image`]: OCI images loaded into a per-user store.
 //! - [`state`]: named VMs that outlive their starting process, found again
 //!   by name in a per-user state directory.
 //! - [`runner`]: the one-process-per-VM model that libkrun requires; call
@@ -16,6 +18,9 @@
 pub mod agent_image;
 pub mod client;
 pub mod host;
+/// OCI images: references, the store, and their layers
+/// ([`krunbox_image`], re-exported).
+pub use krunbox_image as image;
 pub mod krun;
 pub mod runner;
 pub mod state;

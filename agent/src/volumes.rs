@@ -158,6 +158,11 @@ impl GuestSetup {
             })?;
         }
         if let Some(dir) = &self.chdir {
+            if self.root.is_some() {
+                // An image's WorkingDir need not exist in it: docker makes
+                // it (here in the VM's own layer).
+                std::fs::create_dir_all(dir).map_err(|e| SetupError::MountPoint(dir.clone(), e))?;
+            }
             nix::unistd::chdir(dir).map_err(|e| SetupError::Chdir(dir.clone(), e))?;
         } else if !self.mounts.is_empty() {
             // A working directory at or under a mount point still names

@@ -9,6 +9,7 @@ mod demo;
 mod doctor;
 mod error;
 mod exec;
+mod image;
 mod logs;
 mod ls;
 mod output;
@@ -62,6 +63,15 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Check that this host can boot VMs, and say what to do if not.
     Doctor(doctor::DoctorArgs),
+    /// Load images from a `docker save` archive or an OCI layout.
+    Load(image::load::LoadArgs),
+    /// List the images in the store.
+    Images(image::images::ImagesArgs),
+    /// Remove images.
+    Rmi(image::rmi::RmiArgs),
+    /// Manage the image store.
+    #[command(subcommand)]
+    Image(image::prune::ImageCommand),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -76,6 +86,10 @@ pub fn main() -> i32 {
         Command::Logs(args) => logs::logs(args),
         Command::Stop(args) => stop::stop(args),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Load(args) => image::load::load(args),
+        Command::Images(args) => image::images::images(args),
+        Command::Rmi(args) => image::rmi::rmi(args),
+        Command::Image(command) => image::prune::image(command),
         Command::Demo(args) => demo::demo(args),
         Command::Bench(args) => bench::bench(args),
     }

@@ -8,8 +8,11 @@ use krunbox::client::{Command, NO_TIMEOUT};
 use krunbox::vm::Error;
 use tokio::sync::mpsc;
 
+use krunbox::image::store::Image;
+
 use super::error::CliError;
 use super::exec::{PumpError, Pumped};
+use super::image::ImageError;
 use super::output::{WriteEnd, EXIT_BROKEN_PIPE};
 use super::report;
 use super::vm_args::VmArgs;
@@ -22,8 +25,12 @@ pub struct RunArgs {
     /// timeline on standard error when it ends.
     #[arg(long)]
     timings: bool,
-    /// The command to run in the guest, and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// With --image: replaces the image's Entrypoint ("" clears it).
+    #[arg(long, value_name = "PROGRAM", requires = "image")]
+    entrypoint: Option<String>,
+    /// The command to run in the guest, and its arguments (with --image:
+    /// they replace the image's Cmd, after its Entrypoint).
+    #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
 }
 
@@ -38,6 +45,7 @@ pub fn run(args: RunArgs) -> i32 {
         match exec_in_vm(args).await {
             Ok(code) => code,
             Err(RunError::Vm(e)) => report::fail(&e),
+            Err(RunError::Image(e)) => report::fail(&e),
             Err(RunError::Output(source)) => report::fail(&CliError::Output {
                 vm: "started by run".to_owned(),
                 source,
@@ -46,10 +54,17 @@ pub fn run(args: RunArgs) -> i32 {
     })
 }
 
-/// Why `run` failed: the VM, or writing its output here.
+/// Why `run` failed: the image, the VM, or writing its output here.
 enum RunError {
+    Image(ImageError),
     Vm(Error),
     Output(WriteEnd),
+}
+
+impl From<ImageError> for RunError {
+    fn from(e: ImageError) -> Self {
+        Self::Image(e)
+    }
 }
 
 impl From<Error> for RunError {
@@ -59,16 +74,13 @@ impl From<Error> for RunError {
 }
 
 async fn exec_in_vm(args: RunArgs) -> Result<i32, RunError> {
-    let vm = args.vm.config().boot().await?;
+    let boot = args.vm.boot()?;
+    let command = command(&args, boot.image.as_ref())?;
+    let vm = boot.config.boot().await?;
     let agent_error = |source| Error::Agent {
         source,
         log_tail: String::new(),
     };
-    let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let command = Command::new(program.clone())
-        .args(rest.iter().cloned())
-        .timeout(NO_TIMEOUT)
-        .stream_stdin();
     let session = vm
         .agent()
         .exec_streaming(&command)
@@ -97,6 +109,33 @@ async fn exec_in_vm(args: RunArgs) -> Result<i32, RunError> {
     }
     vm.shutdown(Duration::from_secs(30)).await?;
     Ok(code)
+}
+
+/// The command line (the image's Entrypoint and Cmd by docker's rules,
+/// with --image), run as the image's user.
+fn command(args: &RunArgs, image: Option<&Image>) -> Result<Command, ImageError> {
+    let (argv, user) = match image {
+        Some(image) => {
+            let entrypoint = args.entrypoint.clone().map(|e| match e.is_empty() {
+                true => Vec::new(),
+                false => vec![e],
+            });
+            let argv = image.config.command(entrypoint, args.command.clone());
+            (argv, super::image::user(image)?)
+        }
+        None => (args.command.clone(), None),
+    };
+    let Some((program, rest)) = argv.split_first() else {
+        return Err(ImageError::NoCommand);
+    };
+    let mut command = Command::new(program.clone())
+        .args(rest.iter().cloned())
+        .timeout(NO_TIMEOUT)
+        .stream_stdin();
+    if let Some((uid, gid)) = user {
+        command = command.uid(uid).gid(gid);
+    }
+    Ok(command)
 }
 
 /// This process's standard input, read on its own thread (it may block

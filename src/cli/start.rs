@@ -8,7 +8,7 @@ use krunbox::client::ClientConfig;
 use krunbox::state::{NamedVm, StateDir, VmName};
 
 use super::report;
-use super::vm_args::VmArgs;
+use super::vm_args::{Boot, VmArgs};
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
@@ -23,22 +23,26 @@ pub struct StartArgs {
 }
 
 pub fn start(args: StartArgs) -> i32 {
+    let boot = match args.vm.boot() {
+        Ok(boot) => boot,
+        Err(e) => return report::fail(&e),
+    };
     report::block_on(async move {
-        match run(args).await {
+        match run(args, boot).await {
             Ok(()) => 0,
             Err(e) => report::fail(&e),
         }
     })
 }
 
-async fn run(args: StartArgs) -> Result<(), krunbox::state::Error> {
+async fn run(args: StartArgs, boot: Boot) -> Result<(), krunbox::state::Error> {
     let name: VmName = args.name.parse()?;
     let state = StateDir::open()?;
     let client = ClientConfig {
         hello_timeout: Duration::from_secs(args.ready_timeout),
         ..ClientConfig::default()
     };
-    let vm = NamedVm::start(&state, &name, &args.vm.config(), client).await?;
+    let vm = NamedVm::start(&state, &name, &boot.config, client).await?;
     let ready = vm
         .record()
         .ready_ms

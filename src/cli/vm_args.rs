@@ -4,16 +4,25 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use krunbox::image::store::Image;
 use krunbox::runner::NetMode;
 use krunbox::vm::{PublishedPort, Rlimit, VmConfig, Volume};
+
+use super::image::ImageError;
 
 /// How to boot a VM: root filesystem, resources, environment, network,
 /// volumes.
 #[derive(Debug, Args)]
 pub struct VmArgs {
-    /// Host directory to use as the guest's root filesystem.
-    #[arg(long, value_name = "DIR")]
-    pub rootfs: PathBuf,
+    /// Host directory to use as the guest's root filesystem (the guest
+    /// writes to it).
+    #[arg(long, value_name = "DIR", required_unless_present = "image")]
+    pub rootfs: Option<PathBuf>,
+    /// Boot from an image in the store (`krunbox load`, `krunbox images`):
+    /// its tree read-only under a writable layer of this VM's own, and its
+    /// Env, WorkingDir, Entrypoint, Cmd and User as the defaults.
+    #[arg(long, value_name = "IMAGE", conflicts_with = "rootfs")]
+    pub image: Option<String>,
     /// Number of vCPUs.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub cpus: u8,
@@ -62,10 +71,37 @@ pub enum Net {
     Tsi,
 }
 
+/// What a VM boots from: the library configuration, and the image it
+/// came from, if any.
+pub struct Boot {
+    /// The configuration.
+    pub config: VmConfig,
+    /// The image, with `--image`.
+    pub image: Option<Image>,
+}
+
 impl VmArgs {
-    /// The library configuration these options describe.
-    pub fn config(&self) -> VmConfig {
-        let mut config = VmConfig::new(&self.rootfs)
+    /// The image (looked up in the store) and the library configuration
+    /// these options describe.
+    pub fn boot(&self) -> Result<Boot, ImageError> {
+        let image = match &self.image {
+            Some(reference) => Some(super::image::find(reference)?),
+            None => None,
+        };
+        let base = match (&image, &self.rootfs) {
+            (Some(image), _) => VmConfig::from_image(&image.root, &image.config),
+            (None, Some(rootfs)) => VmConfig::new(rootfs),
+            (None, None) => unreachable!("clap requires --rootfs or --image"),
+        };
+        Ok(Boot {
+            config: self.configure(base),
+            image,
+        })
+    }
+
+    /// `base` with these options applied over it.
+    fn configure(&self, base: VmConfig) -> VmConfig {
+        let mut config = base
             .cpus(self.cpus)
             .memory_mib(self.memory_mib)
             .log_level(self.log_level)

@@ -154,10 +154,15 @@ impl VmConfig {
         self
     }
 
-    /// Adds an environment variable for the guest workload. The host's
-    /// environment is never passed on.
+    /// Sets an environment variable for the guest workload (a key set
+    /// before gets the new value). The host's environment is never passed
+    /// on.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((key.into(), value.into()));
+        let (key, value) = (key.into(), value.into());
+        match self.env.iter_mut().find(|(k, _)| *k == key) {
+            Some(pair) => pair.1 = value,
+            None => self.env.push((key, value)),
+        }
         self
     }
 

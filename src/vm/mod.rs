@@ -5,6 +5,7 @@
 
 mod config;
 mod error;
+mod image;
 mod machine;
 mod oneshot;
 mod publish;

@@ -8,15 +8,23 @@ use std::path::Path;
 use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{chain, check, text};
+use crate::image_archive::{self, Layer};
 use crate::lab_faults::trial;
+use crate::named_cases::State;
 use crate::support::{rootfs, vm};
 
 /// The image-root cases, by name.
 pub fn all() -> Vec<Trial> {
-    vec![trial(
-        "images::overlay_roots_keep_writes_apart_and_the_tree_unchanged",
-        overlay_roots_keep_writes_apart_and_the_tree_unchanged,
-    )]
+    vec![
+        trial(
+            "images::overlay_roots_keep_writes_apart_and_the_tree_unchanged",
+            overlay_roots_keep_writes_apart_and_the_tree_unchanged,
+        ),
+        trial(
+            "images::a_loaded_archive_runs_with_its_config",
+            a_loaded_archive_runs_with_its_config,
+        ),
+    ]
 }
 
 /// Writes to `/etc`, `/` and the workdir in two VMs one after the other
@@ -66,4 +74,107 @@ fn listing(tree: &Path) -> Result<Vec<(String, u64)>, Failed> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The image the CLI cases load: the test rootfs as its base layer, and
+/// a second layer that adds accounts and a file and whites one out.
+fn build_archive(out: &Path) {
+    let top = Layer::new()
+        .file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n",
+            0o644,
+        )
+        .file("etc/group", b"root:x:0:\napp:x:1001:\n", 0o644)
+        .file("etc/greeting", b"from the second layer\n", 0o644)
+        .whiteout("etc/hostname");
+    image_archive::write(
+        out,
+        "kbtest:1",
+        vec![Layer::new().tree(&rootfs()), top],
+        serde_json::json!({
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["echo $GREETING; pwd; id -u; id -g; test -e /etc/hostname && echo whiteout ignored; cat /etc/greeting"],
+            "Env": ["GREETING=hello from the image", "PATH=/bin:/sbin"],
+            "WorkingDir": "/work",
+            "User": "app",
+        }),
+    );
+}
+
+/// `krunbox load` of a `docker save` archive, then `krunbox run --image`
+/// with the image's Entrypoint, Cmd, Env, WorkingDir and User, and with
+/// each overridden; the unpacked tree is unchanged afterwards.
+fn a_loaded_archive_runs_with_its_config() -> Result<(), Failed> {
+    let state = State::new()?;
+    let scratch = tempfile::tempdir()?;
+    let archive = scratch.path().join("image.tar");
+    build_archive(&archive);
+    let store = scratch.path().join("store");
+    let krunbox = |args: &[&str]| {
+        let mut cmd = state.krunbox();
+        cmd.env("KRUNBOX_IMAGE_STORE", &store).args(args);
+        cmd.output().map_err(chain)
+    };
+    let out = krunbox(&["load", "-i", archive.to_str().unwrap()])?;
+    expect(&out, "Loaded image: docker.io/library/kbtest:1\n")?;
+    let out = krunbox(&["images", "-q"])?;
+    check(out.status.success(), || said(&out))?;
+    let id = text(&out.stdout).trim().to_owned();
+    let tree = store.join("roots").join(krunbox_image_hex(&store, &id)?);
+    let before = listing(&tree)?;
+
+    let out = krunbox(&["run", "--mem", "256", "--image", "kbtest:1"])?;
+    expect(
+        &out,
+        "hello from the image\n/work\n1000\n1001\nfrom the second layer\n",
+    )?;
+    let out = krunbox(&[
+        "run",
+        "--mem",
+        "256",
+        "--image",
+        &id,
+        "-e",
+        "GREETING=overridden",
+        "-w",
+        "/tmp",
+        "--entrypoint",
+        "/bin/sh",
+        "--",
+        "-c",
+        "echo $GREETING in $(pwd) as $(id -u)",
+    ])?;
+    expect(&out, "overridden in /tmp as 1000\n")?;
+    let after = listing(&tree)?;
+    check(before == after, || {
+        format!("the image tree changed: before {before:?}, after {after:?}")
+    })
+}
+
+/// The root directory name of the image whose short ID is `id`.
+fn krunbox_image_hex(store: &Path, id: &str) -> Result<String, Failed> {
+    for entry in std::fs::read_dir(store.join("roots"))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with(id) && !name.ends_with(".json") {
+            return Ok(name);
+        }
+    }
+    Err(format!("no root for image {id} in the store").into())
+}
+
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}, stdout {:?}, stderr {:?}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// `out` succeeded and printed exactly `stdout`.
+fn expect(out: &std::process::Output, stdout: &str) -> Result<(), Failed> {
+    check(out.status.success() && text(&out.stdout) == stdout, || {
+        format!("wanted stdout {stdout:?}; got {}", said(out))
+    })
 }

@@ -18,6 +18,7 @@ mod bench_cases;
 mod cases;
 mod fault_cases;
 mod fault_support;
+mod image_archive;
 mod image_cases;
 mod lab_boots;
 mod lab_faults;

@@ -1,0 +1,94 @@
+//! The image commands (`krunbox load`, `images`, `rmi`, `image prune`),
+//! one file each, and how `--image` finds an image for `run` and `start`.
+
+pub mod images;
+pub mod load;
+pub mod prune;
+pub mod rmi;
+
+use std::path::PathBuf;
+
+use krunbox::image::config::ConfigError;
+use krunbox::image::store::{Image, Store, StoreError};
+
+use super::report::Advised;
+
+/// An image command that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The store failed (or has no such image).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The image's user cannot be resolved in it.
+    #[error("image {image}")]
+    User {
+        /// The image.
+        image: String,
+        /// Why.
+        #[source]
+        source: ConfigError,
+    },
+    /// The archive file cannot be opened.
+    #[error("cannot open {}", path.display())]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `run` without a command, and no image command to fall back on.
+    #[error("no command to run: the image has no Entrypoint or Cmd, and none was given")]
+    NoCommand,
+    /// `load` without `-i` and with a terminal on standard input.
+    #[error("no archive given and standard input is a terminal")]
+    StdinIsATerminal,
+}
+
+impl Advised for ImageError {
+    fn advice(&self) -> Option<String> {
+        match self {
+            Self::Store(StoreError::NotFound { .. }) => Some(
+                "`krunbox images` lists the images here; `krunbox load -i FILE` adds one \
+                 (`docker save IMAGE > FILE` makes FILE)"
+                    .into(),
+            ),
+            Self::NoCommand => Some("give the command after --: krunbox run … -- CMD ARGS".into()),
+            Self::StdinIsATerminal => Some(
+                "give the archive with -i FILE, or pipe it in: docker save IMAGE | krunbox load"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The per-user image store.
+pub fn store() -> Result<Store, ImageError> {
+    Ok(Store::open_default()?)
+}
+
+/// The image `reference` names in the store.
+pub fn find(reference: &str) -> Result<Image, ImageError> {
+    Ok(store()?.get(reference)?)
+}
+
+/// The image's user as `(uid, gid)`, resolved in its tree.
+pub fn user(image: &Image) -> Result<Option<(u32, u32)>, ImageError> {
+    image
+        .config
+        .resolve_user(&image.root)
+        .map_err(|source| ImageError::User {
+            image: display_name(image),
+            source,
+        })
+}
+
+/// The image's first name, or its ID.
+pub fn display_name(image: &Image) -> String {
+    image
+        .names
+        .first()
+        .cloned()
+        .unwrap_or_else(|| image.manifest_digest.to_string())
+}
