@@ -81,13 +81,27 @@ pub fn command(req: &ExecRequest) -> Result<Command, ExecError> {
         }
         cmd.current_dir(cwd);
     }
-    if let Some(gid) = req.gid {
+    let (uid, gid) = match (req.uid, req.gid, DEFAULT_USER.get()) {
+        (None, None, Some(&(uid, gid))) => (Some(uid), Some(gid)),
+        (uid, gid, _) => (uid, gid),
+    };
+    if let Some(gid) = gid {
         cmd.gid(gid);
     }
-    if let Some(uid) = req.uid {
+    if let Some(uid) = uid {
         cmd.uid(uid);
     }
     Ok(cmd)
+}
+
+/// The user of requests that name none (`--user`: an image's `User`).
+static DEFAULT_USER: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+
+/// Sets the user of requests that name none; once, at startup.
+pub fn set_default_user(user: Option<(u32, u32)>) {
+    if let Some(user) = user {
+        let _ = DEFAULT_USER.set(user);
+    }
 }
 
 fn send(writer: &FrameWriter, frame: &Frame) -> Result<(), ExecError> {

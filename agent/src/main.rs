@@ -305,8 +305,9 @@ fn main() -> ExitCode {
         return ExitCode::from(volumes::SETUP_FAILED_EXIT as u8);
     }
     if let Some(argv) = &setup.exec {
-        volumes::exec(argv);
+        volumes::exec(argv, setup.user);
     }
+    exec::set_default_user(setup.user);
     let options = match parse_args(args.into_iter()) {
         Ok(options) => options,
         Err(msg) => {

@@ -44,6 +44,9 @@ pub struct GuestSetup {
     pub root: Option<String>,
     /// Shares to mount, in order.
     pub mounts: Vec<Mount>,
+    /// The user every command runs as unless its request names one
+    /// (an image's `User`).
+    pub user: Option<(u32, u32)>,
     /// Directory to change to after mounting (a workdir may be inside a
     /// volume, which did not exist when init changed to it).
     pub chdir: Option<PathBuf>,
@@ -113,6 +116,10 @@ pub fn split_args(args: Vec<String>) -> Result<(GuestSetup, Vec<String>), String
                 let tag = args.next().ok_or("--root needs a share tag".to_owned())?;
                 setup.root = Some(tag);
             }
+            "--user" => {
+                let spec = args.next().ok_or("--user needs UID:GID".to_owned())?;
+                setup.user = Some(parse_user(&spec)?);
+            }
             "--chdir" => {
                 let dir = args.next().ok_or("--chdir needs a directory".to_owned())?;
                 setup.chdir = Some(dir.into());
@@ -128,6 +135,16 @@ pub fn split_args(args: Vec<String>) -> Result<(GuestSetup, Vec<String>), String
         }
     }
     Ok((setup, rest))
+}
+
+/// `UID:GID`, both numbers.
+fn parse_user(spec: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("--user wants UID:GID, not {spec:?}");
+    let (uid, gid) = spec.split_once(':').ok_or_else(bad)?;
+    Ok((
+        uid.parse().map_err(|_| bad())?,
+        gid.parse().map_err(|_| bad())?,
+    ))
 }
 
 impl GuestSetup {
@@ -175,9 +192,22 @@ impl GuestSetup {
     }
 }
 
-/// Becomes `argv` (found on `PATH`), as libkrun's init would have: on
-/// failure it says why and exits with 127 (not found) or 126.
-pub fn exec(argv: &[String]) -> ! {
+/// Becomes `argv` (found on `PATH`) as `user`, if given, as libkrun's
+/// init would have: on failure it says why and exits with 127 (not found)
+/// or 126.
+pub fn exec(argv: &[String], user: Option<(u32, u32)>) -> ! {
+    if let Some((uid, gid)) = user {
+        let switched = nix::unistd::setgroups(&[])
+            .and_then(|()| nix::unistd::setgid(gid.into()))
+            .and_then(|()| nix::unistd::setuid(uid.into()));
+        if let Err(errno) = switched {
+            eprintln!(
+                "krunbox-agent: cannot become user {uid}:{gid}: {}",
+                errno.desc()
+            );
+            std::process::exit(SETUP_FAILED_EXIT);
+        }
+    }
     let result = argv
         .iter()
         .map(|a| CString::new(a.as_str()))
@@ -237,11 +267,13 @@ mod tests {
     #[test]
     fn exec_takes_the_rest_even_lookalikes() {
         let (setup, rest) = split_args(strings(&[
-            "--root", "img", "--chdir", "/w", "--exec", "sh", "-c", "echo", "--mount",
+            "--root", "img", "--user", "1000:100", "--chdir", "/w", "--exec", "sh", "-c", "echo",
+            "--mount",
         ]))
         .unwrap();
         assert!(rest.is_empty());
         assert_eq!(setup.root.as_deref(), Some("img"));
+        assert_eq!(setup.user, Some((1000, 100)));
         assert_eq!(setup.chdir, Some(PathBuf::from("/w")));
         assert_eq!(setup.exec, Some(strings(&["sh", "-c", "echo", "--mount"])));
     }
@@ -252,5 +284,7 @@ mod tests {
         assert!(split_args(strings(&["--mount", "v0", "/d", "rx"])).is_err());
         assert!(split_args(strings(&["--mount", "v0", "rel", "rw"])).is_err());
         assert!(split_args(strings(&["--exec"])).is_err());
+        assert!(split_args(strings(&["--user", "app"])).is_err());
+        assert!(split_args(strings(&["--user", "1:x"])).is_err());
     }
 }

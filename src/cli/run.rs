@@ -111,31 +111,26 @@ async fn exec_in_vm(args: RunArgs) -> Result<i32, RunError> {
     Ok(code)
 }
 
-/// The command line (the image's Entrypoint and Cmd by docker's rules,
-/// with --image), run as the image's user.
+/// The command line: with --image, the image's Entrypoint and Cmd by
+/// docker's rules (its User is the VM's default).
 fn command(args: &RunArgs, image: Option<&Image>) -> Result<Command, ImageError> {
-    let (argv, user) = match image {
+    let argv = match image {
         Some(image) => {
             let entrypoint = args.entrypoint.clone().map(|e| match e.is_empty() {
                 true => Vec::new(),
                 false => vec![e],
             });
-            let argv = image.config.command(entrypoint, args.command.clone());
-            (argv, super::image::user(image)?)
+            image.config.command(entrypoint, args.command.clone())
         }
-        None => (args.command.clone(), None),
+        None => args.command.clone(),
     };
     let Some((program, rest)) = argv.split_first() else {
         return Err(ImageError::NoCommand);
     };
-    let mut command = Command::new(program.clone())
+    Ok(Command::new(program.clone())
         .args(rest.iter().cloned())
         .timeout(NO_TIMEOUT)
-        .stream_stdin();
-    if let Some((uid, gid)) = user {
-        command = command.uid(uid).gid(gid);
-    }
-    Ok(command)
+        .stream_stdin())
 }
 
 /// This process's standard input, read on its own thread (it may block

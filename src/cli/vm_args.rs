@@ -89,7 +89,10 @@ impl VmArgs {
             None => None,
         };
         let base = match (&image, &self.rootfs) {
-            (Some(image), _) => VmConfig::from_image(&image.root, &image.config),
+            (Some(image), _) => VmConfig::from_image(image).map_err(|source| ImageError::User {
+                image: super::image::display_name(image),
+                source,
+            })?,
             (None, Some(rootfs)) => VmConfig::new(rootfs),
             (None, None) => unreachable!("clap requires --rootfs or --image"),
         };

@@ -47,6 +47,7 @@ pub struct VmConfig {
     pub(crate) runner: RunnerProgram,
     pub(crate) log_level: u32,
     pub(crate) overlay_root: bool,
+    pub(crate) user: Option<(u32, u32)>,
 }
 
 /// A configuration that cannot boot, found before anything started.
@@ -139,6 +140,7 @@ impl VmConfig {
             runner: RunnerProgram::Auto,
             log_level: 0,
             overlay_root: false,
+            user: None,
         }
     }
 
@@ -328,8 +330,13 @@ impl VmConfig {
     ) -> Result<RunnerConfig, ConfigError> {
         let env = self.env_strings();
         let root_share = self.overlay_root.then_some(super::root::ROOT_SHARE_TAG);
-        let workload =
-            volume::mounting(root_share, &self.volumes, self.workdir.as_deref(), workload);
+        let workload = volume::mounting(
+            root_share,
+            self.user,
+            &self.volumes,
+            self.workdir.as_deref(),
+            workload,
+        );
         let rlimits: Vec<String> = self.rlimits.iter().map(|l| l.to_libkrun()).collect();
         let (program, args) = match &workload {
             Workload::Exec { program, args } => (program.as_str(), args.as_slice()),

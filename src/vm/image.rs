@@ -2,11 +2,30 @@
 //! read-only root under a writable layer, its config as the defaults, the
 //! way `docker run` applies them.
 
-use krunbox_image::config::RunConfig;
+use krunbox_image::config::{ConfigError, RunConfig};
+use krunbox_image::Image;
 
 use super::VmConfig;
 
 impl VmConfig {
+    /// A VM booting from `image` (see [`VmConfig::from_image_tree`]), with
+    /// the image's `User`, resolved in its tree, as the default user of
+    /// the command and of every exec.
+    pub fn from_image(image: &Image) -> Result<Self, ConfigError> {
+        let vm = Self::from_image_tree(&image.root, &image.config);
+        Ok(match image.config.resolve_user(&image.root)? {
+            Some((uid, gid)) => vm.user(uid, gid),
+            None => vm,
+        })
+    }
+
+    /// The user the workload and every exec that names none run as
+    /// (default: root).
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+
     /// A VM booting from the image tree `root` with the run config
     /// `config`: the tree is shared read-only under a writable layer in
     /// guest memory ([`VmConfig::overlay_root`]), so any number of VMs boot
@@ -15,8 +34,8 @@ impl VmConfig {
     /// directory. Options set afterwards override them.
     ///
     /// The command is the caller's: [`RunConfig::command`] applies the
-    /// image's `Entrypoint` and `Cmd`, [`RunConfig::resolve_user`] its
-    /// `User`.
+    /// image's `Entrypoint` and `Cmd`; [`VmConfig::from_image`] also
+    /// applies its `User`.
     ///
     /// ```no_run
     /// use krunbox::image::Store;
@@ -25,12 +44,12 @@ impl VmConfig {
     /// let store = Store::open_default()?;
     /// let image = store.get("docker.io/library/debian:bookworm")?;
     /// let argv = image.config.command(None, vec!["cat".into(), "/etc/os-release".into()]);
-    /// let out = VmConfig::from_image(&image.root, &image.config)
+    /// let out = VmConfig::from_image(&image)?
     ///     .command(argv)
     ///     .output()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn from_image(root: impl Into<std::path::PathBuf>, config: &RunConfig) -> Self {
+    pub fn from_image_tree(root: impl Into<std::path::PathBuf>, config: &RunConfig) -> Self {
         let mut vm = VmConfig::new(root).overlay_root(true);
         for pair in &config.env {
             if let Some((key, value)) = pair.split_once('=') {
@@ -55,7 +74,7 @@ mod tests {
             working_dir: Some("/app".into()),
             ..RunConfig::default()
         };
-        let vm = VmConfig::from_image("/images/x", &config).env("A", "2");
+        let vm = VmConfig::from_image_tree("/images/x", &config).env("A", "2");
         assert!(vm.has_overlay_root());
         let env = vm.env_strings();
         assert!(env.contains(&"PATH=/opt/bin:/bin".to_owned()), "{env:?}");

@@ -139,18 +139,20 @@ impl FromStr for Volume {
 }
 
 /// `workload`, wrapped so that the agent first enters the read-only root
-/// shared as `root_share` (`--root TAG`), if any, and mounts `volumes`: the
+/// shared as `root_share` (`--root TAG`), if any, takes `user` as the
+/// default of every command (`--user UID:GID`), and mounts `volumes`: the
 /// agent's own arguments get `--mount`s and `--chdir WORKDIR` (its execs
 /// then start there); a command becomes
 /// `agent --mount … [--chdir WORKDIR] --exec PROGRAM ARGS…` (a workdir
 /// inside a volume exists only once it is mounted).
 pub(crate) fn mounting(
     root_share: Option<&str>,
+    user: Option<(u32, u32)>,
     volumes: &[Volume],
     workdir: Option<&str>,
     workload: Workload,
 ) -> Workload {
-    if volumes.is_empty() && root_share.is_none() {
+    if volumes.is_empty() && root_share.is_none() && user.is_none() {
         return workload;
     }
     let mut args: Vec<String> = root_share
@@ -158,6 +160,9 @@ pub(crate) fn mounting(
         .into_iter()
         .flatten()
         .collect();
+    if let Some((uid, gid)) = user {
+        args.extend(["--user".to_owned(), format!("{uid}:{gid}")]);
+    }
     args.extend(
         volumes
             .iter()

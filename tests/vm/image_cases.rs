@@ -24,6 +24,10 @@ pub fn all() -> Vec<Trial> {
             "images::a_loaded_archive_runs_with_its_config",
             a_loaded_archive_runs_with_its_config,
         ),
+        trial(
+            "images::a_named_vm_from_an_image_takes_exec_and_cp",
+            a_named_vm_from_an_image_takes_exec_and_cp,
+        ),
     ]
 }
 
@@ -107,21 +111,17 @@ fn build_archive(out: &Path) {
 /// each overridden; the unpacked tree is unchanged afterwards.
 fn a_loaded_archive_runs_with_its_config() -> Result<(), Failed> {
     let state = State::new()?;
-    let scratch = tempfile::tempdir()?;
-    let archive = scratch.path().join("image.tar");
-    build_archive(&archive);
-    let store = scratch.path().join("store");
-    let krunbox = |args: &[&str]| {
-        let mut cmd = state.krunbox();
-        cmd.env("KRUNBOX_IMAGE_STORE", &store).args(args);
-        cmd.output().map_err(chain)
-    };
-    let out = krunbox(&["load", "-i", archive.to_str().unwrap()])?;
+    let images = Loaded::new()?;
+    let krunbox = |args: &[&str]| images.krunbox(&state, args);
+    let out = krunbox(&["load", "-i", images.archive.to_str().unwrap()])?;
     expect(&out, "Loaded image: docker.io/library/kbtest:1\n")?;
     let out = krunbox(&["images", "-q"])?;
     check(out.status.success(), || said(&out))?;
     let id = text(&out.stdout).trim().to_owned();
-    let tree = store.join("roots").join(krunbox_image_hex(&store, &id)?);
+    let tree = images
+        .store
+        .join("roots")
+        .join(krunbox_image_hex(&images.store, &id)?);
     let before = listing(&tree)?;
 
     let out = krunbox(&["run", "--mem", "256", "--image", "kbtest:1"])?;
@@ -150,6 +150,78 @@ fn a_loaded_archive_runs_with_its_config() -> Result<(), Failed> {
     check(before == after, || {
         format!("the image tree changed: before {before:?}, after {after:?}")
     })
+}
+
+/// A scratch image store and the test image's archive.
+struct Loaded {
+    _scratch: tempfile::TempDir,
+    archive: std::path::PathBuf,
+    store: std::path::PathBuf,
+}
+
+impl Loaded {
+    fn new() -> Result<Self, Failed> {
+        let scratch = tempfile::tempdir()?;
+        let archive = scratch.path().join("image.tar");
+        build_archive(&archive);
+        Ok(Self {
+            store: scratch.path().join("store"),
+            archive,
+            _scratch: scratch,
+        })
+    }
+
+    /// `krunbox ARGS…` with this store.
+    fn krunbox(&self, state: &State, args: &[&str]) -> Result<std::process::Output, Failed> {
+        let mut cmd = state.krunbox();
+        cmd.env("KRUNBOX_IMAGE_STORE", &self.store).args(args);
+        cmd.output().map_err(chain)
+    }
+}
+
+/// A named VM started from an image: every exec gets the image's user,
+/// environment and working directory unless it names its own; `cp` works
+/// both ways; `stop` ends it.
+fn a_named_vm_from_an_image_takes_exec_and_cp() -> Result<(), Failed> {
+    let state = State::new()?;
+    let images = Loaded::new()?;
+    let krunbox = |args: &[&str]| images.krunbox(&state, args);
+    let out = krunbox(&["load", "-q", "-i", images.archive.to_str().unwrap()])?;
+    check(out.status.success(), || said(&out))?;
+    let out = krunbox(&[
+        "start", "--name", "imgvm", "--mem", "256", "--image", "kbtest:1",
+    ])?;
+    check(out.status.success(), || said(&out))?;
+    let result = (|| {
+        let out = krunbox(&[
+            "exec",
+            "imgvm",
+            "--",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $GREETING",
+        ])?;
+        expect(&out, "1000\n/work\nhello from the image\n")?;
+        let out = krunbox(&["exec", "-u", "0", "imgvm", "--", "id", "-u"])?;
+        expect(&out, "0\n")?;
+        let host = tempfile::tempdir()?;
+        let sent = host.path().join("sent.txt");
+        std::fs::write(&sent, "to the guest\n")?;
+        let out = krunbox(&["cp", sent.to_str().unwrap(), "imgvm:/work/sent.txt"])?;
+        check(out.status.success(), || said(&out))?;
+        let out = krunbox(&["exec", "imgvm", "--", "cat", "/work/sent.txt"])?;
+        expect(&out, "to the guest\n")?;
+        let back = host.path().join("greeting");
+        let out = krunbox(&["cp", "imgvm:/etc/greeting", back.to_str().unwrap()])?;
+        check(out.status.success(), || said(&out))?;
+        let got = std::fs::read_to_string(&back)?;
+        check(got == "from the second layer\n", || {
+            format!("copied out {got:?}")
+        })
+    })();
+    let out = krunbox(&["stop", "imgvm"])?;
+    result?;
+    check(out.status.success(), || said(&out))
 }
 
 /// The root directory name of the image whose short ID is `id`.

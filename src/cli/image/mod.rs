@@ -73,17 +73,6 @@ pub fn find(reference: &str) -> Result<Image, ImageError> {
     Ok(store()?.get(reference)?)
 }
 
-/// The image's user as `(uid, gid)`, resolved in its tree.
-pub fn user(image: &Image) -> Result<Option<(u32, u32)>, ImageError> {
-    image
-        .config
-        .resolve_user(&image.root)
-        .map_err(|source| ImageError::User {
-            image: display_name(image),
-            source,
-        })
-}
-
 /// The image's first name, or its ID.
 pub fn display_name(image: &Image) -> String {
     image
