@@ -27,6 +27,10 @@ pub fn all() -> Vec<Trial> {
             "cli::bench_boot_json_has_samples_and_timeline",
             bench_boot_json_has_samples_and_timeline,
         ),
+        trial(
+            "cli::bench_image_compares_with_rootfs",
+            bench_image_compares_with_rootfs,
+        ),
     ]
 }
 
@@ -148,5 +152,45 @@ fn bench_boot_json_has_samples_and_timeline() -> Result<(), Failed> {
     check(
         phase("configured_ms")? <= entered && entered < ready && ready < first,
         || format!("phases out of order: {t}"),
+    )
+}
+
+/// `bench --cases image`: image-style and `--rootfs` boots of one tree,
+/// both to the first exec and to `krun_start_enter`, and their ratios.
+fn bench_image_compares_with_rootfs() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let json = dir.path().join("bench.json");
+    let out = cli()
+        .args(["bench", "--cases", "image", "--runs", "1", "--warmup", "0"])
+        .arg("--rootfs")
+        .arg(rootfs())
+        .arg("--json")
+        .arg(&json)
+        .output()?;
+    check(out.status.success(), || described(&out))?;
+    let doc: Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+    let ids: Vec<&str> = doc["figures"]
+        .as_array()
+        .ok_or("no figures")?
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    let expected = [
+        "image.overlay_first_exec",
+        "image.rootfs_first_exec",
+        "image.overlay_host_work",
+        "image.rootfs_host_work",
+    ];
+    check(ids == expected, || format!("figures {ids:?}"))?;
+    let comparisons: Vec<&str> = doc["comparisons"]
+        .as_array()
+        .ok_or("no comparisons")?
+        .iter()
+        .filter(|c| c["ratio"].as_f64().is_some_and(|r| r > 0.0))
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    check(
+        comparisons == ["image_boot_vs_rootfs", "image_host_work_vs_rootfs"],
+        || format!("comparisons {comparisons:?} in {doc}"),
     )
 }

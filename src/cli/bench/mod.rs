@@ -9,6 +9,7 @@
 mod copy;
 mod error;
 mod host;
+mod image;
 mod output;
 mod provision;
 mod stats;
@@ -68,15 +69,19 @@ pub enum Case {
     Copy,
     /// The agent as a host process: exec against a local fork/exec.
     HostExec,
+    /// Image-style boots (read-only tree, the VM's own layer) against
+    /// read-write boots of the same tree.
+    Image,
 }
 
 impl Case {
-    const ALL: [Case; 5] = [
+    const ALL: [Case; 6] = [
         Case::Boot,
         Case::Exec,
         Case::Provision,
         Case::Copy,
         Case::HostExec,
+        Case::Image,
     ];
 
     /// Whether the case boots VMs.
@@ -92,6 +97,7 @@ impl Case {
             Case::Provision => 2,
             Case::Copy => 4,
             Case::HostExec => 2 * host::SAMPLES_PER_RUN as u64,
+            Case::Image => image::SAMPLES_PER_RUN,
         }
     }
 
@@ -102,13 +108,14 @@ impl Case {
             Case::Provision => "provision",
             Case::Copy => "copy",
             Case::HostExec => "host-exec",
+            Case::Image => "image",
         }
     }
 }
 
 /// Every comparison `bench` can make; those whose figures were measured
 /// are reported.
-const COMPARISONS: [ComparisonSpec; 8] = [
+const COMPARISONS: [ComparisonSpec; 10] = [
     ComparisonSpec {
         id: "boot_vs_floor",
         label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
@@ -171,6 +178,26 @@ const COMPARISONS: [ComparisonSpec; 8] = [
         target: Some(Target {
             max_ratio: 1.3,
             text: Cow::Borrowed("exec round trip <= 1.3x a local fork/exec"),
+        }),
+    },
+    ComparisonSpec {
+        id: "image_boot_vs_rootfs",
+        label: "image-style boot to first exec / --rootfs boot of the same tree",
+        krunbox: image::OVERLAY_FIRST_EXEC,
+        baseline: image::ROOTFS_FIRST_EXEC,
+        target: Some(Target {
+            max_ratio: 1.05,
+            text: Cow::Borrowed("a cached image boots within 1.05x of --rootfs"),
+        }),
+    },
+    ComparisonSpec {
+        id: "image_host_work_vs_rootfs",
+        label: "image-style boot / --rootfs boot: host work before krun_start_enter",
+        krunbox: image::OVERLAY_ENTERED,
+        baseline: image::ROOTFS_ENTERED,
+        target: Some(Target {
+            max_ratio: 1.1,
+            text: Cow::Borrowed("no host work that grows with the image (<= 1.1x)"),
         }),
     },
     ComparisonSpec {
@@ -281,6 +308,7 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
             Case::Provision => provision::provision(&mut ctx).await?,
             Case::Copy => copy::copy(&mut ctx).await?,
             Case::HostExec => host::host_exec(&mut ctx).await?,
+            Case::Image => image::image(&mut ctx).await?,
         }
     }
     ctx.progress.finish_and_clear();
