@@ -34,6 +34,10 @@ const PACKAGES: [(Option<&str>, &[&str]); 3] = [
             "libclang-dev",
             "linux-image-amd64",
             "pkg-config",
+            // The image tests: a real registry on loopback (the CNCF
+            // distribution registry) with htpasswd basic auth.
+            "docker-registry",
+            "apache2-utils",
         ],
     ),
     (Some("bookworm-backports"), &["qemu-system-x86"]),
@@ -48,7 +52,7 @@ const SID_PIN_TEXT: &str = "Package: *\nPin: release n=sid\nPin-Priority: 100\n"
 /// Why setup could not finish.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SetupError {
-    #[error("this machine is not Debian {SUITE} ({found}); install qemu-system-x86 (10+), linux-image-amd64, busybox-static, cpio, libclang-dev, pkg-config and libkrunfw5 by hand")]
+    #[error("this machine is not Debian {SUITE} ({found}); install qemu-system-x86 (10+), linux-image-amd64, busybox-static, cpio, libclang-dev, pkg-config, docker-registry, apache2-utils and libkrunfw5 by hand")]
     NotBookworm { found: String },
     #[error("no `{SUITE}` entry with a URI in {DEBIAN_SOURCES} or {LEGACY_SOURCES}")]
     NoMirror,
