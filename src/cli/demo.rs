@@ -27,8 +27,11 @@ const READER: &str = "cd /tmp/krunbox-demo && head -1 prompt.md && \
 pub struct DemoArgs {
     /// Guest root directory. Default: $KRUNBOX_TEST_ROOTFS (set in the
     /// lab), else the busybox rootfs that `cargo xtask setup` builds.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
     rootfs: Option<PathBuf>,
+    /// Boot from an image in the store instead (`krunbox images`).
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
     /// Exec round trips to time after the first.
     #[arg(long, default_value_t = 10, value_name = "N")]
     execs: usize,
@@ -49,6 +52,8 @@ enum DemoError {
     },
     #[error(transparent)]
     Vm(#[from] krunbox::vm::Error),
+    #[error(transparent)]
+    Image(#[from] super::image::ImageError),
 }
 
 impl report::Advised for DemoError {
@@ -56,6 +61,7 @@ impl report::Advised for DemoError {
         match self {
             DemoError::Rootfs(e) => Some(e.advice().to_owned()),
             DemoError::Vm(e) => e.advice(),
+            DemoError::Image(e) => e.advice(),
             _ => None,
         }
     }
@@ -102,15 +108,31 @@ fn agent(op: &'static str) -> impl FnOnce(ClientError) -> DemoError {
 }
 
 async fn run(args: DemoArgs) -> Result<(), DemoError> {
-    let rootfs = super::rootfs::resolve(args.rootfs)?;
+    let (config, what) = match &args.image {
+        Some(reference) => {
+            let image = super::image::find(reference)?;
+            let config = VmConfig::from_image(&image).map_err(|source| {
+                super::image::ImageError::User {
+                    image: super::image::display_name(&image),
+                    source,
+                }
+            })?;
+            (config, format!("image {}", super::image::display_name(&image)))
+        }
+        None => {
+            let rootfs = super::rootfs::resolve(args.rootfs)?;
+            let what = format!("rootfs {}", rootfs.display());
+            (VmConfig::new(rootfs), what)
+        }
+    };
     let sample = Sample::create().map_err(DemoError::Sample)?;
     let plan = sample
         .plan(GUEST_DIR)
         .map_err(agent("planning the provisioning"))?;
-    println!("krunbox demo: rootfs {}", rootfs.display());
+    println!("krunbox demo: {what}");
 
     let start = Instant::now();
-    let vm = VmConfig::new(&rootfs).memory_mib(512).boot().await?;
+    let vm = config.memory_mib(512).boot().await?;
     let boot = start.elapsed();
     println!("== boot: agent ready {}", ms(boot));
 

@@ -146,6 +146,11 @@ fn a_loaded_archive_runs_with_its_config() -> Result<(), Failed> {
         "echo $GREETING in $(pwd) as $(id -u)",
     ])?;
     expect(&out, "overridden in /tmp as 1000\n")?;
+    let out = krunbox(&["demo", "--image", "kbtest:1", "--execs", "1"])?;
+    check(
+        out.status.success() && text(&out.stdout).contains("10 skills"),
+        || said(&out),
+    )?;
     let after = listing(&tree)?;
     check(before == after, || {
         format!("the image tree changed: before {before:?}, after {after:?}")
