@@ -119,12 +119,7 @@ fn bench_boot_json_has_samples_and_timeline() -> Result<(), Failed> {
         .output()?;
     check(out.status.success(), || described(&out))?;
     let doc: Value = serde_json::from_slice(&std::fs::read(&json)?)?;
-    let ids: Vec<&str> = doc["figures"]
-        .as_array()
-        .ok_or("no figures")?
-        .iter()
-        .filter_map(|f| f["id"].as_str())
-        .collect();
+    let ids = figure_ids(&doc)?;
     check(ids == ["boot.agent_ready", "boot.floor_true"], || {
         format!("figures {ids:?}")
     })?;
@@ -169,12 +164,7 @@ fn bench_image_compares_with_rootfs() -> Result<(), Failed> {
         .output()?;
     check(out.status.success(), || described(&out))?;
     let doc: Value = serde_json::from_slice(&std::fs::read(&json)?)?;
-    let ids: Vec<&str> = doc["figures"]
-        .as_array()
-        .ok_or("no figures")?
-        .iter()
-        .filter_map(|f| f["id"].as_str())
-        .collect();
+    let ids = figure_ids(&doc)?;
     let expected = [
         "image.overlay_first_exec",
         "image.rootfs_first_exec",
@@ -193,4 +183,14 @@ fn bench_image_compares_with_rootfs() -> Result<(), Failed> {
         comparisons == ["image_boot_vs_rootfs", "image_host_work_vs_rootfs"],
         || format!("comparisons {comparisons:?} in {doc}"),
     )
+}
+
+/// The ids of a `bench --json` report's figures, in order.
+fn figure_ids(doc: &Value) -> Result<Vec<&str>, Failed> {
+    Ok(doc["figures"]
+        .as_array()
+        .ok_or("no figures")?
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect())
 }

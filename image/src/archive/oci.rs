@@ -344,16 +344,10 @@ impl LayoutDir {
     /// blobs into `staging`.
     pub(crate) fn open(dir: &Path, staging: &Path) -> Result<Self, ArchiveError> {
         let path = dir.join("oci-layout");
-        let header = File::open(&path)
-            .and_then(read_limited)
-            .map_err(|source| ArchiveError::NotALayout {
-                path: path.clone(),
-                source,
-            })?
-            .ok_or_else(|| ArchiveError::TooLarge {
-                location: path.display().to_string(),
-                limit: MAX_JSON,
-            })?;
+        let header = read_json_file(&path, |path, source| ArchiveError::NotALayout {
+            path,
+            source,
+        })?;
         check_layout_header(&header, &path.display().to_string())?;
         Ok(Self {
             dir: dir.to_owned(),
@@ -399,17 +393,23 @@ impl LayoutDir {
     }
 
     fn read_file(&self, path: &Path) -> Result<Vec<u8>, ArchiveError> {
-        File::open(path)
-            .and_then(read_limited)
-            .map_err(|source| ArchiveError::ReadFile {
-                path: path.to_owned(),
-                source,
-            })?
-            .ok_or_else(|| ArchiveError::TooLarge {
-                location: path.display().to_string(),
-                limit: MAX_JSON,
-            })
+        read_json_file(path, |path, source| ArchiveError::ReadFile { path, source })
     }
+}
+
+/// A JSON file of the layout, at most [`MAX_JSON`] bytes; `unreadable`
+/// makes the error when it cannot be read.
+fn read_json_file(
+    path: &Path,
+    unreadable: impl FnOnce(PathBuf, io::Error) -> ArchiveError,
+) -> Result<Vec<u8>, ArchiveError> {
+    File::open(path)
+        .and_then(read_limited)
+        .map_err(|source| unreadable(path.to_owned(), source))?
+        .ok_or_else(|| ArchiveError::TooLarge {
+            location: path.display().to_string(),
+            limit: MAX_JSON,
+        })
 }
 
 /// Checks an `oci-layout` file's version.
