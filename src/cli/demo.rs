@@ -111,13 +111,15 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let (config, what) = match &args.image {
         Some(reference) => {
             let image = super::image::find(reference)?;
-            let config = VmConfig::from_image(&image).map_err(|source| {
-                super::image::ImageError::User {
+            let config =
+                VmConfig::from_image(&image).map_err(|source| super::image::ImageError::User {
                     image: super::image::display_name(&image),
                     source,
-                }
-            })?;
-            (config, format!("image {}", super::image::display_name(&image)))
+                })?;
+            (
+                config,
+                format!("image {}", super::image::display_name(&image)),
+            )
         }
         None => {
             let rootfs = super::rootfs::resolve(args.rootfs)?;
