@@ -72,15 +72,18 @@ fn files_through_symlinks_out_of_the_root_land_inside() {
             .symlink("abs", &sentinel)
             .symlink("rel", "../sentinel")
             .symlink("chain", "up/up/slash/rel")
-            .file("slash/pwned1", b"1", 0o644)
-            .file("up/pwned2", b"2", 0o644)
+            // Written through "/" and "../../.." *to the sentinel's own
+            // path*: an applier that followed them would hit the sentinel
+            // (and fail the test), never a file of the host.
+            .file(&format!("slash{sentinel}/pwned1"), b"1", 0o644)
+            .file(&format!("up{sentinel}/pwned2"), b"2", 0o644)
             .file("abs/secret", b"3", 0o644)
             .file("rel/victim", b"4", 0o644)
             .file("chain/sub/inner", b"5", 0o644)
             .dir("rel/sub/", 0o700),
     );
-    assert_eq!(sb.read("pwned1"), "1");
-    assert_eq!(sb.read("pwned2"), "2");
+    assert_eq!(sb.read(&format!("{}/pwned1", &sentinel[1..])), "1");
+    assert_eq!(sb.read(&format!("{}/pwned2", &sentinel[1..])), "2");
     assert_eq!(sb.read(&format!("{}/secret", &sentinel[1..])), "3");
     assert_eq!(sb.read("sentinel/victim"), "4");
     assert_eq!(sb.read("sentinel/sub/inner"), "5");
@@ -169,7 +172,7 @@ fn hard_links_through_symlinks_out_of_the_root_are_refused() {
         Layer::new()
             .symlink("abs", &sentinel)
             .symlink("rel", "../sentinel")
-            .symlink("up", "../../../../.."),
+            .symlink("up", &format!("../../../../..{sentinel}/..")),
     );
     for target in [
         "abs/secret",
@@ -201,7 +204,7 @@ fn whiteouts_through_symlinks_out_of_the_root_remove_nothing_outside() {
         Layer::new()
             .symlink("abs", &sentinel)
             .symlink("rel", "../sentinel")
-            .symlink("up", "../../../../..")
+            .symlink("up", &format!("../../../../..{sentinel}/.."))
             .symlink("outer", &parent),
     );
     sb.apply_ok(
@@ -214,8 +217,10 @@ fn whiteouts_through_symlinks_out_of_the_root_remove_nothing_outside() {
             .whiteout("rel/sub/.wh..wh..opq")
             .whiteout("up/.wh..wh..opq"),
     );
-    // The opaque whiteout at the root (through `up`) emptied the root.
-    assert_eq!(fs::read_dir(&sb.root).unwrap().count(), 0);
+    // `up` climbs to the sentinel's parent when followed naively (the
+    // test aims every escape at the sentinel, never at a host path);
+    // resolved inside the root it names nothing, so the links stay.
+    assert_eq!(fs::read_dir(&sb.root).unwrap().count(), 4);
     sb.assert_outside_untouched();
 }
 

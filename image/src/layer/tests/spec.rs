@@ -273,13 +273,13 @@ fn merged_usr_symlinks_are_followed_inside_the_root() {
                 "lib/x86_64-linux-gnu/libfoo.so",
                 "lib/x86_64-linux-gnu/libfoo.so.1",
             )
-            .file("bin/sh", b"sh", 0o755)
+            .file("bin/krunbox-layer-test", b"sh", 0o755)
             .file("lib64/ld.so", b"ld", 0o755)
             .whiteout("lib/.wh.old.so"),
     );
     assert_eq!(sb.read("usr/lib/x86_64-linux-gnu/libfoo.so.1"), "elf");
     assert_eq!(sb.meta("usr/lib/x86_64-linux-gnu/libfoo.so").nlink(), 2);
-    assert_eq!(sb.read("usr/bin/sh"), "sh");
+    assert_eq!(sb.read("usr/bin/krunbox-layer-test"), "sh");
     assert_eq!(sb.read("usr/lib/ld.so"), "ld");
     assert!(!sb.exists("usr/lib/old.so"));
     for link in ["lib", "bin", "lib64"] {
