@@ -13,15 +13,22 @@
 //!   OCI layout directory, every blob checked against its digest.
 //! - [`store`]: the content-addressed image store: blobs, unpacked roots
 //!   and names, safe for several processes at once.
+//! - [`registry`]: images pulled from an OCI distribution registry into
+//!   the store ([`Store::pull`]), every blob checked as it streams.
+//! - [`platform`](mod@platform): which image of a multi-platform index is wanted.
 
 pub mod archive;
 pub mod config;
 pub mod digest;
 pub mod layer;
+pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod store;
 
 pub use config::RunConfig;
 pub use digest::Digest;
+pub use platform::Platform;
 pub use reference::Reference;
+pub use registry::{PullOptions, RegistryError};
 pub use store::{Image, Store, StoreError};

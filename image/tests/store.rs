@@ -11,25 +11,12 @@ use std::path::Path;
 use krunbox_image::archive::ArchiveError;
 use krunbox_image::digest::Digest;
 use krunbox_image::store::{Store, StoreError};
-use support::{dir_entries, roots_entries, tar_owned, TestImage};
+use support::{assert_nothing_loaded, dir_entries, roots_entries, tar_owned, TestImage};
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
     (dir, store)
-}
-
-/// Nothing of a load is visible: no root, record, blob or name, and no
-/// staging directory left.
-fn assert_nothing_loaded(store: &Store) {
-    assert!(roots_entries(store.dir()).is_empty());
-    assert!(dir_entries(&store.dir().join("blobs/sha256")).is_empty());
-    assert!(dir_entries(&store.dir().join("tmp")).is_empty());
-    assert!(store.list().unwrap().is_empty());
-    if let Ok(names) = fs::read(store.dir().join("names.json")) {
-        let names: serde_json::Value = serde_json::from_slice(&names).unwrap();
-        assert_eq!(names["names"], serde_json::json!({}));
-    }
 }
 
 #[test]

@@ -10,13 +10,15 @@ use oci_spec::image::{
 };
 use serde::Deserialize;
 
-use super::oci::{self, check_layout_header, diff_ids, Selected};
+use super::index::{self, Selected};
+use super::oci::{self, check_layout_header, diff_ids};
 use super::{
-    copy_split, parse_json, read_limited, ArchiveError, BlobSource, CopyError, PendingImage,
-    PendingLayer, StagedBlob, MAX_JSON,
+    copy_split, parse_json, read_staged, ArchiveError, BlobSource, CopyError, PendingImage,
+    PendingLayer, StagedBlob, StagedBlobs,
 };
 use crate::digest::{is_sha256_hex, Digest, DigestWriter};
 use crate::layer::{decompressed, Compression};
+use crate::platform::Platform;
 use crate::reference::Reference;
 
 /// Most symbolic or hard links followed to find a member.
@@ -31,7 +33,7 @@ pub(crate) struct DockerArchive {
     /// normalized targets (legacy archives link shared layers).
     links: HashMap<String, String>,
     /// Regular members by digest.
-    by_digest: HashMap<Digest, StagedBlob>,
+    by_digest: StagedBlobs,
 }
 
 /// One entry of a `manifest.json`.
@@ -60,7 +62,7 @@ impl DockerArchive {
         let mut archive = Self {
             files: HashMap::new(),
             links: HashMap::new(),
-            by_digest: HashMap::new(),
+            by_digest: StagedBlobs::new("archive"),
         };
         let mut tar = tar::Archive::new(reader);
         for (n, entry) in tar.entries().map_err(read_err)?.enumerate() {
@@ -123,7 +125,7 @@ impl DockerArchive {
             digest: digest.clone(),
             size,
         };
-        self.by_digest.insert(digest, blob.clone());
+        self.by_digest.insert(blob.clone());
         self.files.insert(path, blob);
         Ok(())
     }
@@ -141,7 +143,8 @@ impl DockerArchive {
                 check_layout_header(&self.read_member(&header, "oci-layout")?, "oci-layout")?;
             }
             let index = self.read_member(&index, "index.json")?;
-            let selected: Vec<Selected> = oci::select(self, &index, "index.json", None)?;
+            let host = Platform::host();
+            let selected: Vec<Selected> = index::select(self, &index, "index.json", None, &host)?;
             let mut images = selected
                 .into_iter()
                 .map(|s| oci::pending_image(self, s))
@@ -238,34 +241,17 @@ impl DockerArchive {
     }
 
     fn read_member(&self, blob: &StagedBlob, location: &str) -> Result<Vec<u8>, ArchiveError> {
-        File::open(&blob.path)
-            .and_then(read_limited)
-            .map_err(|source| ArchiveError::Stage {
-                path: blob.path.clone(),
-                source,
-            })?
-            .ok_or_else(|| ArchiveError::TooLarge {
-                location: location.to_owned(),
-                limit: MAX_JSON,
-            })
+        read_staged(blob, location)
     }
 }
 
 impl BlobSource for DockerArchive {
     fn read_json(&mut self, digest: &Digest, what: &'static str) -> Result<Vec<u8>, ArchiveError> {
-        let blob = self.stage(digest, what)?;
-        self.read_member(&blob, &digest.to_string())
+        self.by_digest.read_json(digest, what)
     }
 
     fn stage(&mut self, digest: &Digest, what: &'static str) -> Result<StagedBlob, ArchiveError> {
-        self.by_digest
-            .get(digest)
-            .cloned()
-            .ok_or_else(|| ArchiveError::MissingBlob {
-                what,
-                digest: digest.clone(),
-                origin: "archive",
-            })
+        self.by_digest.stage(digest, what)
     }
 }
 

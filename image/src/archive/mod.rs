@@ -30,17 +30,25 @@
 //! resolved to the host's manifest.
 
 mod docker;
+mod index;
 mod oci;
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
 use oci_spec::image::ImageConfiguration;
 
 pub(crate) use self::docker::DockerArchive;
-pub(crate) use self::oci::LayoutDir;
+pub(crate) use self::index::{
+    check_size, descriptor_digest, document_kind, parse_index, pick_entry, DocumentKind,
+    MANIFEST_MEDIA_TYPES,
+};
+pub(crate) use self::oci::{parse_manifest, LayoutDir, ManifestLayer, ManifestParts};
 use crate::digest::{Digest, DigestError, DigestMismatch};
 use crate::layer::Compression;
+pub use crate::platform::host_platform;
 use crate::reference::ReferenceError;
 
 /// Largest JSON document read (manifest, index, image config,
@@ -182,12 +190,13 @@ pub enum ArchiveError {
         /// Its version.
         version: u32,
     },
-    /// An index with no manifest for the host platform.
+    /// An index with no manifest for the platform wanted (the host's,
+    /// unless a pull asks for another).
     #[error("{location}: no image for {wanted} (it has {})", available.join(", "))]
     NoMatchingPlatform {
         /// The index.
         location: String,
-        /// The host platform, e.g. `linux/amd64`.
+        /// The platform wanted, e.g. `linux/amd64`.
         wanted: String,
         /// The platforms it has.
         available: Vec<String>,
@@ -266,6 +275,68 @@ pub(crate) trait BlobSource {
     fn stage(&mut self, digest: &Digest, what: &'static str) -> Result<StagedBlob, ArchiveError>;
 }
 
+/// Blobs staged and verified already, by digest: the [`BlobSource`] of a
+/// docker-archive (every member is staged first) and of a pull.
+#[derive(Debug)]
+pub(crate) struct StagedBlobs {
+    blobs: HashMap<Digest, StagedBlob>,
+    /// Where they came from, for errors: "archive", "pull".
+    origin: &'static str,
+}
+
+impl StagedBlobs {
+    /// None yet, from `origin`.
+    pub(crate) fn new(origin: &'static str) -> Self {
+        Self {
+            blobs: HashMap::new(),
+            origin,
+        }
+    }
+
+    /// Adds a blob (replacing one with the same digest: same content).
+    pub(crate) fn insert(&mut self, blob: StagedBlob) {
+        self.blobs.insert(blob.digest.clone(), blob);
+    }
+
+    /// Whether the blob `digest` is staged.
+    pub(crate) fn contains(&self, digest: &Digest) -> bool {
+        self.blobs.contains_key(digest)
+    }
+}
+
+impl BlobSource for StagedBlobs {
+    fn read_json(&mut self, digest: &Digest, what: &'static str) -> Result<Vec<u8>, ArchiveError> {
+        let blob = self.stage(digest, what)?;
+        read_staged(&blob, &digest.to_string())
+    }
+
+    fn stage(&mut self, digest: &Digest, what: &'static str) -> Result<StagedBlob, ArchiveError> {
+        self.blobs
+            .get(digest)
+            .cloned()
+            .ok_or_else(|| ArchiveError::MissingBlob {
+                what,
+                digest: digest.clone(),
+                origin: self.origin,
+            })
+    }
+}
+
+/// A staged JSON blob's content (at most [`MAX_JSON`] bytes); `location`
+/// names it in errors.
+pub(crate) fn read_staged(blob: &StagedBlob, location: &str) -> Result<Vec<u8>, ArchiveError> {
+    File::open(&blob.path)
+        .and_then(read_limited)
+        .map_err(|source| ArchiveError::Stage {
+            path: blob.path.clone(),
+            source,
+        })?
+        .ok_or_else(|| ArchiveError::TooLarge {
+            location: location.to_owned(),
+            limit: MAX_JSON,
+        })
+}
+
 /// An image of an archive or layout, checked and ready for the store.
 #[derive(Debug)]
 pub(crate) struct PendingImage {
@@ -305,19 +376,6 @@ impl PendingImage {
             self.names.push(name);
         }
     }
-}
-
-/// The platform images are picked for: Linux (guests are Linux whatever
-/// the host) on the host's CPU architecture, in GOARCH spelling.
-pub fn host_platform() -> (&'static str, &'static str) {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    ("linux", arch)
 }
 
 /// Reads at most [`MAX_JSON`] bytes of `reader`: `None` when there are

@@ -9,6 +9,7 @@ use crate::archive::ArchiveError;
 use crate::digest::{Digest, DigestError, DigestMismatch};
 use crate::layer::LayerError;
 use crate::reference::ReferenceError;
+use crate::registry::RegistryError;
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,9 @@ pub enum StoreError {
     /// The archive or layout is not a valid image.
     #[error("cannot load the image")]
     Load(#[from] ArchiveError),
+    /// The image could not be pulled from its registry.
+    #[error("cannot pull the image")]
+    Pull(#[from] RegistryError),
     /// A layer could not be applied.
     #[error("cannot apply layer {layer}")]
     Layer {

@@ -29,6 +29,10 @@
 //!    dropped with the staging directory), its record written, and
 //!    `names.json` replaced (temp file, fsync, rename).
 //!
+//! A [pull](Store::pull) fetches the manifest, config and layers into a
+//! staging directory in step 2 (blobs the store has already are linked
+//! there instead of fetched), then goes on as a load does.
+//!
 //! Nothing a load does is visible before step 4, so a load that fails
 //! leaves no blob, root or name: only a staging directory, removed when the
 //! load ends, or by the next [`Store::open`] or [`Store::prune`] if the
@@ -49,9 +53,9 @@ use std::path::{Path, PathBuf};
 
 use self::error::io_err;
 pub use self::error::StoreError;
+pub(crate) use self::files::Staging;
 use self::files::{
-    put_blob_bytes, put_blob_file, remove_if_unused, sync_filesystem, sync_parent, Staging,
-    StoreLock,
+    put_blob_bytes, put_blob_file, remove_if_unused, sync_filesystem, sync_parent, StoreLock,
 };
 pub use self::gc::{PruneReport, Removal};
 pub use self::lookup::ImageSummary;
@@ -176,8 +180,8 @@ impl Store {
     }
 
     /// Unpacks what is not in the store yet, then puts it all in place and
-    /// names it under the lock.
-    fn load(
+    /// names it under the lock: the commit of every load and pull.
+    pub(crate) fn load(
         &self,
         source: &mut dyn BlobSource,
         staging: &Staging,
@@ -264,7 +268,7 @@ impl Store {
     }
 
     /// A new staging directory, locked.
-    fn staging(&self) -> Result<Staging, StoreError> {
+    pub(crate) fn staging(&self) -> Result<Staging, StoreError> {
         let _lock = self.lock()?;
         Staging::create(&self.tmp_dir())
     }
@@ -287,7 +291,8 @@ impl Store {
         self.record_path(digest).exists()
     }
 
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
+    /// Where the blob `digest` is kept (if the store has it).
+    pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.dir.join("blobs/sha256").join(digest.hex())
     }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use flate2::write::GzEncoder;
 use krunbox_image::archive::host_platform;
 use krunbox_image::digest::Digest;
+use krunbox_image::Store;
 use serde_json::{json, Value};
 
 /// A tar stream of `members`: a path ending in `/` is a directory, any
@@ -244,4 +245,17 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Nothing of a load or pull is visible: no root, record, blob or name,
+/// and no staging directory left.
+pub fn assert_nothing_loaded(store: &Store) {
+    assert!(roots_entries(store.dir()).is_empty());
+    assert!(dir_entries(&store.dir().join("blobs/sha256")).is_empty());
+    assert!(dir_entries(&store.dir().join("tmp")).is_empty());
+    assert!(store.list().unwrap().is_empty());
+    if let Ok(names) = fs::read(store.dir().join("names.json")) {
+        let names: serde_json::Value = serde_json::from_slice(&names).unwrap();
+        assert_eq!(names["names"], serde_json::json!({}));
+    }
 }
