@@ -110,7 +110,12 @@ fn agent(op: &'static str) -> impl FnOnce(ClientError) -> DemoError {
 async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let (config, what) = match &args.image {
         Some(reference) => {
-            let image = super::image::find(reference)?;
+            let image = super::image::pull::image(
+                reference,
+                super::image::pull::PullPolicy::Missing,
+                &super::image::pull::RegistryArgs::default(),
+            )
+            .await?;
             let config =
                 VmConfig::from_image(&image).map_err(|source| super::image::ImageError::User {
                     image: super::image::display_name(&image),

@@ -63,6 +63,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Check that this host can boot VMs, and say what to do if not.
     Doctor(doctor::DoctorArgs),
+    /// Fetch an image from a registry into the store.
+    Pull(image::pull::PullArgs),
     /// Load images from a `docker save` archive or an OCI layout.
     Load(image::load::LoadArgs),
     /// List the images in the store.
@@ -86,6 +88,7 @@ pub fn main() -> i32 {
         Command::Logs(args) => logs::logs(args),
         Command::Stop(args) => stop::stop(args),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Pull(args) => image::pull::pull(args),
         Command::Load(args) => image::load::load(args),
         Command::Images(args) => image::images::images(args),
         Command::Rmi(args) => image::rmi::rmi(args),

@@ -74,7 +74,7 @@ impl From<Error> for RunError {
 }
 
 async fn exec_in_vm(args: RunArgs) -> Result<i32, RunError> {
-    let boot = args.vm.boot()?;
+    let boot = args.vm.boot().await?;
     let command = command(&args, boot.image.as_ref())?;
     let vm = boot.config.boot().await?;
     let agent_error = |source| Error::Agent {

@@ -23,11 +23,11 @@ pub struct StartArgs {
 }
 
 pub fn start(args: StartArgs) -> i32 {
-    let boot = match args.vm.boot() {
-        Ok(boot) => boot,
-        Err(e) => return report::fail(&e),
-    };
     report::block_on(async move {
+        let boot = match args.vm.boot().await {
+            Ok(boot) => boot,
+            Err(e) => return report::fail(&e),
+        };
         match run(args, boot).await {
             Ok(()) => 0,
             Err(e) => report::fail(&e),

@@ -8,6 +8,7 @@ use krunbox::image::store::Image;
 use krunbox::runner::NetMode;
 use krunbox::vm::{PublishedPort, Rlimit, VmConfig, Volume};
 
+use super::image::pull::{self, PullPolicy, RegistryArgs};
 use super::image::ImageError;
 
 /// How to boot a VM: root filesystem, resources, environment, network,
@@ -23,6 +24,11 @@ pub struct VmArgs {
     /// Env, WorkingDir, Entrypoint, Cmd and User as the defaults.
     #[arg(long, value_name = "IMAGE", conflicts_with = "rootfs")]
     pub image: Option<String>,
+    /// With --image: when to fetch it from its registry.
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing, requires = "image")]
+    pub pull: PullPolicy,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Number of vCPUs.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub cpus: u8,
@@ -83,9 +89,9 @@ pub struct Boot {
 impl VmArgs {
     /// The image (looked up in the store) and the library configuration
     /// these options describe.
-    pub fn boot(&self) -> Result<Boot, ImageError> {
+    pub async fn boot(&self) -> Result<Boot, ImageError> {
         let image = match &self.image {
-            Some(reference) => Some(super::image::find(reference)?),
+            Some(reference) => Some(pull::image(reference, self.pull, &self.registry).await?),
             None => None,
         };
         let base = match (&image, &self.rootfs) {

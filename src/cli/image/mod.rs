@@ -4,6 +4,7 @@
 pub mod images;
 pub mod load;
 pub mod prune;
+pub mod pull;
 pub mod rmi;
 
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ pub enum ImageError {
         #[source]
         source: ConfigError,
     },
+    /// An image reference that is not one.
+    #[error("invalid image reference")]
+    Reference(#[source] krunbox::image::reference::ReferenceError),
     /// The archive file cannot be opened.
     #[error("cannot open {}", path.display())]
     Input {
@@ -49,10 +53,11 @@ impl Advised for ImageError {
     fn advice(&self) -> Option<String> {
         match self {
             Self::Store(StoreError::NotFound { .. }) => Some(
-                "`krunbox images` lists the images here; `krunbox load -i FILE` adds one \
-                 (`docker save IMAGE > FILE` makes FILE)"
+                "`krunbox images` lists the images here; `krunbox pull IMAGE` fetches one, \
+                 `krunbox load -i FILE` adds one (`docker save IMAGE > FILE` makes FILE)"
                     .into(),
             ),
+            Self::Store(StoreError::Pull(e)) => registry_advice(e),
             Self::NoCommand => Some("give the command after --: krunbox run … -- CMD ARGS".into()),
             Self::StdinIsATerminal => Some(
                 "give the archive with -i FILE, or pipe it in: docker save IMAGE | krunbox load"
@@ -68,11 +73,6 @@ pub fn store() -> Result<Store, ImageError> {
     Ok(Store::open_default()?)
 }
 
-/// The image `reference` names in the store.
-pub fn find(reference: &str) -> Result<Image, ImageError> {
-    Ok(store()?.get(reference)?)
-}
-
 /// The image's first name, or its ID.
 pub fn display_name(image: &Image) -> String {
     image
@@ -80,4 +80,23 @@ pub fn display_name(image: &Image) -> String {
         .first()
         .cloned()
         .unwrap_or_else(|| image.manifest_digest.to_string())
+}
+
+/// What to do about a pull that failed.
+fn registry_advice(error: &krunbox::image::RegistryError) -> Option<String> {
+    use krunbox::image::RegistryError as E;
+    match error {
+        E::AuthRequired { .. } | E::AuthRefused { .. } => Some(
+            "put credentials for the registry in docker's config.json ($DOCKER_CONFIG or \
+             ~/.docker/config.json), e.g. with `docker login`"
+                .into(),
+        ),
+        E::NoMatchingPlatform { .. } => Some("choose one with --platform OS/ARCH".into()),
+        E::Unreachable { .. } => Some(
+            "check the registry's address; a registry that speaks plain HTTP needs \
+             --insecure-registry HOST[:PORT] (loopback ones do not)"
+                .into(),
+        ),
+        _ => None,
+    }
 }
