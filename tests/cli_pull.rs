@@ -4,7 +4,6 @@
 //! is the same path as a loaded one (tests/vm/image_cases.rs); everything
 //! here happens before a VM would boot, so no VM is needed.
 
-#[allow(dead_code)]
 #[path = "../image/tests/support/mod.rs"]
 mod support;
 
