@@ -44,7 +44,8 @@ impl Layer {
         self.file(&entry, b"", 0o644)
     }
 
-    fn finish(self) -> Vec<u8> {
+    /// The layer's tar.
+    pub fn finish(self) -> Vec<u8> {
         self.0.into_inner().expect("layer tar")
     }
 }

@@ -28,6 +28,7 @@ pub fn all() -> Vec<Trial> {
             "images::a_named_vm_from_an_image_takes_exec_and_cp",
             a_named_vm_from_an_image_takes_exec_and_cp,
         ),
+        trial("images::a_pulled_image_boots", a_pulled_image_boots),
     ]
 }
 
@@ -227,6 +228,34 @@ fn a_named_vm_from_an_image_takes_exec_and_cp() -> Result<(), Failed> {
     let out = krunbox(&["stop", "imgvm"])?;
     result?;
     check(out.status.success(), || said(&out))
+}
+
+/// `krunbox pull` from a real registry on loopback (in the lab), then
+/// `run --image` of the pulled image: its Cmd, WorkingDir and User.
+fn a_pulled_image_boots() -> Result<(), Failed> {
+    use crate::registry::{push::Pusher, server::RegistryServer, support::TestImage};
+    let registry = RegistryServer::start();
+    let arch = krunbox_image::archive::host_platform().1;
+    let top = Layer::new().file(
+        "etc/passwd",
+        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n",
+        0o644,
+    );
+    let layers = vec![Layer::new().tree(&rootfs()).finish(), top.finish()];
+    let image = TestImage::new(layers, true, arch, "/bin/pwd");
+    Pusher::new(&registry.addr).image("kb/pulled", Some("1"), &image);
+    let name = format!("{}/kb/pulled:1", registry.addr);
+    let state = State::new()?;
+    let images = Loaded::new()?;
+    let krunbox = |args: &[&str]| images.krunbox(&state, args);
+    let out = krunbox(&["pull", "-q", &name])?;
+    check(out.status.success(), || said(&out))?;
+    let out = krunbox(&["run", "--mem", "256", "--image", &name])?;
+    expect(&out, "/app\n")?;
+    let out = krunbox(&[
+        "run", "--mem", "256", "--image", &name, "--pull", "never", "--", "id", "-u",
+    ])?;
+    expect(&out, "1000\n")
 }
 
 /// The root directory name of the image whose short ID is `id`.

@@ -8,8 +8,12 @@
 //! it starts and how it ended, and a heartbeat note goes out every
 //! [`HEARTBEAT`]; when the lab dies, or sends nothing for
 //! [`SILENCE_LIMIT`], the host boots it again for the cases that have not
-//! ended, at most [`LAB_BOOTS`] boots in all, saying so. Cases that ended are not run
-//! again, and their failures still fail the suite.
+//! ended, at most [`LAB_BOOTS`] boots in all (so at most two reboots: a
+//! lab that dies three times in one run has got worse, and the suite
+//! fails), saying so. Cases that ended are not run again, and their
+//! failures still fail the suite. The notes also carry the reruns
+//! (`lab_faults`); the host prints them and the reboots on the suite's last
+//! line (`run_summary`).
 //!
 //! To see it happen: `KRUNBOX_VM_TESTS_RESET_LAB_IN=<case> cargo test
 //! --test vm` resets the lab's kernel as that case starts, in the first
@@ -21,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use krunbox_lab::{LabError, LabSpec};
 
+use crate::lab_faults::{Budget, Rerun, SPENT_VAR};
+use crate::run_summary::{LabReboot, RebootCause, RunSummary};
 use crate::support;
 
 /// Most lab boots for one run of the suite.
@@ -47,10 +53,11 @@ const BOOT_VAR: &str = "KRUNBOX_VM_TESTS_LAB_BOOT";
 const RESET_VAR: &str = "KRUNBOX_VM_TESTS_RESET_LAB_IN";
 
 /// Variables passed from the host's environment into the lab.
-const PASSED_VARS: [&str; 3] = [
+const PASSED_VARS: [&str; 4] = [
     support::LIBKRUN_LOG_VAR,
     crate::load_cases::BIG_MIB_VAR,
     RESET_VAR,
+    crate::lab_faults::LOSE_VM_VAR,
 ];
 
 /// Tells the host (inside the lab) that case `name` starts; resets the
@@ -82,6 +89,11 @@ pub fn start_heartbeat() {
     });
 }
 
+/// Tells the host (inside the lab) of a rerun granted or refused.
+pub fn rerun_decided(rerun: &Rerun) {
+    send(&RunSummary::note(rerun));
+}
+
 fn send(note: &str) {
     if let Err(e) = krunbox_lab::note(note) {
         eprintln!("krunbox vm tests: could not send the lab note {note:?}: {e}");
@@ -107,6 +119,8 @@ struct Progress {
     ended: BTreeMap<String, bool>,
     /// The case that had started and not ended when the notes stop.
     running: Option<String>,
+    /// The reruns the notes tell of, and the lab reboots.
+    summary: RunSummary,
 }
 
 impl Progress {
@@ -121,7 +135,7 @@ impl Progress {
                     self.ended.insert(name.to_owned(), outcome == "ok");
                     self.running = None;
                 }
-                _ => {}
+                _ => self.summary.read_note(note),
             }
         }
     }
@@ -169,18 +183,22 @@ pub fn run_in_lab() -> ExitCode {
             return ExitCode::FAILURE;
         };
         progress.read(notes);
-        let during = progress.running.as_deref().map_or_else(
-            || "between cases".to_owned(),
-            |name| format!("during {name}"),
-        );
+        let reboot = LabReboot {
+            cause: match &err {
+                LabError::Silent { .. } => RebootCause::Hang,
+                _ => RebootCause::Reset,
+            },
+            during: progress.running.clone(),
+        };
         if boot == LAB_BOOTS {
             eprintln!(
                 "krunbox vm tests: FAILED: the nested lab died in all {LAB_BOOTS} boots, the \
-                 last time {during}: {chain}"
+                 last time ({reboot}): {chain}"
             );
             break;
         }
-        eprintln!("\nkrunbox vm tests: the nested lab died {during}: {chain}");
+        eprintln!("\nkrunbox vm tests: the nested lab died ({reboot}): {chain}");
+        progress.summary.reboots.push(reboot);
         println!(
             "krunbox vm tests: lab boot {boot} of at most {LAB_BOOTS} died; {} cases had \
              ended; booting the lab again for the rest",
@@ -191,8 +209,15 @@ pub fn run_in_lab() -> ExitCode {
         "krunbox vm tests: hint: the lab's emulated CPU loses guests under heavy nested I/O \
          (docs/reliability.md, \"The lab's own faults\"); hardware KVM runs the cases directly"
     );
+    println!("{}", progress.summary);
     ExitCode::FAILURE
 }
+
+/// Debian's docker-registry (`cargo xtask setup` installs it), put into
+/// the lab for the image cases.
+const REGISTRY: &str = "/usr/bin/docker-registry";
+/// Debian's CA bundle (package ca-certificates).
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Lab boot number `boot`: our arguments, the cases already ended,
 /// `timeout`.
@@ -213,11 +238,17 @@ fn spec(progress: &Progress, boot: usize, timeout: Duration) -> LabSpec {
     }
     spec.executable(&me)
         .executable(support::host_runner())
+        // The image cases pull from a real registry on the lab's loopback;
+        // a pulling client wants the system's CA certificates, as on any
+        // host (krunbox reports their absence as an error).
+        .executable(REGISTRY)
+        .file(CA_BUNDLE, CA_BUNDLE)
         .env(
             "KRUNBOX_RUNNER",
             format!("{}/krunbox", krunbox_lab::LAB_BIN),
         )
         .env(ENDED_VAR, progress.ended_list())
+        .env(SPENT_VAR, progress.summary.reruns.len().to_string())
         .env(BOOT_VAR, boot.to_string())
         .env("RUST_BACKTRACE", "1")
         .memory_mib(8192)
@@ -242,7 +273,8 @@ fn finish(progress: &Progress, boots: usize, last_code: i32) -> ExitCode {
             }
         );
     }
-    if last_code == 0 && !failed.is_empty() {
+    println!("{}", progress.summary);
+    if last_code == 0 && (!failed.is_empty() || progress.summary.over_budget(Budget::SUITE)) {
         return ExitCode::FAILURE;
     }
     ExitCode::from(u8::try_from(last_code).unwrap_or(1))
@@ -250,6 +282,7 @@ fn finish(progress: &Progress, boots: usize, last_code: i32) -> ExitCode {
 
 /// Reading notes back: what ended, what was running when they stop.
 pub fn notes_are_read_back() -> Result<(), libtest_mimic::Failed> {
+    use crate::lab_evidence::FaultKind;
     let notes = |lines: &[&str]| lines.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let mut progress = Progress::default();
     progress.read(&notes(&[
@@ -258,13 +291,29 @@ pub fn notes_are_read_back() -> Result<(), libtest_mimic::Failed> {
         "case-start a::two",
         "case-end a::two failed",
         "case-start a::three",
+        "rerun a::three triple-fault",
+        "rerun-refused a::four lockup",
+        "rerun a::five no-such-kind",
         "something else",
     ]));
     assert_eq!(progress.running.as_deref(), Some("a::three"));
     assert_eq!(progress.ended_list(), "a::one,a::two");
     assert_eq!(progress.failed(), ["a::two"]);
+    assert_eq!(
+        progress.summary.reruns,
+        [("a::three".to_owned(), FaultKind::TripleFault)]
+    );
+    assert_eq!(
+        progress.summary.refused,
+        [("a::four".to_owned(), FaultKind::Lockup)]
+    );
     progress.read(&notes(&["case-start a::three", "case-end a::three ok"]));
     assert_eq!(progress.running, None);
     assert_eq!(progress.ended_list(), "a::one,a::three,a::two");
+    assert_eq!(
+        progress.summary.reruns.len(),
+        1,
+        "reruns of all boots are kept"
+    );
     Ok(())
 }

@@ -12,10 +12,6 @@ use std::path::Path;
 use krunbox::vm::Vm;
 use libtest_mimic::Failed;
 
-/// What a post mortem says of a VM whose runner still runs (matched by
-/// `lab_faults`).
-pub const STILL_RUNNING: &str = "still running";
-
 /// Lines kept from the end of each log.
 const TAIL_LINES: usize = 40;
 
@@ -55,7 +51,7 @@ where
 /// The state of `vm` and the tails of its logs, as text.
 pub fn report(vm: &Vm) -> String {
     let state = if vm.is_running() {
-        format!("runner {} {STILL_RUNNING}", vm.runner_pid())
+        format!("runner {} still running", vm.runner_pid())
     } else {
         format!("runner {} exited: {:?}", vm.runner_pid(), vm.exit_status())
     };

@@ -38,6 +38,7 @@ const PACKAGES: [(Option<&str>, &[&str]); 3] = [
             // distribution registry) with htpasswd basic auth.
             "docker-registry",
             "apache2-utils",
+            "ca-certificates",
         ],
     ),
     (Some("bookworm-backports"), &["qemu-system-x86"]),

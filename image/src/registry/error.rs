@@ -167,6 +167,13 @@ pub enum RegistryError {
         #[source]
         source: OciDistributionError,
     },
+    /// The host has no CA certificates, which the HTTP client needs even
+    /// to speak plain HTTP.
+    #[error("cannot pull {reference}: this host has no CA certificates (install ca-certificates, or set SSL_CERT_FILE)")]
+    NoCaCertificates {
+        /// The reference pulled.
+        reference: String,
+    },
     /// Docker's config file could not be read.
     #[error("cannot read docker config {}", path.display())]
     DockerConfig {

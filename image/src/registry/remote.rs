@@ -67,8 +67,13 @@ impl Remote {
     ) -> Result<Self, RegistryError> {
         install_crypto_provider();
         let shown = reference.to_string();
+        // The HTTP client panics when the system has no CA certificates.
+        if rustls_native_certs::load_native_certs().certs.is_empty() {
+            return Err(RegistryError::NoCaCertificates { reference: shown });
+        }
+        let plain = plain_http_allowed(&reference.registry, &options.insecure_registries);
         let config = ClientConfig {
-            protocol: match plain_http_allowed(&reference.registry, &options.insecure_registries) {
+            protocol: match plain {
                 true => ClientProtocol::Http,
                 false => ClientProtocol::Https,
             },

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use krunbox_image::digest::Digest;
 use serde_json::{json, Value};
 
-use crate::support::{descriptor, TestImage};
+use super::support::{descriptor, TestImage};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

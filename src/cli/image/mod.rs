@@ -92,6 +92,7 @@ fn registry_advice(error: &krunbox::image::RegistryError) -> Option<String> {
                 .into(),
         ),
         E::NoMatchingPlatform { .. } => Some("choose one with --platform OS/ARCH".into()),
+        E::NoCaCertificates { .. } => Some("on Debian: apt-get install ca-certificates".into()),
         E::Unreachable { .. } => Some(
             "check the registry's address; a registry that speaks plain HTTP needs \
              --insecure-registry HOST[:PORT] (loopback ones do not)"
