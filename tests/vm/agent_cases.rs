@@ -1,10 +1,9 @@
 //! End-to-end cases through the guest agent. They share ONE booted VM
-//! (booted by the first case that needs it), as a sandbox program would:
-//! one boot, many execs and copies, several in flight at once.
+//! (a `fixture::SharedVm`), as a sandbox program would: one boot, many
+//! execs and copies, several in flight at once.
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use krunbox::client::{Command, Provision};
@@ -13,69 +12,47 @@ use libtest_mimic::{Failed, Trial};
 use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check, text};
+use crate::fixture::{group_trial, runtime, Shared};
 use crate::lab_faults::trial;
 use crate::support::agent_vm;
 
-/// The agent cases, by name.
+/// The VM the agent cases share (512 MiB, the agent's test config).
+pub static SHARED: Shared<Vm> = Shared::new("agent");
+
+/// The agent cases, by name; all but `shutdown_returns_status` run on
+/// [`SHARED`], which is powered off (and that checked) after the last of
+/// them, in whatever order they run.
 pub fn all() -> Vec<Trial> {
+    let shared = |name, case| group_trial(name, &SHARED, case);
     vec![
-        trial("agent::boot_reports_timeline", boot_reports_timeline),
-        trial(
+        shared("agent::boot_reports_timeline", boot_reports_timeline),
+        shared(
             "agent::exec_output_and_exit_codes",
             exec_output_and_exit_codes,
         ),
-        trial("agent::exec_stdin_and_env", exec_stdin_and_env),
-        trial(
+        shared("agent::exec_stdin_and_env", exec_stdin_and_env),
+        shared(
             "agent::exec_output_sizes_come_back_exactly",
             exec_output_sizes_come_back_exactly,
         ),
-        trial("agent::copy_64mib_in_and_out", copy_64mib_in_and_out),
-        trial("agent::tree_round_trips", tree_round_trips),
-        trial(
+        shared("agent::copy_64mib_in_and_out", copy_64mib_in_and_out),
+        shared("agent::tree_round_trips", tree_round_trips),
+        shared(
             "agent::provision_prompt_and_skills",
             provision_prompt_and_skills,
         ),
-        trial(
+        shared(
             "agent::background_survives_execs",
             background_survives_execs,
         ),
-        trial("agent::concurrent_execs", concurrent_execs),
+        shared("agent::concurrent_execs", concurrent_execs),
         trial("agent::shutdown_returns_status", shutdown_returns_status),
-        // Last: the cases after these run without the shared VM beside them.
-        trial("agent::shared_vm_powers_off", shared_vm_powers_off),
     ]
 }
 
-/// The runtime of the agent cases.
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new().expect("tokio runtime"))
-}
-
-/// The shared VM, booted by the first case that needs it, and booted
-/// again if it died (a case run again after the lab's emulation lost the
-/// VM needs a live one). Handles are leaked: each lives as long as the
-/// cases do, and a dead one holds no process.
-fn shared() -> Result<&'static Vm, String> {
-    static SHARED: Mutex<Option<&'static Vm>> = Mutex::new(None);
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(vm) = *shared {
-        if vm.is_running() && vm.agent().is_alive() {
-            return Ok(vm);
-        }
-        // A VM whose agent fell silent is killed by its watchdog.
-        println!(
-            "agent cases: the shared VM is gone (exit {:?}, agent alive: {}); booting another",
-            vm.exit_status(),
-            vm.agent().is_alive()
-        );
-    }
-    let vm = runtime()
-        .block_on(agent_vm().memory_mib(512).boot())
-        .map_err(|e| krunbox::error_chain(&e))?;
-    let vm: &'static Vm = Box::leak(Box::new(vm));
-    *shared = Some(vm);
-    Ok(vm)
+/// Whether case `name` is one of [`SHARED`]'s group.
+pub fn uses_shared(name: &str) -> bool {
+    name.starts_with("agent::") && name != "agent::shutdown_returns_status"
 }
 
 /// Runs `body` against the shared VM.
@@ -84,7 +61,9 @@ where
     F: FnOnce(&'static Vm) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failed>>,
 {
-    let vm = shared().map_err(|e| Failed::from(format!("the shared VM did not boot: {e}")))?;
+    let vm = SHARED
+        .get()
+        .map_err(|e| Failed::from(format!("the shared VM did not boot: {e}")))?;
     runtime().block_on(crate::post_mortem::explained(vm, body(vm)))
 }
 
@@ -379,17 +358,5 @@ fn shutdown_returns_status() -> Result<(), Failed> {
         check(out.stdout == b"before-shutdown\n", || text(&out.stdout))?;
         let status = vm.shutdown(Duration::from_secs(60)).await.map_err(chain)?;
         check(status.code() == Some(0), || format!("{status:?}"))
-    })
-}
-
-/// The shared VM, after every other agent case, powers off when asked and
-/// its runner exits with 0.
-fn shared_vm_powers_off() -> Result<(), Failed> {
-    with_vm(|vm| async move {
-        vm.agent().shutdown(0).await.map_err(chain)?;
-        crate::fault_support::wait_until("the shared VM's exit", || !vm.is_running()).await?;
-        check(vm.exit_status().and_then(|s| s.code()) == Some(0), || {
-            format!("exit {:?}", vm.exit_status())
-        })
     })
 }

@@ -52,6 +52,10 @@ pub fn all() -> Vec<Trial> {
             evidence_from_before_does_not_count,
         ),
         plain(
+            "harness::a_fixture_is_shared_and_torn_down_once_under_parallel_cases",
+            crate::fixture::checks::shared_and_torn_down_once_under_parallel_cases,
+        ),
+        plain(
             "harness::the_budget_fails_the_suite",
             budget_fails_the_suite,
         ),

@@ -29,6 +29,9 @@ use crate::lab_faults::{Budget, Rerun, SPENT_VAR};
 use crate::run_summary::{LabReboot, RebootCause, RunSummary};
 use crate::support;
 
+/// How many of the slowest cases the end of a run names.
+const SLOWEST: usize = 8;
+
 /// Most lab boots for one run of the suite.
 const LAB_BOOTS: usize = 3;
 
@@ -74,10 +77,14 @@ pub fn case_started(name: &str) {
     }
 }
 
-/// Tells the host (inside the lab) that case `name` ended.
-pub fn case_ended(name: &str, passed: bool) {
+/// Tells the host (inside the lab) that case `name` ended after
+/// `took` (its reruns included).
+pub fn case_ended(name: &str, passed: bool, took: Duration) {
     let outcome = if passed { "ok" } else { "failed" };
-    send(&format!("case-end {name} {outcome}"));
+    send(&format!(
+        "case-end {name} {outcome} {:.1}",
+        took.as_secs_f64()
+    ));
 }
 
 /// Starts the heartbeat (inside the lab): a note every [`HEARTBEAT`]
@@ -117,6 +124,8 @@ pub fn ended_before() -> Vec<String> {
 struct Progress {
     /// Each ended case and whether it passed.
     ended: BTreeMap<String, bool>,
+    /// How long each ended case took, as its note says.
+    took: BTreeMap<String, Duration>,
     /// The case that had started and not ended when the notes stop.
     running: Option<String>,
     /// The reruns the notes tell of, and the lab reboots.
@@ -133,6 +142,10 @@ impl Progress {
                 (Some("case-start"), Some(name), None) => self.running = Some(name.to_owned()),
                 (Some("case-end"), Some(name), Some(outcome)) => {
                     self.ended.insert(name.to_owned(), outcome == "ok");
+                    if let Some(secs) = words.next().and_then(|w| w.parse::<f64>().ok()) {
+                        let took = Duration::try_from_secs_f64(secs).unwrap_or_default();
+                        self.took.insert(name.to_owned(), took);
+                    }
                     self.running = None;
                 }
                 _ => self.summary.read_note(note),
@@ -146,6 +159,23 @@ impl Progress {
             .filter(|(_, passed)| !**passed)
             .map(|(name, _)| name.as_str())
             .collect()
+    }
+
+    /// The [`SLOWEST`] cases and their times, slowest first.
+    fn slowest(&self) -> String {
+        let mut took: Vec<(&String, &Duration)> = self.took.iter().collect();
+        took.sort_by(|a, b| b.1.cmp(a.1));
+        let total: Duration = took.iter().map(|(_, d)| **d).sum();
+        let listed: Vec<String> = took
+            .iter()
+            .take(SLOWEST)
+            .map(|(name, d)| format!("{name} {:.0} s", d.as_secs_f64()))
+            .collect();
+        format!(
+            "{:.0} s in cases; slowest: {}",
+            total.as_secs_f64(),
+            listed.join(", ")
+        )
     }
 
     fn ended_list(&self) -> String {
@@ -236,6 +266,9 @@ fn spec(progress: &Progress, boot: usize, timeout: Duration) -> LabSpec {
             spec = spec.env(name, value);
         }
     }
+    for (host, lab) in crate::debian::lab_files() {
+        spec = spec.file(host, lab);
+    }
     spec.executable(&me)
         .executable(support::host_runner())
         // The image cases pull from a real registry on the lab's loopback;
@@ -273,6 +306,9 @@ fn finish(progress: &Progress, boots: usize, last_code: i32) -> ExitCode {
             }
         );
     }
+    if !progress.took.is_empty() {
+        println!("krunbox vm tests: {}", progress.slowest());
+    }
     println!("{}", progress.summary);
     if last_code == 0 && (!failed.is_empty() || progress.summary.over_budget(Budget::SUITE)) {
         return ExitCode::FAILURE;
@@ -287,7 +323,7 @@ pub fn notes_are_read_back() -> Result<(), libtest_mimic::Failed> {
     let mut progress = Progress::default();
     progress.read(&notes(&[
         "case-start a::one",
-        "case-end a::one ok",
+        "case-end a::one ok 12.4",
         "case-start a::two",
         "case-end a::two failed",
         "case-start a::three",
@@ -299,6 +335,7 @@ pub fn notes_are_read_back() -> Result<(), libtest_mimic::Failed> {
     assert_eq!(progress.running.as_deref(), Some("a::three"));
     assert_eq!(progress.ended_list(), "a::one,a::two");
     assert_eq!(progress.failed(), ["a::two"]);
+    assert_eq!(progress.slowest(), "12 s in cases; slowest: a::one 12 s");
     assert_eq!(
         progress.summary.reruns,
         [("a::three".to_owned(), FaultKind::TripleFault)]

@@ -227,23 +227,37 @@ fn announce(rerun: &Rerun, granted: Option<&str>) {
 /// In the lab, the host is told when the case starts and ends (see
 /// `lab_boots`), panics included.
 pub fn trial(name: &'static str, case: fn() -> Result<(), Failed>) -> Trial {
-    Trial::test(name, move || {
-        lab_boots::case_started(name);
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            if !in_lab() {
-                return case();
+    Trial::test(name, move || run_case(name, case, &|| Ok(())))
+}
+
+/// Runs `case` as [`trial`] does, then `after` (whatever the case did,
+/// panics included: a fixture's bookkeeping); the case fails if either
+/// does.
+pub fn run_case(
+    name: &'static str,
+    case: fn() -> Result<(), Failed>,
+    after: &dyn Fn() -> Result<(), Failed>,
+) -> Result<(), Failed> {
+    lab_boots::case_started(name);
+    let started = std::time::Instant::now();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        if !in_lab() {
+            return case();
+        }
+        let lose = AtomicBool::new(std::env::var(LOSE_VM_VAR).is_ok_and(|c| c == name));
+        policy().run(name, &|| {
+            if lose.swap(false, Ordering::SeqCst) {
+                return lose_a_vm();
             }
-            let lose = AtomicBool::new(std::env::var(LOSE_VM_VAR).is_ok_and(|c| c == name));
-            policy().run(name, &|| {
-                if lose.swap(false, Ordering::SeqCst) {
-                    return lose_a_vm();
-                }
-                case()
-            })
-        }));
-        lab_boots::case_ended(name, matches!(result, Ok(Ok(()))));
-        result.unwrap_or_else(|payload| panic::resume_unwind(payload))
-    })
+            case()
+        })
+    }));
+    let after = after();
+    let passed = matches!(result, Ok(Ok(()))) && after.is_ok();
+    lab_boots::case_ended(name, passed, started.elapsed());
+    result
+        .unwrap_or_else(|payload| panic::resume_unwind(payload))
+        .and(after)
 }
 
 /// Boots a VM whose guest triple-faults, and fails, as [`LOSE_VM_VAR`] asks.

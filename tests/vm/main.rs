@@ -24,8 +24,10 @@
 mod agent_cases;
 mod bench_cases;
 mod cases;
+mod debian;
 mod fault_cases;
 mod fault_support;
+mod fixture;
 mod harness_cases;
 mod image_archive;
 mod image_cases;
@@ -87,10 +89,12 @@ fn main() -> ExitCode {
         args.test_threads = Some(1);
     }
     if args.list || support::in_lab() || only_harness(&args, &trials) {
+        expect_group_cases(&args, &trials);
         return libtest_mimic::run(&args, trials).exit_code();
     }
     let kvm = Kvm::probe();
     if kvm.can_boot() {
+        expect_group_cases(&args, &trials);
         let code = libtest_mimic::run(&args, trials).exit_code();
         // No lab: nothing is run again, nothing rebooted.
         println!("{}", run_summary::RunSummary::default());
@@ -100,6 +104,16 @@ fn main() -> ExitCode {
         Kvm::Paravirtual => lab_boots::run_in_lab(),
         other => fail_all(&args, trials, &other.describe()),
     }
+}
+
+/// Tells each shared VM how many of its group's cases this run selected,
+/// so that it powers off after the last of them.
+fn expect_group_cases(args: &Arguments, trials: &[Trial]) {
+    let selected = trials
+        .iter()
+        .filter(|t| !args.is_filtered_out(t) && agent_cases::uses_shared(t.name()))
+        .count();
+    agent_cases::SHARED.expect(selected);
 }
 
 /// Whether the run selects no case that needs a VM.
