@@ -5,7 +5,9 @@
 //! is dropped, and leave no partial file where an interrupted copy was
 //! going.
 
-use krunbox::client::{ClientError, Command, ExecEvent};
+use std::time::Duration;
+
+use krunbox::client::{ClientConfig, ClientError, Command, ExecEvent};
 use krunbox::vm::Vm;
 use libtest_mimic::{Failed, Trial};
 use nix::sys::signal::{kill, Signal};
@@ -112,12 +114,23 @@ fn agent_killed_during_exec() -> Result<(), Failed> {
 /// nothing is at the destination, and that the next copy there (on a new
 /// VM over the same rootfs) succeeds and sweeps the dead copy's staging
 /// file.
+///
+/// A powered-off guest says nothing: the copy ends when the agent's pings
+/// stop for the liveness timeout, here [`SILENCE_BOUND`] rather than the
+/// default 60 s (the pings come every second).
 async fn copy_in_interrupted_by(fault: &str, name: &str) -> Result<(), Failed> {
     let (_keep, rootfs) = private_rootfs()?;
     let host = tempfile::tempdir()?;
     let src = host.path().join("big.bin");
     write_big_file(&src, 128)?;
-    let vm = agent_vm_on(&rootfs).boot().await.map_err(chain)?;
+    let vm = agent_vm_on(&rootfs)
+        .boot_with(ClientConfig {
+            hello_timeout: Duration::from_secs(60),
+            liveness_timeout: SILENCE_BOUND,
+            ..ClientConfig::default()
+        })
+        .await
+        .map_err(chain)?;
     let guest_dest = format!("/tmp/{name}");
     let agent = vm.agent().clone();
     let (src_task, dest_task) = (src.clone(), guest_dest.clone());
@@ -162,6 +175,9 @@ async fn copy_in_interrupted_by(fault: &str, name: &str) -> Result<(), Failed> {
     })?;
     shut_down_cleanly(vm).await
 }
+
+/// How long a silent guest's operations wait in the fault cases.
+const SILENCE_BOUND: Duration = Duration::from_secs(10);
 
 fn guest_powers_off_during_copy_in() -> Result<(), Failed> {
     run(copy_in_interrupted_by("poweroff -f", "poweroff.bin"))
