@@ -1,8 +1,10 @@
 //! Developer tasks for krunbox, run as `cargo xtask <task>`:
 //!
-//! - `setup`: install what the nested lab needs (apt; idempotent);
+//! - `setup`: install what the nested lab and the tests need (apt, the
+//!   Debian minbase layer; idempotent);
 //! - `lab`: build `krunbox` and run a command in the nested QEMU lab.
 
+mod debian_image;
 mod lab;
 mod setup;
 

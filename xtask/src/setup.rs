@@ -39,6 +39,11 @@ const PACKAGES: [(Option<&str>, &[&str]); 3] = [
             "docker-registry",
             "apache2-utils",
             "ca-certificates",
+            // The Debian minbase image (debootstrap) and the tools
+            // `krunbox bench pull` measures against (skopeo, umoci).
+            "debootstrap",
+            "skopeo",
+            "umoci",
         ],
     ),
     (Some("bookworm-backports"), &["qemu-system-x86"]),
@@ -53,7 +58,7 @@ const SID_PIN_TEXT: &str = "Package: *\nPin: release n=sid\nPin-Priority: 100\n"
 /// Why setup could not finish.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SetupError {
-    #[error("this machine is not Debian {SUITE} ({found}); install qemu-system-x86 (10+), linux-image-amd64, busybox-static, cpio, libclang-dev, pkg-config, docker-registry, apache2-utils and libkrunfw5 by hand")]
+    #[error("this machine is not Debian {SUITE} ({found}); install qemu-system-x86 (10+), linux-image-amd64, busybox-static, cpio, libclang-dev, pkg-config, docker-registry, apache2-utils, ca-certificates, debootstrap, skopeo, umoci and libkrunfw5 by hand")]
     NotBookworm { found: String },
     #[error("no `{SUITE}` entry with a URI in {DEBIAN_SOURCES} or {LEGACY_SOURCES}")]
     NoMirror,
@@ -83,10 +88,12 @@ pub(crate) enum SetupError {
     NoDataDir,
     #[error("could not build the default guest rootfs")]
     Rootfs(#[source] krunbox_lab::LabError),
+    #[error("could not build the Debian minbase layer")]
+    DebianImage(#[source] crate::debian_image::DebianImageError),
 }
 
 /// Arguments of `cargo xtask setup`.
-#[derive(Debug, Clone, Copy, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SetupArgs {
     /// Print what would be written and run, change nothing.
     #[arg(long)]
@@ -94,28 +101,57 @@ pub(crate) struct SetupArgs {
     /// Go through every step even if all packages are installed.
     #[arg(long)]
     force: bool,
-    /// Install the packages only (the sudo re-run does this).
+    /// Do what needs root only (the sudo re-run does this).
     #[arg(long, hide = true)]
     packages_only: bool,
+    /// Where the Debian minbase layer goes (the sudo re-run is told the
+    /// caller's).
+    #[arg(long, hide = true)]
+    debian_layer: Option<PathBuf>,
 }
 
-pub(crate) fn run(args: SetupArgs) -> Result<(), SetupError> {
-    install_packages(args)?;
+pub(crate) fn run(mut args: SetupArgs) -> Result<(), SetupError> {
+    if args.debian_layer.is_none() {
+        args.debian_layer = Some(default_debian_layer().ok_or(SetupError::NoDataDir)?);
+    }
+    if !args.dry_run && !is_root()? {
+        rerun_with_sudo(&args)?;
+    } else {
+        install_packages(&args)?;
+        let layer = args.debian_layer.as_deref().ok_or(SetupError::NoDataDir)?;
+        crate::debian_image::build(layer, &find_mirror()?.uri, args.dry_run)
+            .map_err(SetupError::DebianImage)?;
+    }
     if !args.packages_only {
         build_default_rootfs(args.dry_run)?;
     }
     Ok(())
 }
 
+/// Where the image tests and `krunbox bench pull` look for the Debian
+/// minbase layer: `$XDG_DATA_HOME/krunbox/test-images/`, or the same under
+/// `$HOME/.local/share` (keep in step with `tests/vm/debian.rs`).
+fn default_debian_layer() -> Option<PathBuf> {
+    Some(
+        data_dir()?
+            .join("krunbox/test-images")
+            .join(crate::debian_image::LAYER_NAME),
+    )
+}
+
 /// The default rootfs directory: `$XDG_DATA_HOME/krunbox/rootfs`, or
 /// `$HOME/.local/share/krunbox/rootfs` (the path
 /// `krunbox::host::default_rootfs_dir` looks at; keep them in step).
 fn default_rootfs_dir() -> Option<PathBuf> {
+    Some(data_dir()?.join("krunbox/rootfs"))
+}
+
+/// `$XDG_DATA_HOME`, or `$HOME/.local/share`.
+fn data_dir() -> Option<PathBuf> {
     let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    let data = var("XDG_DATA_HOME")
+    var("XDG_DATA_HOME")
         .map(PathBuf::from)
-        .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".local/share")))?;
-    Some(data.join("krunbox/rootfs"))
+        .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".local/share")))
 }
 
 fn build_default_rootfs(dry_run: bool) -> Result<(), SetupError> {
@@ -140,7 +176,7 @@ fn build_default_rootfs(dry_run: bool) -> Result<(), SetupError> {
     Ok(())
 }
 
-fn install_packages(args: SetupArgs) -> Result<(), SetupError> {
+fn install_packages(args: &SetupArgs) -> Result<(), SetupError> {
     let os_release = read("/etc/os-release")?;
     let codename = os_release_field(&os_release, "VERSION_CODENAME").unwrap_or_default();
     if codename != SUITE {
@@ -154,11 +190,8 @@ fn install_packages(args: SetupArgs) -> Result<(), SetupError> {
             .collect();
     }
     if missing.iter().all(|(_, pkgs)| pkgs.is_empty()) {
-        eprintln!("setup: everything is installed already");
+        eprintln!("setup: every package is installed already");
         return Ok(());
-    }
-    if !args.dry_run && !is_root()? {
-        return rerun_with_sudo(args);
     }
     let mirror = find_mirror()?;
     write_if_changed(EXTRA_SOURCES, &extra_sources(&mirror), args.dry_run)?;
@@ -174,8 +207,39 @@ fn install_packages(args: SetupArgs) -> Result<(), SetupError> {
         }
         apt_args.extend(packages.iter().map(String::as_str));
         apt(&apt_args, args.dry_run)?;
+        if packages.iter().any(|p| p == "docker-registry") {
+            stop_registry_service(args.dry_run)?;
+        }
     }
     eprintln!("setup: done");
+    Ok(())
+}
+
+/// Debian's docker-registry package starts a registry on port 5000 for
+/// every boot; the tests start their own on loopback, so where systemd
+/// runs, the package's service is stopped and disabled.
+fn stop_registry_service(dry_run: bool) -> Result<(), SetupError> {
+    if !Path::new("/run/systemd/system").exists() {
+        return Ok(());
+    }
+    let command = "systemctl disable --now docker-registry";
+    eprintln!("setup: {command} (the tests run their own)");
+    if dry_run {
+        return Ok(());
+    }
+    let status = Command::new("systemctl")
+        .args(["disable", "--now", "docker-registry"])
+        .status()
+        .map_err(|source| SetupError::Spawn {
+            command: command.into(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(SetupError::Failed {
+            command: command.into(),
+            status: status.to_string(),
+        });
+    }
     Ok(())
 }
 
@@ -371,7 +435,7 @@ fn is_root() -> Result<bool, SetupError> {
 }
 
 /// Runs this same task again under sudo.
-fn rerun_with_sudo(args: SetupArgs) -> Result<(), SetupError> {
+fn rerun_with_sudo(args: &SetupArgs) -> Result<(), SetupError> {
     let exe = std::env::current_exe().map_err(|source| SetupError::Read {
         path: "/proc/self/exe".into(),
         source,
@@ -379,6 +443,9 @@ fn rerun_with_sudo(args: SetupArgs) -> Result<(), SetupError> {
     eprintln!("setup: not root; re-running with sudo");
     let mut sudo = Command::new("sudo");
     sudo.arg("--").arg(&exe).arg("setup").arg("--packages-only");
+    if let Some(layer) = &args.debian_layer {
+        sudo.arg("--debian-layer").arg(layer);
+    }
     if args.force {
         sudo.arg("--force");
     }

@@ -80,18 +80,36 @@ impl TestImage {
     /// for `arch`, running `cmd`.
     pub fn new(layers: Vec<Vec<u8>>, gzipped: bool, arch: &str, cmd: &str) -> Self {
         let diff_ids: Vec<String> = layers.iter().map(|l| Digest::of(l).to_string()).collect();
-        let config = serde_json::to_vec(&json!({
-            "architecture": arch,
-            "os": "linux",
-            "created": "2024-01-02T03:04:05Z",
-            "config": {"Cmd": [cmd], "Env": ["PATH=/bin"], "User": "app", "WorkingDir": "/app"},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        }))
-        .unwrap();
         let layers: Vec<Vec<u8>> = match gzipped {
             true => layers.iter().map(|l| gzip(l)).collect(),
             false => layers,
         };
+        let config =
+            json!({"Cmd": [cmd], "Env": ["PATH=/bin"], "User": "app", "WorkingDir": "/app"});
+        Self::assemble(layers, gzipped, &diff_ids, arch, config)
+    }
+
+    /// An image of one layer stored gzipped already, whose uncompressed
+    /// digest is `diff_id`, for `arch`, with `config` as its run config.
+    pub fn of_gzipped_layer(layer: Vec<u8>, diff_id: &str, arch: &str, config: Value) -> Self {
+        Self::assemble(vec![layer], true, &[diff_id.to_owned()], arch, config)
+    }
+
+    fn assemble(
+        layers: Vec<Vec<u8>>,
+        gzipped: bool,
+        diff_ids: &[String],
+        arch: &str,
+        run_config: Value,
+    ) -> Self {
+        let config = serde_json::to_vec(&json!({
+            "architecture": arch,
+            "os": "linux",
+            "created": "2024-01-02T03:04:05Z",
+            "config": run_config,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap();
         let layer_type = match gzipped {
             true => "application/vnd.oci.image.layer.v1.tar+gzip",
             false => "application/vnd.oci.image.layer.v1.tar",
