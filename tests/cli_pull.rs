@@ -137,3 +137,57 @@ fn pull_errors_exit_125_with_what_to_do() {
         said(&out)
     );
 }
+
+/// `krunbox bench --cases pull`: krunbox's pull into an empty store and
+/// skopeo + umoci on the same image, side by side, in the JSON report.
+#[test]
+fn bench_pull_compares_with_skopeo_and_umoci() {
+    let registry = RegistryServer::start();
+    Pusher::new(&registry.addr).image("team/app", Some("1"), &test_image());
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("{}/team/app:1", registry.addr);
+    let out = krunbox(
+        dir.path(),
+        &[
+            "bench", "--cases", "pull", "--image", &name, "--runs", "2", "--warmup", "0", "--json",
+            "-",
+        ],
+    );
+    assert!(out.status.success(), "{}", said(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let figures: Vec<(&str, usize)> = doc["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let samples = f["samples_ms"].as_array().map_or(0, Vec::len);
+            (f["id"].as_str().unwrap(), samples)
+        })
+        .collect();
+    assert_eq!(figures, [("pull.krunbox", 2), ("pull.skopeo_umoci", 2)]);
+    let comparison = &doc["comparisons"][0];
+    assert_eq!(comparison["id"], "pull_vs_skopeo_umoci", "{doc}");
+    assert!(
+        comparison["ratio"].as_f64().is_some_and(|r| r > 0.0),
+        "{doc}"
+    );
+    // The cold stores were temporary: the user's store got nothing.
+    assert!(
+        !dir.path().join("images").exists()
+            || support::dir_entries(&dir.path().join("images/roots")).is_empty()
+    );
+}
+
+/// `--cases pull` without an image says what it needs.
+#[test]
+fn bench_pull_without_an_image_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = krunbox(dir.path(), &["bench", "--cases", "pull"]);
+    assert_eq!(out.status.code(), Some(125), "{}", said(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the pull case needs --image"),
+        "{}",
+        said(&out)
+    );
+}

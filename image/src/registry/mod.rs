@@ -54,6 +54,7 @@ use std::time::Duration;
 
 pub use self::auth::{Credentials, DOCKER_CONFIG_ENV};
 pub use self::error::{RegistryError, TransportError};
+pub use self::remote::plain_http_allowed;
 use crate::digest::Digest;
 use crate::platform::Platform;
 #[cfg(doc)]

@@ -255,7 +255,7 @@ fn is_digest_error(error: &io::Error) -> bool {
 /// Whether `registry` may be spoken to over plain HTTP: a loopback one
 /// (`localhost`, `127.0.0.0/8`, `[::1]`, any port), or one listed in
 /// `insecure` (as `host:port`, or as a host for any of its ports).
-pub(super) fn plain_http_allowed(registry: &str, insecure: &[String]) -> bool {
+pub fn plain_http_allowed(registry: &str, insecure: &[String]) -> bool {
     let host = match registry.strip_prefix('[') {
         Some(rest) => rest.split_once(']').map_or(rest, |(addr, _)| addr),
         None => registry.split(':').next().unwrap_or(registry),

@@ -67,6 +67,24 @@ pub enum BenchError {
         /// What went wrong.
         what: String,
     },
+    /// The image to boot or pull could not be had.
+    #[error(transparent)]
+    Image(#[from] crate::cli::image::ImageError),
+    /// The pull case's pull failed.
+    #[error("pull: krunbox's pull failed")]
+    Pull(#[source] krunbox::image::StoreError),
+    /// `--cases pull` without `--image`.
+    #[error("the pull case needs --image: an image in a registry to pull")]
+    PullNeedsImage,
+    /// A peer tool the bench measures could not be run.
+    #[error("cannot run `{program}`")]
+    Tool {
+        /// The tool.
+        program: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// This build embeds no guest agent.
     #[error("this krunbox build embeds no guest agent")]
     NoAgent,
@@ -104,6 +122,15 @@ impl Advised for BenchError {
         match self {
             BenchError::Rootfs(e) => Some(e.advice().to_owned()),
             BenchError::Vm { source, .. } => source.advice(),
+            BenchError::Image(e) => e.advice(),
+            BenchError::PullNeedsImage => Some(
+                "e.g. `krunbox bench --cases pull --image localhost:5000/debian:bookworm`".into(),
+            ),
+            BenchError::Tool { .. } => Some(
+                "the pull case measures skopeo and umoci too: install them \
+                 (`apt install skopeo umoci`; `cargo xtask setup` does)"
+                    .into(),
+            ),
             BenchError::NoAgent => {
                 Some("build krunbox for Linux, or set KRUNBOX_AGENT_BIN when building".into())
             }
@@ -153,6 +180,11 @@ impl BenchError {
             source,
             log_tail: String::from_utf8_lossy(tail).trim_end().to_owned(),
         }
+    }
+
+    /// A [`BenchError::Pull`], for `map_err`.
+    pub fn pull(source: krunbox::image::StoreError) -> Self {
+        BenchError::Pull(source)
     }
 
     /// A [`BenchError::Vm`] maker for `map_err`.

@@ -4,11 +4,16 @@
 //! cost alone. Both the whole boot to the first exec and the host's work
 //! before `krun_start_enter` are compared.
 //!
+//! With `--image`, the image is booted as `run --image` boots it, against
+//! a `--rootfs` boot of a copy of its tree (made before the timing, so
+//! that the read-write boots leave the store's tree as it was).
+//!
 //! [`VmConfig::overlay_root`]: krunbox::vm::VmConfig::overlay_root
 
 use std::time::{Duration, Instant};
 
 use krunbox::client::Command;
+use krunbox::image::Image;
 use krunbox::vm::VmConfig;
 
 use super::error::BenchError;
@@ -28,8 +33,8 @@ pub const ROOTFS_ENTERED: &str = "image.rootfs_host_work";
 pub const SAMPLES_PER_RUN: u64 = 4;
 
 /// Overlay-root boots and read-write boots of one tree, interleaved so
-/// both see the same load.
-pub async fn image(ctx: &mut Ctx) -> Result<(), BenchError> {
+/// both see the same load: the rootfs's, or `image`'s.
+pub async fn image(ctx: &mut Ctx, image: Option<&Image>) -> Result<(), BenchError> {
     let overlay_exec = ctx.figure(Figure::new(
         OVERLAY_FIRST_EXEC,
         "image-style boot (read-only tree + VM layer) to first exec",
@@ -46,8 +51,21 @@ pub async fn image(ctx: &mut Ctx) -> Result<(), BenchError> {
         ROOTFS_ENTERED,
         "--rootfs boot: host work before krun_start_enter",
     ));
-    let plain = ctx.vm();
-    let overlay = ctx.vm().overlay_root(true);
+    let copy = tempfile::tempdir().map_err(BenchError::io(CASE, "a temporary directory"))?;
+    let (plain, overlay) = match image {
+        None => (ctx.vm(), ctx.vm().overlay_root(true)),
+        Some(image) => {
+            let tree = copy.path().join("root");
+            copy_tree(&image.root, &tree)?;
+            let overlay = VmConfig::from_image(image).map_err(|e| {
+                BenchError::wrong(
+                    CASE,
+                    format!("the image's user: {}", krunbox::error_chain(&e)),
+                )
+            })?;
+            (VmConfig::new(tree).memory_mib(512), overlay.memory_mib(512))
+        }
+    };
     for run in ctx.all_runs() {
         let (exec, entered) = first_exec(&overlay).await?;
         ctx.sample(run, overlay_exec, exec);
@@ -59,10 +77,28 @@ pub async fn image(ctx: &mut Ctx) -> Result<(), BenchError> {
     Ok(())
 }
 
+const CASE: &str = "image";
+
+/// `cp -a from to`: the image's tree, owners and all.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<(), BenchError> {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .map_err(BenchError::io(CASE, "running cp"))?;
+    if !status.success() {
+        return Err(BenchError::wrong(
+            CASE,
+            format!("`cp -a {} {}`: {status}", from.display(), to.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// Boots `config`, runs `true`; returns the time to its end and the time
 /// to `krun_start_enter`.
 async fn first_exec(config: &VmConfig) -> Result<(Duration, Duration), BenchError> {
-    const CASE: &str = "image";
     let t = Instant::now();
     let vm = config.boot().await.map_err(BenchError::vm(CASE))?;
     let out = vm

@@ -12,6 +12,7 @@ mod host;
 mod image;
 mod output;
 mod provision;
+mod pull;
 mod stats;
 mod svg;
 mod vm_cases;
@@ -22,8 +23,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use krunbox::image::Reference;
 use krunbox::vm::VmConfig;
 
+use super::image::pull::{PullPolicy, RegistryArgs};
 pub use error::BenchError;
 use output::{OutputFile, Report};
 use stats::{ComparisonSpec, Figure, Target};
@@ -36,9 +39,21 @@ pub struct BenchArgs {
     /// Unrecorded runs of each case before the recorded ones.
     #[arg(long, default_value_t = 1, value_name = "N")]
     warmup: u32,
-    /// Cases to run, comma-separated (default: all).
+    /// Cases to run, comma-separated (default: all but `pull`, which
+    /// needs --image naming an image in a registry).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CASE")]
     cases: Vec<Case>,
+    /// The image the `image` case boots (against a --rootfs boot of a
+    /// copy of its tree; default: the rootfs as an image) and the `pull`
+    /// case pulls.
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// When the `image` case fetches --image (the `pull` case always
+    /// starts from an empty store of its own).
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing, requires = "image")]
+    pull: PullPolicy,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// Guest root directory. Default: $KRUNBOX_TEST_ROOTFS (set in the
     /// lab), else the busybox rootfs that `cargo xtask setup` builds.
     #[arg(long, value_name = "DIR")]
@@ -52,7 +67,7 @@ pub struct BenchArgs {
     svg: Option<PathBuf>,
     /// Measure nothing: print the table of a report saved with --json (and
     /// draw it with --svg), e.g. one brought back from the lab.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["runs", "warmup", "cases", "rootfs", "json"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["runs", "warmup", "cases", "rootfs", "json", "image"])]
     report: Option<PathBuf>,
 }
 
@@ -72,10 +87,14 @@ pub enum Case {
     /// Image-style boots (read-only tree, the VM's own layer) against
     /// read-write boots of the same tree.
     Image,
+    /// --image pulled into an empty store, against skopeo copy + umoci
+    /// unpack.
+    Pull,
 }
 
 impl Case {
-    const ALL: [Case; 6] = [
+    /// The cases run when none are named.
+    const DEFAULT: [Case; 6] = [
         Case::Boot,
         Case::Exec,
         Case::Provision,
@@ -86,7 +105,7 @@ impl Case {
 
     /// Whether the case boots VMs.
     fn needs_vm(self) -> bool {
-        self != Case::HostExec
+        !matches!(self, Case::HostExec | Case::Pull)
     }
 
     /// Samples taken per run, for the progress bar.
@@ -98,6 +117,7 @@ impl Case {
             Case::Copy => 4,
             Case::HostExec => 2 * host::SAMPLES_PER_RUN as u64,
             Case::Image => image::SAMPLES_PER_RUN,
+            Case::Pull => pull::SAMPLES_PER_RUN,
         }
     }
 
@@ -109,13 +129,14 @@ impl Case {
             Case::Copy => "copy",
             Case::HostExec => "host-exec",
             Case::Image => "image",
+            Case::Pull => "pull",
         }
     }
 }
 
 /// Every comparison `bench` can make; those whose figures were measured
 /// are reported.
-const COMPARISONS: [ComparisonSpec; 10] = [
+const COMPARISONS: [ComparisonSpec; 11] = [
     ComparisonSpec {
         id: "boot_vs_floor",
         label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
@@ -201,6 +222,16 @@ const COMPARISONS: [ComparisonSpec; 10] = [
         }),
     },
     ComparisonSpec {
+        id: "pull_vs_skopeo_umoci",
+        label: "pull + unpack into an empty store / skopeo copy + umoci unpack",
+        krunbox: pull::KRUNBOX_PULL,
+        baseline: pull::SKOPEO_UMOCI,
+        target: Some(Target {
+            max_ratio: 1.0,
+            text: Cow::Borrowed("pull + unpack at least as fast as skopeo + umoci"),
+        }),
+    },
+    ComparisonSpec {
         id: "exec_true_vs_host_agent",
         label: "exec `true` on a running VM / the agent as a host process",
         krunbox: vm_cases::EXEC_TRUE,
@@ -261,7 +292,7 @@ pub fn bench(args: BenchArgs) -> i32 {
         };
     }
     let cases = if args.cases.is_empty() {
-        Case::ALL.to_vec()
+        Case::DEFAULT.to_vec()
     } else {
         args.cases.clone()
     };
@@ -283,6 +314,17 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
         Some(super::rootfs::resolve(args.rootfs.clone())?)
     } else {
         None
+    };
+    let pull_target = if cases.contains(&Case::Pull) {
+        Some(pull_target(&args)?)
+    } else {
+        None
+    };
+    let image = match &args.image {
+        Some(reference) if cases.contains(&Case::Image) => {
+            Some(super::image::pull::image(reference, args.pull, &args.registry).await?)
+        }
+        _ => None,
     };
     // Opened before the long run, so a bad path fails at once.
     let json = args.json.as_deref().map(OutputFile::create).transpose()?;
@@ -308,7 +350,11 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
             Case::Provision => provision::provision(&mut ctx).await?,
             Case::Copy => copy::copy(&mut ctx).await?,
             Case::HostExec => host::host_exec(&mut ctx).await?,
-            Case::Image => image::image(&mut ctx).await?,
+            Case::Image => image::image(&mut ctx, image.as_ref()).await?,
+            Case::Pull => {
+                let target = pull_target.as_ref().expect("resolved above");
+                pull::pull(&mut ctx, target).await?;
+            }
         }
     }
     ctx.progress.finish_and_clear();
@@ -338,6 +384,18 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
         }
     }
     Ok(())
+}
+
+/// What the pull case pulls: --image, a registry reference.
+fn pull_target(args: &BenchArgs) -> Result<pull::PullTarget, BenchError> {
+    let reference = args.image.as_deref().ok_or(BenchError::PullNeedsImage)?;
+    let reference: Reference = reference
+        .parse()
+        .map_err(|e| BenchError::Image(super::image::ImageError::Reference(e)))?;
+    Ok(pull::PullTarget {
+        reference,
+        insecure_registries: args.registry.insecure_registries.clone(),
+    })
 }
 
 /// `--report FILE`: the table of a saved run, and its chart.
