@@ -11,9 +11,11 @@
 
 #![no_main]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use krunbox_image::layer::{apply, ApplyOptions};
@@ -103,22 +105,6 @@ fn snapshot(outer: &Path, root: &Path) -> BTreeMap<PathBuf, String> {
     seen
 }
 
-/// Gives every directory under `path` (symlinks not followed) owner
-/// access again, so that the temporary directory can be removed.
-fn unlock(path: &Path) {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return;
-    };
-    if meta.is_dir() {
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-        if let Ok(entries) = fs::read_dir(path) {
-            for entry in entries.flatten() {
-                unlock(&entry.path());
-            }
-        }
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let mut layer = data.to_vec();
     fix_checksums(&mut layer);
@@ -139,5 +125,5 @@ fuzz_target!(|data: &[u8]| {
         before,
         "the layer changed something outside its root"
     );
-    unlock(&root);
+    common::unlock(&root);
 });

@@ -3,7 +3,10 @@
 
 #![allow(dead_code)] // each target uses a part
 
+use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -137,6 +140,22 @@ pub fn check_frames(
             }
             Err(ReadError::Io(e)) => panic!("reading memory failed: {e}"),
             Err(ReadError::Frame(_)) => return,
+        }
+    }
+}
+
+/// Gives every directory under `path` (symlinks not followed) owner
+/// access again, so that the temporary directory can be removed.
+pub fn unlock(path: &Path) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+        if let Ok(entries) = fs::read_dir(path) {
+            for entry in entries.flatten() {
+                unlock(&entry.path());
+            }
         }
     }
 }

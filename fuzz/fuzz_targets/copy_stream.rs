@@ -11,7 +11,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use krunbox_proto::tree::{TreeLimits, TreeReceiver};
@@ -25,22 +24,6 @@ fn names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Gives every directory under `path` (symlinks not followed) owner
-/// access again, so that the temporary directory can be removed.
-fn unlock(path: &Path) {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return;
-    };
-    if meta.is_dir() {
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-        if let Ok(entries) = fs::read_dir(path) {
-            for entry in entries.flatten() {
-                unlock(&entry.path());
-            }
-        }
-    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -86,5 +69,5 @@ fuzz_target!(|data: &[u8]| {
     } else {
         assert!(names(&out).is_empty(), "left behind: {:?}", names(&out));
     }
-    unlock(&out);
+    common::unlock(&out);
 });

@@ -100,7 +100,9 @@ impl VmArgs {
                 source,
             })?,
             (None, Some(rootfs)) => VmConfig::new(rootfs),
-            (None, None) => unreachable!("clap requires --rootfs or --image"),
+            // clap requires one of them; a caller building VmArgs by hand
+            // gets the error instead of a panic.
+            (None, None) => return Err(ImageError::NoRoot),
         };
         Ok(Boot {
             config: self.configure(base),

@@ -44,6 +44,9 @@ pub enum ImageError {
     /// `run` without a command, and no image command to fall back on.
     #[error("no command to run: the image has no Entrypoint or Cmd, and none was given")]
     NoCommand,
+    /// Neither `--rootfs` nor `--image`: nothing to boot.
+    #[error("nothing to boot: neither --rootfs nor --image was given")]
+    NoRoot,
     /// `load` without `-i` and with a terminal on standard input.
     #[error("no archive given and standard input is a terminal")]
     StdinIsATerminal,

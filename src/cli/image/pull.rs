@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use krunbox::image::digest::Digest;
 use krunbox::image::platform::Platform;
 use krunbox::image::registry::{Progress, ProgressState, PullOptions};
-use krunbox::image::{Image, Reference};
+use krunbox::image::{Image, Reference, Store};
 
 use super::ImageError;
 use crate::cli::report;
@@ -56,7 +56,10 @@ pub enum PullPolicy {
 pub fn pull(args: PullArgs) -> i32 {
     report::block_on(async move {
         let result = match args.image.parse::<Reference>() {
-            Ok(reference) => fetch(&reference, &args.registry, args.quiet).await,
+            Ok(reference) => match super::store() {
+                Ok(store) => fetch(&store, &reference, &args.registry, args.quiet).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(ImageError::Reference(e)),
         };
         pulled(result, args.quiet)
@@ -95,15 +98,15 @@ pub async fn image(
         }
     }
     let parsed: Reference = reference.parse().map_err(ImageError::Reference)?;
-    fetch(&parsed, registry, false).await
+    fetch(&store, &parsed, registry, false).await
 }
 
 async fn fetch(
+    store: &Store,
     reference: &Reference,
     registry: &RegistryArgs,
     quiet: bool,
 ) -> Result<Image, ImageError> {
-    let store = super::store()?;
     let mut options = PullOptions {
         platform: registry.platform.clone(),
         insecure_registries: registry.insecure_registries.clone(),
