@@ -77,8 +77,24 @@ enum Command {
 }
 
 /// Runs the CLI and returns the process exit code.
+///
+/// A usage error (an unknown option, a malformed value, a missing
+/// argument) exits with [`EXIT_KRUNBOX_FAILED`] as docker's does, never
+/// clap's 2, which a guest command may return too; `--help` and
+/// `--version` exit 0.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Printing help or an error to a closed stream: nothing to add.
+            let _ = e.print();
+            return if e.use_stderr() {
+                EXIT_KRUNBOX_FAILED
+            } else {
+                0
+            };
+        }
+    };
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Start(args) => start::start(args),
