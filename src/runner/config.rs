@@ -49,6 +49,12 @@ pub struct RunnerConfig {
     /// [`super::RunnerEnd`]); `None`: no monitor.
     #[serde(default)]
     pub exit_record: Option<PathBuf>,
+    /// Whether the runner runs as root of a user namespace of its own in
+    /// which the caller's uid and gid are 0: for a caller that is not root
+    /// booting an image, so that the guest sees the image's tree (the
+    /// caller's on disk) as root's. See the `user_ns` module.
+    #[serde(default)]
+    pub own_user_namespace: bool,
 }
 
 /// The guest's workload.
@@ -127,6 +133,7 @@ mod tests {
             log_level: 0,
             detached: false,
             exit_record: None,
+            own_user_namespace: true,
         };
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<RunnerConfig>(&json).unwrap(), config);

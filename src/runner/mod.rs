@@ -24,6 +24,7 @@ mod event;
 mod monitor;
 mod parent;
 mod program;
+mod user_ns;
 
 pub use child::enter_if_requested;
 pub use config::{NetMode, RunnerConfig, VsockPort, Workload};

@@ -55,6 +55,21 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
+    /// The runner could not be started in a user namespace of its own (an
+    /// image root booted without root), or not executed.
+    #[error(
+        "cannot start the runner {} as root of a user namespace of its own (an image \
+         boots so when the caller is not root; user namespaces may be disabled here: \
+         sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces)",
+        program.display()
+    )]
+    UserNamespace {
+        /// The runner program.
+        program: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Waiting for the runner failed.
     #[error("cannot wait for the runner process")]
     Wait(#[source] io::Error),
@@ -89,11 +104,17 @@ impl RunnerProcess {
             .stderr(stderr.into_stdio());
         let write_fd = write_end.as_raw_fd();
         let detached = config.detached;
+        let user_ns = config
+            .own_user_namespace
+            .then(super::user_ns::RootMapping::for_caller);
+        let in_user_ns = user_ns.is_some();
         // SAFETY: the closure runs between fork and exec and calls only
-        // dup2 and setsid, which are async-signal-safe. dup2 clears
-        // FD_CLOEXEC on the new descriptor, so fd 3 survives the exec while
-        // `write_fd` does not. setsid makes a detached runner the leader of
-        // a new session, out of reach of its caller's terminal signals.
+        // dup2, setsid and what `RootMapping::enter` calls (unshare, open,
+        // write, close on buffers made before the fork), all
+        // async-signal-safe. dup2 clears FD_CLOEXEC on the new descriptor,
+        // so fd 3 survives the exec while `write_fd` does not. setsid makes
+        // a detached runner the leader of a new session, out of reach of
+        // its caller's terminal signals.
         unsafe {
             command.pre_exec(move || {
                 if libc::dup2(write_fd, EVENT_FD) < 0 {
@@ -102,13 +123,19 @@ impl RunnerProcess {
                 if detached && libc::setsid() < 0 {
                     return Err(io::Error::last_os_error());
                 }
+                if let Some(mapping) = &user_ns {
+                    mapping.enter()?;
+                }
                 Ok(())
             });
         }
         let spawned_at_us = monotonic_us();
-        let child = command.spawn().map_err(|source| SpawnError::Exec {
-            program: program.to_owned(),
-            source,
+        let child = command.spawn().map_err(|source| {
+            let program = program.to_owned();
+            match in_user_ns {
+                true => SpawnError::UserNamespace { program, source },
+                false => SpawnError::Exec { program, source },
+            }
         })?;
         drop(write_end);
         let (sender, events) = mpsc::channel();

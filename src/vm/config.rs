@@ -394,6 +394,9 @@ impl VmConfig {
             log_level: self.log_level,
             detached: false,
             exit_record: None,
+            // An image's tree unpacked without root is the caller's on
+            // disk; the guest should see it as root's.
+            own_user_namespace: self.overlay_root && !nix::unistd::geteuid().is_root(),
         })
     }
 }

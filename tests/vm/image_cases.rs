@@ -86,7 +86,7 @@ fn listing(tree: &Path) -> Result<Vec<(String, u64)>, Failed> {
 
 /// The image the CLI cases load: the test rootfs as its base layer, and
 /// a second layer that adds accounts and a file and whites one out.
-fn build_archive(out: &Path) {
+pub fn build_archive(out: &Path) {
     let top = Layer::new()
         .file(
             "etc/passwd",
