@@ -50,11 +50,6 @@ pub fn all() -> Vec<Trial> {
     ]
 }
 
-/// Whether case `name` is one of [`SHARED`]'s group.
-pub fn uses_shared(name: &str) -> bool {
-    name.starts_with("agent::") && name != "agent::shutdown_returns_status"
-}
-
 /// Runs `body` against the shared VM.
 fn with_vm<F, Fut>(body: F) -> Result<(), Failed>
 where

@@ -31,6 +31,8 @@ pub trait Resource: Sync + 'static {
 pub struct Shared<T: Resource> {
     /// The group, for messages (e.g. "agent").
     group: &'static str,
+    /// The names of the group's cases, as [`group_trial`] made them.
+    members: Mutex<Vec<&'static str>>,
     state: Mutex<State<T>>,
 }
 
@@ -46,11 +48,25 @@ impl<T: Resource> Shared<T> {
     pub const fn new(group: &'static str) -> Self {
         Self {
             group,
+            members: Mutex::new(Vec::new()),
             state: Mutex::new(State {
                 current: None,
                 left: None,
             }),
         }
+    }
+
+    /// The resource now, if one is set up.
+    pub fn current(&self) -> Option<&'static T> {
+        self.state().current
+    }
+
+    /// Whether case `name` is one of this group's.
+    pub fn has_member(&self, name: &str) -> bool {
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&name)
     }
 
     fn state(&self) -> MutexGuard<'_, State<T>> {
@@ -128,6 +144,12 @@ impl Resource for Vm {
                 .await
                 .map_err(|e| format!("{e:?}"))
         })?;
+        let pid = nix::unistd::Pid::from_raw(self.runner_pid() as i32);
+        if nix::sys::signal::kill(pid, None).is_ok() {
+            return Err(format!(
+                "the shared {group} VM's runner (pid {pid}) still runs after its power-off"
+            ));
+        }
         match self.exit_status().and_then(|s| s.code()) {
             Some(0) => Ok(()),
             other => Err(format!(
@@ -151,6 +173,11 @@ pub fn group_trial<T: Resource>(
     fixture: &'static Shared<T>,
     case: fn() -> Result<(), Failed>,
 ) -> Trial {
+    fixture
+        .members
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(name);
     Trial::test(name, move || {
         crate::lab_faults::run_case(name, case, &|| fixture.case_ended())
     })

@@ -269,6 +269,12 @@ fn spec(progress: &Progress, boot: usize, timeout: Duration) -> LabSpec {
     for (host, lab) in crate::debian::lab_files() {
         spec = spec.file(host, lab);
     }
+    // `cargo test` builds the examples; a case runs this one (and fails,
+    // saying so, if it is missing).
+    let example = crate::example_cases::host_path();
+    if example.exists() {
+        spec = spec.executable(example);
+    }
     spec.executable(&me)
         .executable(support::host_runner())
         // The image cases pull from a real registry on the lab's loopback;

@@ -253,6 +253,9 @@ pub fn run_case(
         })
     }));
     let after = after();
+    if in_lab() {
+        crate::stray_vms::sweep(name);
+    }
     let passed = matches!(result, Ok(Ok(()))) && after.is_ok();
     lab_boots::case_ended(name, passed, started.elapsed());
     result

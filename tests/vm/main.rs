@@ -25,12 +25,14 @@ mod agent_cases;
 mod bench_cases;
 mod cases;
 mod debian;
+mod example_cases;
 mod fault_cases;
 mod fault_support;
 mod fixture;
 mod harness_cases;
 mod image_archive;
 mod image_cases;
+mod image_user_cases;
 mod lab_boots;
 mod lab_evidence;
 mod lab_faults;
@@ -43,6 +45,7 @@ mod post_mortem;
 mod registry;
 mod run_summary;
 mod security_cases;
+mod stray_vms;
 mod stream_cases;
 mod support;
 
@@ -63,6 +66,8 @@ fn main() -> ExitCode {
     trials.extend(security_cases::all());
     trials.extend(stream_cases::all());
     trials.extend(image_cases::all());
+    trials.extend(image_user_cases::all());
+    trials.extend(example_cases::all());
     trials.extend(harness_cases::all());
     if support::in_lab() && !args.list {
         lab_boots::start_heartbeat();
@@ -111,7 +116,7 @@ fn main() -> ExitCode {
 fn expect_group_cases(args: &Arguments, trials: &[Trial]) {
     let selected = trials
         .iter()
-        .filter(|t| !args.is_filtered_out(t) && agent_cases::uses_shared(t.name()))
+        .filter(|t| !args.is_filtered_out(t) && agent_cases::SHARED.has_member(t.name()))
         .count();
     agent_cases::SHARED.expect(selected);
 }
