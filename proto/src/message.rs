@@ -30,13 +30,20 @@ pub struct HelloAck {
     pub protocol: u8,
 }
 
-/// A terminal window size.
+/// A terminal window size; by default 24 rows of 80 columns, as a
+/// terminal that says nothing of its size is taken to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WinSize {
     /// Rows.
     pub rows: u16,
     /// Columns.
     pub cols: u16,
+}
+
+impl Default for WinSize {
+    fn default() -> Self {
+        Self { rows: 24, cols: 80 }
+    }
 }
 
 /// What to run, shared by one-shot, interactive and background execs.

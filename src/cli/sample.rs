@@ -65,7 +65,7 @@ impl Sample {
         let mut plan = Provision::new();
         plan.write_file(format!("{dest}/{PROMPT}"), prompt_text(), 0o644);
         plan.copy_tree(
-            &self.root().join(SKILLS_DIR),
+            self.root().join(SKILLS_DIR),
             &format!("{dest}/{SKILLS_DIR}"),
         )?;
         Ok(plan)

@@ -38,7 +38,8 @@ pub struct VmArgs {
     /// Set an environment variable in the guest (repeatable).
     #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
-    /// Working directory of the command in the guest.
+    /// Working directory in the guest: the command's (`run`), or every
+    /// exec's unless it gives its own (`start`).
     #[arg(short, long, value_name = "PATH")]
     pub workdir: Option<String>,
     /// Guest network: none (loopback only), or tsi (guest sockets go

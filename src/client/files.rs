@@ -105,10 +105,14 @@ impl Provision {
     /// paths as text: a name that is not UTF-8 is an error, and so is a
     /// fifo, device node or socket, which provisioning cannot create (use
     /// [`AgentClient::copy_in`] for those trees).
-    pub fn copy_tree(&mut self, src: &Path, dest: &str) -> Result<&mut Self, ClientError> {
+    pub fn copy_tree(
+        &mut self,
+        src: impl AsRef<Path>,
+        dest: &str,
+    ) -> Result<&mut Self, ClientError> {
         const OP: &str = "planning a provision";
         let tree = |source| ClientError::Tree { op: OP, source };
-        let plan = CopyPlan::walk(src).map_err(tree)?;
+        let plan = CopyPlan::walk(src.as_ref()).map_err(tree)?;
         let dest = dest.trim_end_matches('/');
         for item in plan.items {
             let rel = item
@@ -262,7 +266,11 @@ impl AgentClient {
     /// `dest` is merged into). Device nodes and sockets are skipped and
     /// listed in [`CopyStats::skipped`]. The agent stages the tree under a
     /// temporary name, so a failed copy leaves nothing at `dest`.
-    pub async fn copy_in(&self, src: &Path, dest: &str) -> Result<CopyStats, ClientError> {
+    pub async fn copy_in(
+        &self,
+        src: impl AsRef<Path>,
+        dest: &str,
+    ) -> Result<CopyStats, ClientError> {
         self.copy_in_with(src, dest, &CopyOptions::default()).await
     }
 
@@ -270,12 +278,12 @@ impl AgentClient {
     /// tree holding device nodes or sockets fails before anything is sent.
     pub async fn copy_in_with(
         &self,
-        src: &Path,
+        src: impl AsRef<Path>,
         dest: &str,
         options: &CopyOptions,
     ) -> Result<CopyStats, ClientError> {
         const OP: &str = "copy in";
-        let src_owned = src.to_owned();
+        let src_owned = src.as_ref().to_owned();
         let plan = tokio::task::spawn_blocking(move || CopyPlan::walk(&src_owned))
             .await
             .map_err(|e| ClientError::Io {
@@ -330,7 +338,11 @@ impl AgentClient {
     /// complete, so a failed copy leaves nothing behind. Fifos and hard
     /// links within the tree are kept and names copied as raw bytes; device
     /// nodes and sockets are skipped and listed in [`CopyStats::skipped`].
-    pub async fn copy_out(&self, src: &str, dest: &Path) -> Result<CopyStats, ClientError> {
+    pub async fn copy_out(
+        &self,
+        src: &str,
+        dest: impl AsRef<Path>,
+    ) -> Result<CopyStats, ClientError> {
         self.copy_out_with(src, dest, &CopyOptions::default()).await
     }
 
@@ -340,10 +352,11 @@ impl AgentClient {
     pub async fn copy_out_with(
         &self,
         src: &str,
-        dest: &Path,
+        dest: impl AsRef<Path>,
         options: &CopyOptions,
     ) -> Result<CopyStats, ClientError> {
         const OP: &str = "copy out";
+        let dest = dest.as_ref();
         let config = self.config();
         let limits = TreeLimits {
             max_entries: config.max_copy_entries,

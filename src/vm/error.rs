@@ -62,6 +62,18 @@ pub enum Error {
     Output(#[source] io::Error),
 }
 
+/// An agent operation's failure as a VM error, so that a program mixing
+/// boots and agent operations can use `?` on both (the VM's log is not
+/// read: [`Vm`](super::Vm)'s own calls add its tail where they fail).
+impl From<crate::client::ClientError> for Error {
+    fn from(source: crate::client::ClientError) -> Self {
+        Error::Agent {
+            source,
+            log_tail: String::new(),
+        }
+    }
+}
+
 impl Error {
     /// What the user can do about it, when there is something.
     pub fn advice(&self) -> Option<String> {
