@@ -114,11 +114,14 @@ fn main() -> ExitCode {
 /// Tells each shared VM how many of its group's cases this run selected,
 /// so that it powers off after the last of them.
 fn expect_group_cases(args: &Arguments, trials: &[Trial]) {
-    let selected = trials
-        .iter()
-        .filter(|t| !args.is_filtered_out(t) && agent_cases::SHARED.has_member(t.name()))
-        .count();
-    agent_cases::SHARED.expect(selected);
+    let selected = |is_member: &dyn Fn(&str) -> bool| {
+        trials
+            .iter()
+            .filter(|t| !args.is_filtered_out(t) && is_member(t.name()))
+            .count()
+    };
+    agent_cases::SHARED.expect(selected(&|name| agent_cases::SHARED.has_member(name)));
+    net_cases::SHARED.expect(selected(&|name| net_cases::SHARED.has_member(name)));
 }
 
 /// Whether the run selects no case that needs a VM.

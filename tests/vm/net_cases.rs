@@ -8,16 +8,14 @@
 //! [`crate::net_oneshot_cases`].
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use krunbox::client::Command;
 use krunbox::vm::{NetMode, PublishedPort, Resource, Rlimit, Vm, Volume};
 use libtest_mimic::{Failed, Trial};
-use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check};
-use crate::lab_faults::trial;
+use crate::fixture::{self, group_trial, runtime, Shared};
 use crate::loopback::{exchange_when_listening, free_port, LoopbackServer};
 use crate::support::agent_vm;
 
@@ -26,21 +24,26 @@ const GUEST_PORT: u16 = 8080;
 /// How long a guest or host peer may wait for the other.
 const PEER_WAIT: Duration = Duration::from_secs(60);
 
+/// The VM the network, volume and config cases share, powered off after
+/// the last of them (a `fixture::Shared`).
+pub static SHARED: Shared<NetVm> = Shared::new("network");
+
 /// The cases on the shared VM, by name.
 pub fn all() -> Vec<Trial> {
+    let shared = |name, case| group_trial(name, &SHARED, case);
     vec![
-        trial("net::tsi_reaches_host_loopback", tsi_reaches_host_loopback),
-        trial(
+        shared("net::tsi_reaches_host_loopback", tsi_reaches_host_loopback),
+        shared(
             "net::published_port_reaches_guest_server",
             published_port_reaches_guest_server,
         ),
-        trial("volume::rw_shares_both_ways", rw_shares_both_ways),
-        trial("volume::ro_refuses_guest_writes", ro_refuses_guest_writes),
-        trial(
+        shared("volume::rw_shares_both_ways", rw_shares_both_ways),
+        shared("volume::ro_refuses_guest_writes", ro_refuses_guest_writes),
+        shared(
             "config::hostname_and_rlimit_reach_guest",
             hostname_and_rlimit_reach_guest,
         ),
-        trial(
+        shared(
             "console::agent_vm_console_goes_to_log",
             agent_vm_console_goes_to_log,
         ),
@@ -48,9 +51,8 @@ pub fn all() -> Vec<Trial> {
 }
 
 /// The shared VM and the host side of its configuration.
-struct NetVm {
-    runtime: Runtime,
-    vm: Result<Vm, String>,
+pub struct NetVm {
+    pub vm: Vm,
     host_port: u16,
     rw: PathBuf,
     ro: PathBuf,
@@ -58,18 +60,16 @@ struct NetVm {
     _dir: tempfile::TempDir,
 }
 
-fn shared() -> &'static NetVm {
-    static SHARED: OnceLock<NetVm> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let runtime = Runtime::new().expect("tokio runtime");
-        let dir = tempfile::tempdir().expect("temp dir");
+impl fixture::Resource for NetVm {
+    fn set_up(group: &str) -> Result<&'static Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let (rw, ro) = (dir.path().join("rw"), dir.path().join("ro"));
         for d in [&rw, &ro] {
-            std::fs::create_dir(d).expect("volume dir");
+            std::fs::create_dir(d).map_err(|e| e.to_string())?;
         }
-        std::fs::write(ro.join("seed.txt"), b"seed\n").expect("seed file");
+        std::fs::write(ro.join("seed.txt"), b"seed\n").map_err(|e| e.to_string())?;
         let console = dir.path().join("console.log");
-        let host_port = free_port().expect("a free host port");
+        let host_port = free_port().map_err(|e| format!("{group}: no free host port: {e:?}"))?;
         let config = agent_vm()
             .memory_mib(512)
             .net(NetMode::Tsi)
@@ -79,19 +79,28 @@ fn shared() -> &'static NetVm {
             .hostname("krunbox-net")
             .rlimit(Rlimit::new(Resource::Nofile, 256, 512))
             .console_log(&console);
-        let vm = runtime
+        let vm = runtime()
             .block_on(config.boot())
-            .map_err(|e| krunbox::error_chain(&e));
-        NetVm {
-            runtime,
+            .map_err(|e| krunbox::error_chain(&e))?;
+        Ok(Box::leak(Box::new(NetVm {
             vm,
             host_port,
             rw,
             ro,
             console,
             _dir: dir,
-        }
-    })
+        })))
+    }
+
+    fn alive(&self) -> bool {
+        fixture::Resource::alive(&self.vm)
+    }
+
+    fn tear_down(&'static self, group: &str) -> Result<(), String> {
+        // The VM is leaked with its NetVm: a &'static Vm.
+        let vm: &'static Vm = &self.vm;
+        fixture::Resource::tear_down(vm, group)
+    }
 }
 
 /// Runs `body` against the shared VM.
@@ -100,12 +109,10 @@ where
     F: FnOnce(&'static NetVm, &'static Vm) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failed>>,
 {
-    let shared = shared();
-    let vm = shared
-        .vm
-        .as_ref()
+    let shared = SHARED
+        .get()
         .map_err(|e| Failed::from(format!("the network VM did not boot: {e}")))?;
-    shared.runtime.block_on(body(shared, vm))
+    runtime().block_on(body(shared, &shared.vm))
 }
 
 fn sh(script: impl Into<String>) -> Command {

@@ -1,8 +1,8 @@
 //! VM processes a case left running (inside the lab only): named and
 //! killed after the case, so that they cannot starve the cases after it
 //! (a stray VM busy in the background once cost a later case its agent's
-//! pings). The shared agent VM, which outlives the cases of its group, is
-//! not a stray.
+//! pings). The shared VMs (`fixture::Shared`), which outlive each case of
+//! their groups, are not strays.
 
 use std::time::Duration;
 
@@ -15,14 +15,23 @@ const GRACE: Duration = Duration::from_secs(3);
 /// After case `case`: kills the VM processes still running (but the
 /// shared VM) and says which they were.
 pub fn sweep(case: &str) {
-    let shared = crate::agent_cases::SHARED
-        .current()
-        .map(|vm| vm.runner_pid() as i32);
+    let shared: Vec<i32> = [
+        crate::agent_cases::SHARED
+            .current()
+            .map(|vm| vm.runner_pid()),
+        crate::net_cases::SHARED
+            .current()
+            .map(|net| net.vm.runner_pid()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|pid| pid as i32)
+    .collect();
     let deadline = std::time::Instant::now() + GRACE;
-    let mut strays = running_vms(shared);
+    let mut strays = running_vms(&shared);
     while !strays.is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        strays = running_vms(shared);
+        strays = running_vms(&shared);
     }
     for (pid, args) in strays {
         println!("\n{case}: left a VM process running (pid {pid}: {args}); killing it");
@@ -35,14 +44,14 @@ pub fn sweep(case: &str) {
 
 /// The VM processes running now (zombies excluded), but `except`, with
 /// their command lines.
-fn running_vms(except: Option<i32>) -> Vec<(i32, String)> {
+fn running_vms(except: &[i32]) -> Vec<(i32, String)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| Some(*pid) != except)
+        .filter(|pid| !except.contains(pid))
         .filter(|pid| {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
