@@ -112,7 +112,11 @@ where
     let shared = SHARED
         .get()
         .map_err(|e| Failed::from(format!("the network VM did not boot: {e}")))?;
-    runtime().block_on(body(shared, &shared.vm))
+    // A failure says how the VM ended, if it did (a post mortem).
+    runtime().block_on(crate::post_mortem::explained(
+        &shared.vm,
+        body(shared, &shared.vm),
+    ))
 }
 
 fn sh(script: impl Into<String>) -> Command {
