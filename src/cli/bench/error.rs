@@ -182,11 +182,6 @@ impl BenchError {
         }
     }
 
-    /// A [`BenchError::Pull`], for `map_err`.
-    pub fn pull(source: krunbox::image::StoreError) -> Self {
-        BenchError::Pull(source)
-    }
-
     /// A [`BenchError::Vm`] maker for `map_err`.
     pub fn vm(case: &'static str) -> impl FnOnce(krunbox::vm::Error) -> Self {
         move |source| BenchError::Vm { case, source }

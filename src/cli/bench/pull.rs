@@ -66,11 +66,11 @@ pub async fn pull(ctx: &mut Ctx, target: &PullTarget) -> Result<(), BenchError> 
     for run in ctx.all_runs() {
         let dir = tempfile::tempdir().map_err(BenchError::io(CASE, "a temporary directory"))?;
         let t = Instant::now();
-        let store = Store::open(dir.path().join("store")).map_err(BenchError::pull)?;
+        let store = Store::open(dir.path().join("store")).map_err(BenchError::Pull)?;
         store
             .pull(&target.reference, &options)
             .await
-            .map_err(BenchError::pull)?;
+            .map_err(BenchError::Pull)?;
         ctx.sample(run, ours, t.elapsed());
         let took = skopeo_umoci(target, dir.path())?;
         ctx.sample(run, theirs, took);

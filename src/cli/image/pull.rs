@@ -55,13 +55,14 @@ pub enum PullPolicy {
 
 pub fn pull(args: PullArgs) -> i32 {
     report::block_on(async move {
-        let result = match args.image.parse::<Reference>() {
-            Ok(reference) => match super::store() {
-                Ok(store) => fetch(&store, &reference, &args.registry, args.quiet).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(ImageError::Reference(e)),
-        };
+        let result = async {
+            let reference = args
+                .image
+                .parse::<Reference>()
+                .map_err(ImageError::Reference)?;
+            fetch(&super::store()?, &reference, &args.registry, args.quiet).await
+        }
+        .await;
         pulled(result, args.quiet)
     })
 }
