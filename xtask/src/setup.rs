@@ -114,13 +114,18 @@ pub(crate) fn run(mut args: SetupArgs) -> Result<(), SetupError> {
     if args.debian_layer.is_none() {
         args.debian_layer = Some(default_debian_layer().ok_or(SetupError::NoDataDir)?);
     }
-    if !args.dry_run && !is_root()? {
-        rerun_with_sudo(&args)?;
-    } else {
+    let layer = args.debian_layer.clone().ok_or(SetupError::NoDataDir)?;
+    if args.dry_run || is_root()? {
         install_packages(&args)?;
-        let layer = args.debian_layer.as_deref().ok_or(SetupError::NoDataDir)?;
-        crate::debian_image::build(layer, &find_mirror()?.uri, args.dry_run)
+        crate::debian_image::build(&layer, &find_mirror()?.uri, args.dry_run)
             .map_err(SetupError::DebianImage)?;
+    } else if args.force
+        || !layer.exists()
+        || missing_packages()?.iter().any(|(_, pkgs)| !pkgs.is_empty())
+    {
+        // Only what needs root goes through sudo, and only when there is
+        // something to do.
+        rerun_with_sudo(&args)?;
     }
     if !args.packages_only {
         build_default_rootfs(args.dry_run)?;
