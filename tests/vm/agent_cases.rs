@@ -1,5 +1,5 @@
 //! End-to-end cases through the guest agent. They share ONE booted VM
-//! (a `fixture::SharedVm`), as a sandbox program would: one boot, many
+//! (a [`SharedVm`]), as a sandbox program would: one boot, many
 //! execs and copies, several in flight at once.
 
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -12,12 +12,12 @@ use libtest_mimic::{Failed, Trial};
 use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check, text};
-use crate::fixture::{group_trial, runtime, Shared};
-use crate::lab_faults::trial;
+use crate::shared_vm::{runtime, SharedVm};
 use crate::support::agent_vm;
+use krunbox_suite::{group_trial, trial, Shared};
 
 /// The VM the agent cases share (512 MiB, the agent's test config).
-pub static SHARED: Shared<Vm> = Shared::new("agent");
+pub static SHARED: Shared<SharedVm> = Shared::new("agent");
 
 /// The agent cases, by name; all but `shutdown_returns_status` run on
 /// [`SHARED`], which is powered off (and that checked) after the last of
@@ -56,9 +56,10 @@ where
     F: FnOnce(&'static Vm) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failed>>,
 {
-    let vm = SHARED
+    let vm: &'static Vm = &SHARED
         .get()
-        .map_err(|e| Failed::from(format!("the shared VM did not boot: {e}")))?;
+        .map_err(|e| Failed::from(format!("the shared VM did not boot: {e}")))?
+        .0;
     runtime().block_on(crate::post_mortem::explained(vm, body(vm)))
 }
 

@@ -9,8 +9,8 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 use crate::cases::{check, text};
-use crate::lab_faults::trial;
 use crate::support::{cli, rootfs};
+use krunbox_suite::trial;
 
 /// The cases, by name.
 pub fn all() -> Vec<Trial> {

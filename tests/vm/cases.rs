@@ -7,8 +7,8 @@ use krunbox::runner::StdioSpec;
 use krunbox::vm::{ConfigError, Error, VmConfig};
 use libtest_mimic::{Failed, Trial};
 
-use crate::lab_faults::trial;
 use crate::support::{cli, rootfs, vm};
+use krunbox_suite::trial;
 
 /// Every case, by name.
 pub fn all() -> Vec<Trial> {

@@ -10,8 +10,8 @@ use std::process::Command;
 use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{check, text};
-use crate::lab_faults::trial;
 use crate::support::{in_lab, rootfs};
+use krunbox_suite::trial;
 
 /// The example this suite runs.
 const SANDBOX: &str = "sandbox";

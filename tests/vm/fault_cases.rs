@@ -19,8 +19,8 @@ use crate::fault_support::{
     bounded, largest_starting, names_starting, private_rootfs, shut_down_cleanly, wait_until,
     write_big_file, Leftovers,
 };
-use crate::lab_faults::trial;
 use crate::support::{agent_vm, agent_vm_on};
+use krunbox_suite::trial;
 
 /// The fault cases, by name.
 pub fn all() -> Vec<Trial> {

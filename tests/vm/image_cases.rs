@@ -9,9 +9,9 @@ use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{chain, check, text};
 use crate::image_archive::{self, Layer};
-use crate::lab_faults::trial;
 use crate::named_cases::State;
 use crate::support::{rootfs, vm};
+use krunbox_suite::trial;
 
 /// The image-root cases, by name.
 pub fn all() -> Vec<Trial> {

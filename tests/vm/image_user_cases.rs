@@ -11,8 +11,8 @@ use std::process::{Command, Output};
 use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{chain, check, text};
-use crate::lab_faults::trial;
 use crate::support::{in_lab, runner};
+use krunbox_suite::trial;
 
 /// The user the case runs the CLI as, when the suite runs as root.
 const NOBODY: u32 = 65534;

@@ -14,9 +14,9 @@ use crate::cases::{chain, check, text};
 use crate::fault_support::{
     bounded, first_word, private_rootfs, shut_down_cleanly, write_big_file, Leftovers,
 };
-use crate::lab_faults::trial;
 use crate::post_mortem::{explained, explained_all};
 use crate::support::{agent_vm, agent_vm_on};
+use krunbox_suite::trial;
 
 /// The load cases, by name.
 pub fn all() -> Vec<Trial> {
@@ -37,7 +37,7 @@ const VMS: usize = 3;
 /// Size of the big copy, in MiB: `$KRUNBOX_LOAD_COPY_MIB`, else 64.
 ///
 /// The issue asks for 1 GiB. In the emulated lab, heavy guest I/O loses
-/// nested VMs now and then (see `lab_faults`), and the chance grows with
+/// nested VMs now and then (see `krunbox_suite::rerun`), and the chance grows with
 /// the bytes moved, so the suite copies 64 MiB; a 1 GiB run is one
 /// variable away (docs/reliability.md has its figures).
 fn big_mib() -> usize {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{chain, check, text};
-use crate::lab_faults::trial;
 use crate::support::{cli, rootfs};
+use krunbox_suite::trial;
 
 /// The named-VM cases, by name.
 pub fn all() -> Vec<Trial> {

@@ -15,9 +15,10 @@ use krunbox::vm::{NetMode, PublishedPort, Resource, Rlimit, Vm, Volume};
 use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{chain, check};
-use crate::fixture::{self, group_trial, runtime, Shared};
 use crate::loopback::{exchange_when_listening, free_port, LoopbackServer};
+use crate::shared_vm::{self, runtime};
 use crate::support::agent_vm;
+use krunbox_suite::{group_trial, Shared};
 
 /// The guest port the shared VM publishes.
 const GUEST_PORT: u16 = 8080;
@@ -25,7 +26,7 @@ const GUEST_PORT: u16 = 8080;
 const PEER_WAIT: Duration = Duration::from_secs(60);
 
 /// The VM the network, volume and config cases share, powered off after
-/// the last of them (a `fixture::Shared`).
+/// the last of them.
 pub static SHARED: Shared<NetVm> = Shared::new("network");
 
 /// The cases on the shared VM, by name.
@@ -60,7 +61,7 @@ pub struct NetVm {
     _dir: tempfile::TempDir,
 }
 
-impl fixture::Resource for NetVm {
+impl krunbox_suite::Resource for NetVm {
     fn set_up(group: &str) -> Result<&'static Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let (rw, ro) = (dir.path().join("rw"), dir.path().join("ro"));
@@ -93,13 +94,15 @@ impl fixture::Resource for NetVm {
     }
 
     fn alive(&self) -> bool {
-        fixture::Resource::alive(&self.vm)
+        shared_vm::alive(&self.vm)
     }
 
     fn tear_down(&'static self, group: &str) -> Result<(), String> {
-        // The VM is leaked with its NetVm: a &'static Vm.
-        let vm: &'static Vm = &self.vm;
-        fixture::Resource::tear_down(vm, group)
+        shared_vm::power_off(&self.vm, group)
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        vec![self.vm.runner_pid()]
     }
 }
 

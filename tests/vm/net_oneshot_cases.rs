@@ -9,9 +9,9 @@ use krunbox::vm::{Error, NetMode, VmConfig};
 use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{chain, check, text};
-use crate::lab_faults::trial;
 use crate::loopback::LoopbackServer;
 use crate::support::{cli, rootfs, runner, vm};
+use krunbox_suite::trial;
 
 /// The one-shot cases, by name.
 pub fn all() -> Vec<Trial> {

@@ -14,8 +14,8 @@ use tokio::runtime::Runtime;
 
 use crate::cases::{chain, check};
 use crate::fault_support::{shut_down_cleanly, Leftovers};
-use crate::lab_faults::trial;
 use crate::support::agent_vm;
+use krunbox_suite::trial;
 
 /// The security cases, by name.
 pub fn all() -> Vec<Trial> {

@@ -8,9 +8,9 @@ use std::process::{Command, Output, Stdio};
 use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{chain, check, text};
-use crate::lab_faults::trial;
 use crate::named_cases::State;
 use crate::support::{rootfs, vm};
+use krunbox_suite::trial;
 
 /// Output sizes: empty, one byte, a page and its edges, a chunk plus one,
 /// 1 MiB and 8 MiB.

@@ -7,10 +7,7 @@ use std::sync::OnceLock;
 use krunbox::runner::RunnerProgram;
 use krunbox::vm::VmConfig;
 
-/// Whether this process runs inside the nested lab.
-pub fn in_lab() -> bool {
-    std::env::var_os("KRUNBOX_LAB").is_some_and(|v| v == "1")
-}
+pub use krunbox_suite::in_lab;
 
 /// The krunbox CLI binary built alongside these tests.
 pub fn host_runner() -> PathBuf {

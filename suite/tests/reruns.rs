@@ -1,8 +1,7 @@
-//! Tests of the harness itself: when a failed case runs again, the
-//! budget, the summary line. `harness::` cases need no VM and no lab
-//! (`cargo test --test vm -- harness::` runs them here, in seconds): they
-//! drive [`RerunPolicy`] with fake cases and evidence planted in files of
-//! the lab kernel's formats. `lab::a_guest_triple_fault_is_evidence` checks
+//! The runner's own tests, without a VM or the lab: when a failed case
+//! runs again, the budget, the summary line. They drive [`RerunPolicy`]
+//! with fake cases and evidence planted in files of the lab kernel's
+//! formats; `lab::a_guest_triple_fault_is_evidence` (in `tests/vm`) checks
 //! the real sources, in the lab.
 
 use std::fs::OpenOptions;
@@ -10,65 +9,17 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use libtest_mimic::{Failed, Trial};
+use krunbox_suite::evidence::{monotonic_now, EvidenceSources, FaultKind, LabFault, Watch};
+use krunbox_suite::rerun::{Budget, Rerun, RerunPolicy};
+use krunbox_suite::summary::{LabReboot, RebootCause, RunSummary};
+use krunbox_suite::Failed;
 
-use crate::cases::check;
-use crate::lab_evidence::{
-    self, monotonic_now, EvidenceSources, FaultKind, LabFault, Watch, KERNEL_LOG,
-};
-use crate::lab_faults::{trial, triple_fault_a_vm, Budget, Rerun, RerunPolicy};
-use crate::run_summary::{LabReboot, RebootCause, RunSummary};
-use crate::support::in_lab;
-
-/// Prefix of the cases that need no VM.
-pub const HARNESS: &str = "harness::";
-
-/// The harness's cases, by name.
-pub fn all() -> Vec<Trial> {
-    let plain = |name: &str, case: fn() -> Result<(), Failed>| Trial::test(name, case);
-    vec![
-        plain(
-            "harness::lab_notes_are_read_back",
-            crate::lab_boots::notes_are_read_back,
-        ),
-        plain(
-            "harness::kvm_exit_lines_are_parsed",
-            lab_evidence::checks::kvm_exit_lines_are_parsed,
-        ),
-        plain(
-            "harness::kernel_records_are_classified",
-            lab_evidence::checks::kernel_records_are_classified,
-        ),
-        plain(
-            "harness::a_case_that_loses_its_vm_with_evidence_is_rerun",
-            lost_with_evidence_is_rerun,
-        ),
-        plain(
-            "harness::the_same_failure_without_evidence_is_not_rerun",
-            same_failure_without_evidence_is_not_rerun,
-        ),
-        plain(
-            "harness::evidence_from_before_a_run_does_not_count",
-            evidence_from_before_does_not_count,
-        ),
-        plain(
-            "harness::a_fixture_is_shared_and_torn_down_once_under_parallel_cases",
-            crate::fixture::checks::shared_and_torn_down_once_under_parallel_cases,
-        ),
-        plain(
-            "harness::the_budget_fails_the_suite",
-            budget_fails_the_suite,
-        ),
-        plain(
-            "harness::the_summary_line_names_reruns_and_reboots",
-            summary_line,
-        ),
-        trial(
-            "lab::a_guest_triple_fault_is_evidence",
-            a_guest_triple_fault_is_evidence,
-        )
-        .with_ignored_flag(!in_lab()),
-    ]
+fn check(ok: bool, why: impl FnOnce() -> String) -> Result<(), Failed> {
+    if ok {
+        Ok(())
+    } else {
+        Err(why().into())
+    }
 }
 
 /// What a case prints when its agent stops answering: the same text
@@ -135,6 +86,7 @@ fn policy(planted: &Planted, budget: Budget) -> RerunPolicy {
     )
 }
 
+#[test]
 fn lost_with_evidence_is_rerun() -> Result<(), Failed> {
     let planted = Planted::new()?;
     let policy = policy(&planted, Budget::SUITE);
@@ -174,6 +126,7 @@ fn lost_with_evidence_is_rerun() -> Result<(), Failed> {
     })
 }
 
+#[test]
 fn same_failure_without_evidence_is_not_rerun() -> Result<(), Failed> {
     let planted = Planted::new()?;
     let policy = policy(&planted, Budget::SUITE);
@@ -204,6 +157,7 @@ fn same_failure_without_evidence_is_not_rerun() -> Result<(), Failed> {
     })
 }
 
+#[test]
 fn evidence_from_before_does_not_count() -> Result<(), Failed> {
     let planted = Planted::new()?;
     // A triple fault and a lockup of an earlier case.
@@ -253,6 +207,7 @@ const TEST_BUDGET: Budget = Budget {
     per_run: 3,
 };
 
+#[test]
 fn budget_fails_the_suite() -> Result<(), Failed> {
     let planted = Planted::new()?;
     // Within the budget: three reruns in a run, two of them in one case.
@@ -288,6 +243,7 @@ fn budget_fails_the_suite() -> Result<(), Failed> {
     check(passed == [false], || format!("{passed:?}"))
 }
 
+#[test]
 fn summary_line() -> Result<(), Failed> {
     let mut summary = RunSummary::default();
     check(
@@ -318,30 +274,4 @@ fn summary_line() -> Result<(), Failed> {
     let want = "krunbox vm tests: 4 reruns (triple fault ×3: images::x ×2, agent::y; lab RCU \
                 stall: load::z), 1 lab reboot (reset during agent::copy)";
     check(summary.to_string() == want, || summary.to_string())
-}
-
-/// In the lab: a guest that triple-faults (its kernel told to reset that
-/// way) shows in the lab kernel's KVM trace, and a record a process writes
-/// to the kernel log is no evidence.
-fn a_guest_triple_fault_is_evidence() -> Result<(), Failed> {
-    let sources = EvidenceSources::lab();
-    let watch = Watch::start(&sources);
-    let records = Watch::start(&sources);
-    std::fs::write(
-        KERNEL_LOG,
-        "watchdog: BUG: soft lockup - CPU#9 stuck (planted by a krunbox test)\n",
-    )?;
-    let run = triple_fault_a_vm();
-    let faults = watch.faults();
-    let kinds: Vec<FaultKind> = faults.iter().map(|f| f.kind).collect();
-    check(kinds == [FaultKind::TripleFault], || {
-        format!("evidence {faults:?}; the VM's run: {run:?}")
-    })?;
-    let planted = records.kernel_records();
-    check(
-        planted
-            .iter()
-            .any(|r| r.contains("planted by a krunbox test")),
-        || format!("the planted record was not read back: {planted:?}"),
-    )
 }

@@ -1,5 +1,5 @@
 //! Evidence, read by the harness itself, that the lab's emulation lost a
-//! VM: the only thing that lets a failed case run again (`lab_faults`).
+//! VM: the only thing that lets a failed case run again ([`crate::rerun`]).
 //!
 //! Two sources, both the lab's own kernel, both read directly:
 //!
@@ -107,6 +107,7 @@ impl fmt::Display for FaultKind {
 /// One piece of evidence: what it shows, where it was read, the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabFault {
+    /// What it shows.
     pub kind: FaultKind,
     /// The file it was read from.
     pub log: PathBuf,
@@ -142,12 +143,17 @@ impl EvidenceSources {
 /// Why the KVM exit trace could not be enabled.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceSetupError {
+    /// tracefs was not mounted and could not be.
     #[error("could not mount tracefs at {TRACEFS}")]
     Mount(#[source] io::Error),
+    /// A tracefs file refused its setting.
     #[error("could not write {value:?} to {}", path.display())]
     Write {
+        /// The file.
         path: PathBuf,
+        /// What was written.
         value: &'static str,
+        /// Why it failed.
         #[source]
         source: io::Error,
     },
@@ -367,14 +373,21 @@ pub fn read_records(log: &mut File) -> Vec<String> {
         .collect()
 }
 
-/// Harness tests of the parsers (no lab needed).
-pub mod checks {
+#[cfg(test)]
+mod tests {
     use super::*;
-    use crate::cases::check;
-    use libtest_mimic::Failed;
 
     /// Trace lines: exits of interest, others, comments, errors.
-    pub fn kvm_exit_lines_are_parsed() -> Result<(), Failed> {
+    fn check(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
+        if ok {
+            Ok(())
+        } else {
+            Err(why())
+        }
+    }
+
+    #[test]
+    fn kvm_exit_lines_are_parsed() -> Result<(), String> {
         let shutdown =
             "  fc_vcpu 0-119  [000] .....    13.954806: kvm_userspace_exit: reason KVM_EXIT_SHUTDOWN (8)";
         let exit = KvmExit::parse(shutdown).ok_or("the triple fault line did not parse")?;
@@ -408,7 +421,8 @@ pub mod checks {
     }
 
     /// Kernel records: the signs, of the kernel facility only.
-    pub fn kernel_records_are_classified() -> Result<(), Failed> {
+    #[test]
+    fn kernel_records_are_classified() -> Result<(), String> {
         let cases = [
             (
                 "0,812,9000,-;watchdog: BUG: soft lockup - CPU#1 stuck for 23s! [krunbox:301]",

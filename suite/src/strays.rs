@@ -1,8 +1,8 @@
 //! VM processes a case left running (inside the lab only): named and
 //! killed after the case, so that they cannot starve the cases after it
 //! (a stray VM busy in the background once cost a later case its agent's
-//! pings). The shared VMs (`fixture::Shared`), which outlive each case of
-//! their groups, are not strays.
+//! pings). The shared VMs ([`crate::fixture`]), which outlive each case
+//! of their groups, are not strays.
 
 use std::time::Duration;
 
@@ -12,21 +12,13 @@ const VM_COMM: &str = "libkrun VM";
 /// How long a killed or dropped VM gets to end before it counts.
 const GRACE: Duration = Duration::from_secs(3);
 
-/// After case `case`: kills the VM processes still running (but the
-/// shared VM) and says which they were.
-pub fn sweep(case: &str) {
-    let shared: Vec<i32> = [
-        crate::agent_cases::SHARED
-            .current()
-            .map(|vm| vm.runner_pid()),
-        crate::net_cases::SHARED
-            .current()
-            .map(|net| net.vm.runner_pid()),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|pid| pid as i32)
-    .collect();
+/// After case `case`: kills the VM processes still running, but those
+/// in `spared` (the shared VMs), and says which they were.
+pub fn sweep(case: &str, spared: &[u32]) {
+    let shared: Vec<i32> = spared
+        .iter()
+        .filter_map(|&p| i32::try_from(p).ok())
+        .collect();
     let deadline = std::time::Instant::now() + GRACE;
     let mut strays = running_vms(&shared);
     while !strays.is_empty() && std::time::Instant::now() < deadline {

@@ -6,13 +6,14 @@
 //! ```
 //!
 //! The host builds it from the lab's notes (`rerun CASE KIND`, `rerun-refused
-//! CASE KIND`, sent by `lab_faults`) and from the lab boots it saw end.
+//! CASE KIND`, sent by [`crate::rerun`]) and from the lab boots it saw end.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::lab_evidence::FaultKind;
-use crate::lab_faults::{Budget, Rerun};
+use crate::evidence::FaultKind;
+use crate::rerun::{Budget, Rerun};
+use crate::SUITE;
 
 /// Why the host booted the lab again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,7 @@ pub enum RebootCause {
 /// One lab boot that died, and the case it died in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabReboot {
+    /// How the lab died.
     pub cause: RebootCause,
     /// The case that had started and not ended, if any.
     pub during: Option<String>,
@@ -38,6 +40,7 @@ pub struct RunSummary {
     pub reruns: Vec<(String, FaultKind)>,
     /// Reruns the budget refused (their cases failed).
     pub refused: Vec<(String, FaultKind)>,
+    /// The lab boots that died before the last.
     pub reboots: Vec<LabReboot>,
 }
 
@@ -78,7 +81,7 @@ impl RunSummary {
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.reruns.len();
-        write!(f, "krunbox vm tests: {n} rerun{}", plural(n))?;
+        write!(f, "{SUITE}: {n} rerun{}", plural(n))?;
         if n > 0 {
             write!(f, " ({})", by_kind(&self.reruns))?;
         }
@@ -89,7 +92,7 @@ impl fmt::Display for RunSummary {
             write!(f, " ({})", reboots.join(", "))?;
         }
         if !self.refused.is_empty() {
-            let Budget { per_case, per_run } = Budget::SUITE;
+            let Budget { per_case, per_run } = crate::run::settings().budget;
             write!(
                 f,
                 "; OVER BUDGET (at most {per_run} reruns a run, {per_case} a case), not \

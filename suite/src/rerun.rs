@@ -5,7 +5,7 @@
 //! and under heavy guest I/O that emulation breaks nested guests now and
 //! then, whatever runs in them (docs/reliability.md, "The lab's own
 //! faults"). So, inside the lab only, each run of a case is watched
-//! (`lab_evidence::Watch`): a run that fails while the lab's KVM reports a
+//! ([`Watch`]): a run that fails while the lab's KVM reports a
 //! triple fault or an emulation failure to a runner, or while the lab's
 //! kernel logs a lockup, an RCU stall or an oops, is run again, saying so
 //! with the evidence. A run must pass on its own. A failure without such
@@ -14,7 +14,7 @@
 //! Outside the lab nothing is run again.
 //!
 //! Every rerun is counted, sent to the host as a lab note (`rerun CASE
-//! KIND`) and shown in the suite's summary line (`run_summary`), and they
+//! KIND`) and shown in the suite's summary line ([`crate::summary`]), and they
 //! have a budget, [`Budget::SUITE`]:
 //!
 //! - at most [`RERUNS_PER_CASE`] reruns of one case: a case that loses
@@ -37,16 +37,12 @@
 //! fail; the lab's KVM trace shows it, the case runs again, and the summary
 //! line counts the rerun.
 
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use krunbox::vm::OneShotOutput;
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Failed;
 
-use crate::lab_boots;
-use crate::lab_evidence::{EvidenceSources, LabFault, Watch};
-use crate::support::{in_lab, vm};
+use crate::evidence::{EvidenceSources, LabFault, Watch};
+use crate::notes;
 
 /// Most reruns of one case.
 pub const RERUNS_PER_CASE: usize = 3;
@@ -63,7 +59,9 @@ pub const LOSE_VM_VAR: &str = "KRUNBOX_VM_TESTS_LOSE_VM_IN";
 /// How many reruns are allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
+    /// Most reruns of one case.
     pub per_case: usize,
+    /// Most reruns in one run of the suite.
     pub per_run: usize,
 }
 
@@ -78,10 +76,11 @@ impl Budget {
 /// A run of a case lost to the lab: run again, or refused by the budget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rerun {
+    /// The case's name.
     pub case: String,
     /// The evidence that counts (the first kind in [`FaultKind`] order).
     ///
-    /// [`FaultKind`]: crate::lab_evidence::FaultKind
+    /// [`FaultKind`]: crate::evidence::FaultKind
     pub fault: LabFault,
     /// Whether the budget refused it (the case then failed).
     pub refused: bool,
@@ -100,6 +99,9 @@ pub struct RerunPolicy {
 }
 
 impl RerunPolicy {
+    /// A policy that reads `sources`, allows `budget` less the
+    /// `spent_before` reruns of earlier lab boots, and tells `announce` of
+    /// each rerun.
     pub fn new(
         budget: Budget,
         sources: EvidenceSources,
@@ -201,81 +203,23 @@ fn with_earlier(lost: &[String], reason: &str) -> Failed {
     Failed::from(format!("{reason}\nearlier runs:\n{}", lost.join("\n")))
 }
 
-/// The suite's policy in the lab: the lab kernel's evidence, the suite's
-/// budget less what earlier lab boots spent, each rerun sent as a note.
-fn policy() -> &'static RerunPolicy {
+/// The suite's policy in the lab: the lab kernel's evidence, `budget`
+/// less what earlier lab boots spent, each rerun sent as a note.
+pub(crate) fn lab_policy(budget: Budget) -> &'static RerunPolicy {
     static POLICY: OnceLock<RerunPolicy> = OnceLock::new();
     POLICY.get_or_init(|| {
         let spent = std::env::var(SPENT_VAR)
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        RerunPolicy::new(Budget::SUITE, EvidenceSources::lab(), spent, announce)
+        RerunPolicy::new(budget, EvidenceSources::lab(), spent, announce)
     })
 }
 
 /// Tells the host of `rerun`, and the output when it is granted.
 fn announce(rerun: &Rerun, granted: Option<&str>) {
-    lab_boots::rerun_decided(rerun);
+    notes::rerun_decided(rerun);
     if let Some(line) = granted {
         println!("\n{line}");
     }
-}
-
-/// A case that, inside the lab, runs again under [`RerunPolicy`].
-///
-/// In the lab, the host is told when the case starts and ends (see
-/// `lab_boots`), panics included.
-pub fn trial(name: &'static str, case: fn() -> Result<(), Failed>) -> Trial {
-    Trial::test(name, move || run_case(name, case, &|| Ok(())))
-}
-
-/// Runs `case` as [`trial`] does, then `after` (whatever the case did,
-/// panics included: a fixture's bookkeeping); the case fails if either
-/// does.
-pub fn run_case(
-    name: &'static str,
-    case: fn() -> Result<(), Failed>,
-    after: &dyn Fn() -> Result<(), Failed>,
-) -> Result<(), Failed> {
-    lab_boots::case_started(name);
-    let started = std::time::Instant::now();
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        if !in_lab() {
-            return case();
-        }
-        let lose = AtomicBool::new(std::env::var(LOSE_VM_VAR).is_ok_and(|c| c == name));
-        policy().run(name, &|| {
-            if lose.swap(false, Ordering::SeqCst) {
-                return lose_a_vm();
-            }
-            case()
-        })
-    }));
-    let after = after();
-    if in_lab() {
-        crate::stray_vms::sweep(name);
-    }
-    let passed = matches!(result, Ok(Ok(()))) && after.is_ok();
-    lab_boots::case_ended(name, passed, started.elapsed());
-    result
-        .unwrap_or_else(|payload| panic::resume_unwind(payload))
-        .and(after)
-}
-
-/// Boots a VM whose guest triple-faults, and fails, as [`LOSE_VM_VAR`] asks.
-fn lose_a_vm() -> Result<(), Failed> {
-    let run = triple_fault_a_vm();
-    Err(format!("lost a VM on purpose, as {LOSE_VM_VAR} asks: {run:?}").into())
-}
-
-/// Boots a VM and makes its guest triple-fault: its kernel told to reset
-/// that way (`/sys/kernel/reboot/type`), then `reboot -f`.
-pub fn triple_fault_a_vm() -> Result<OneShotOutput, krunbox::vm::Error> {
-    vm().command([
-        "sh",
-        "-c",
-        "echo triple > /sys/kernel/reboot/type && reboot -f",
-    ])
-    .output()
 }

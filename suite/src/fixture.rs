@@ -4,16 +4,18 @@
 //! (powered off) once the last selected case of the group has ended, and
 //! that checked there.
 //!
-//! The harness tells the fixture how many of its cases the run selected
-//! ([`Shared::expect`]) before any runs; each case of the group is
-//! wrapped by [`group_trial`], which counts it ended after its last
-//! attempt (reruns included). Cases that fail still count: the VM is
-//! powered off after them too.
+//! A case joins a group by being declared with [`crate::group_trial`],
+//! which registers the group with the suite: the suite tells each group
+//! how many of its cases the run selected ([`Group::expect`]) before any
+//! runs, and spares its resource's processes when it sweeps stray VMs
+//! ([`Group::pids`]). Each case counts itself ended after its last run
+//! (reruns included). Cases that fail still count: the VM is powered off
+//! after them too.
 
-use krunbox::vm::{Vm, VmConfig};
-use libtest_mimic::{Failed, Trial};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use tokio::runtime::Runtime;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use libtest_mimic::Failed;
 
 /// What a group shares: how it is set up, whether it still serves, and
 /// how it is torn down.
@@ -25,14 +27,43 @@ pub trait Resource: Sync + 'static {
     fn alive(&self) -> bool;
     /// Tears it down after the group; why that failed.
     fn tear_down(&'static self, group: &str) -> Result<(), String>;
+    /// Its processes, which the sweep of stray VMs spares while it serves.
+    fn pids(&self) -> Vec<u32> {
+        Vec::new()
+    }
+}
+
+/// A fixture as the suite sees it, whatever it shares.
+pub trait Group: Sync {
+    /// Whether case `name` is one of the group's.
+    fn has_member(&self, name: &str) -> bool;
+    /// The run selected `cases` cases of the group.
+    fn expect(&self, cases: usize);
+    /// The processes of its resource now, if one is set up.
+    fn pids(&self) -> Vec<u32>;
+}
+
+/// Every group that a case was declared in.
+static GROUPS: Mutex<Vec<&'static dyn Group>> = Mutex::new(Vec::new());
+
+/// The groups declared so far.
+pub(crate) fn groups() -> Vec<&'static dyn Group> {
+    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The processes of every group's current resource.
+pub(crate) fn spared_pids() -> Vec<u32> {
+    groups().iter().flat_map(|g| g.pids()).collect()
 }
 
 /// One shared resource and the bookkeeping of its group.
 pub struct Shared<T: Resource> {
     /// The group, for messages (e.g. "agent").
     group: &'static str,
-    /// The names of the group's cases, as [`group_trial`] made them.
+    /// The names of the group's cases, as [`crate::group_trial`] made them.
     members: Mutex<Vec<&'static str>>,
+    /// Whether the group is in [`GROUPS`].
+    registered: AtomicBool,
     state: Mutex<State<T>>,
 }
 
@@ -45,10 +76,12 @@ struct State<T: 'static> {
 }
 
 impl<T: Resource> Shared<T> {
+    /// A fixture for group `group`, with no resource yet.
     pub const fn new(group: &'static str) -> Self {
         Self {
             group,
             members: Mutex::new(Vec::new()),
+            registered: AtomicBool::new(false),
             state: Mutex::new(State {
                 current: None,
                 left: None,
@@ -61,21 +94,19 @@ impl<T: Resource> Shared<T> {
         self.state().current
     }
 
-    /// Whether case `name` is one of this group's.
-    pub fn has_member(&self, name: &str) -> bool {
+    /// Adds case `name` to the group, and the group to the suite's.
+    pub(crate) fn add_member(&'static self, name: &'static str) {
         self.members
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(&name)
+            .push(name);
+        if !self.registered.swap(true, Ordering::SeqCst) {
+            GROUPS.lock().unwrap_or_else(|e| e.into_inner()).push(self);
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The run selected `cases` cases of this group.
-    pub fn expect(&self, cases: usize) {
-        self.state().left = Some(cases);
     }
 
     /// The resource, set up now if there is none or it no longer serves.
@@ -116,83 +147,33 @@ impl<T: Resource> Shared<T> {
     }
 }
 
-/// The shared agent VM: booted with the agent cases' configuration,
-/// powered off (exit 0 wanted) after them.
-impl Resource for Vm {
-    fn set_up(_group: &str) -> Result<&'static Self, String> {
-        let config: VmConfig = crate::support::agent_vm().memory_mib(512);
-        let vm = runtime()
-            .block_on(config.boot())
-            .map_err(|e| krunbox::error_chain(&e))?;
-        Ok(Box::leak(Box::new(vm)))
+impl<T: Resource> Group for Shared<T> {
+    fn has_member(&self, name: &str) -> bool {
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&name)
     }
 
-    fn alive(&self) -> bool {
-        // A VM whose agent fell silent is killed by its watchdog.
-        self.is_running() && self.agent().is_alive()
+    fn expect(&self, cases: usize) {
+        self.state().left = Some(cases);
     }
 
-    fn tear_down(&'static self, group: &str) -> Result<(), String> {
-        runtime().block_on(async {
-            self.agent().shutdown(0).await.map_err(|e| {
-                format!(
-                    "the shared {group} VM did not take the power-off after its group: {}",
-                    krunbox::error_chain(&e)
-                )
-            })?;
-            crate::fault_support::wait_until("the shared VM's exit", || !self.is_running())
-                .await
-                .map_err(|e| format!("{e:?}"))
-        })?;
-        let pid = nix::unistd::Pid::from_raw(self.runner_pid() as i32);
-        if nix::sys::signal::kill(pid, None).is_ok() {
-            return Err(format!(
-                "the shared {group} VM's runner (pid {pid}) still runs after its power-off"
-            ));
-        }
-        match self.exit_status().and_then(|s| s.code()) {
-            Some(0) => Ok(()),
-            other => Err(format!(
-                "the shared {group} VM powered off after its group with exit {other:?}, not 0"
-            )),
-        }
+    fn pids(&self) -> Vec<u32> {
+        self.current()
+            .filter(|r| r.alive())
+            .map(|r| r.pids())
+            .unwrap_or_default()
     }
 }
 
-/// The runtime the shared VMs and their cases run on.
-pub fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new().expect("tokio runtime"))
-}
-
-/// A case of `fixture`'s group: a [`crate::lab_faults::trial`] that, once
-/// its last attempt ended (passed, failed or panicked), counts itself ended in the group (and, if it
-/// was the last, fails when the shared VM does not power off cleanly).
-pub fn group_trial<T: Resource>(
-    name: &'static str,
-    fixture: &'static Shared<T>,
-    case: fn() -> Result<(), Failed>,
-) -> Trial {
-    fixture
-        .members
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(name);
-    Trial::test(name, move || {
-        crate::lab_faults::run_case(name, case, &|| fixture.case_ended())
-    })
-}
-
-/// The fixture's own checks, without a VM (`harness::` cases).
-pub mod checks {
+#[cfg(test)]
+mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Barrier;
     use std::time::Duration;
 
-    use libtest_mimic::Failed;
-
-    use super::{Resource, Shared};
-    use crate::cases::check;
+    use super::{Group, Resource, Shared};
 
     static SET_UP: AtomicUsize = AtomicUsize::new(0);
     static TORN_DOWN: AtomicUsize = AtomicUsize::new(0);
@@ -224,7 +205,8 @@ pub mod checks {
     /// Eight cases of one group at once: one set-up, every case sees it
     /// alive to its end, one tear-down after the last; a case that finds
     /// it lost gets a new one.
-    pub fn shared_and_torn_down_once_under_parallel_cases() -> Result<(), Failed> {
+    #[test]
+    fn shared_and_torn_down_once_under_parallel_cases() {
         static GROUP: Shared<Counted> = Shared::new("counted");
         const CASES: usize = 8;
         GROUP.expect(CASES + 1);
@@ -246,24 +228,25 @@ pub mod checks {
                 });
             }
         });
-        check(seen_alive.load(Ordering::SeqCst) == CASES, || {
-            "a case saw the resource torn down under it".into()
-        })?;
-        check(
-            SET_UP.load(Ordering::SeqCst) == 1 && TORN_DOWN.load(Ordering::SeqCst) == 0,
-            || format!("set up {SET_UP:?}, torn down {TORN_DOWN:?} before the last case"),
-        )?;
+        assert_eq!(
+            seen_alive.load(Ordering::SeqCst),
+            CASES,
+            "a case saw the resource torn down under it"
+        );
+        assert_eq!(SET_UP.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            TORN_DOWN.load(Ordering::SeqCst),
+            0,
+            "torn down before the last case"
+        );
         // The last case finds it lost (as when the lab lost a VM).
-        let lost = GROUP.get()?;
+        let lost = GROUP.get().unwrap();
         lost.torn.store(true, Ordering::SeqCst);
-        let fresh = GROUP.get()?;
-        check(fresh.alive() && SET_UP.load(Ordering::SeqCst) == 2, || {
-            "a lost resource was not set up again".into()
-        })?;
-        GROUP.case_ended()?;
-        check(
-            TORN_DOWN.load(Ordering::SeqCst) == 1 && !fresh.alive(),
-            || format!("torn down {TORN_DOWN:?} after the last case; want once"),
-        )
+        let fresh = GROUP.get().unwrap();
+        assert!(fresh.alive(), "a lost resource was not set up again");
+        assert_eq!(SET_UP.load(Ordering::SeqCst), 2);
+        GROUP.case_ended().unwrap();
+        assert_eq!(TORN_DOWN.load(Ordering::SeqCst), 1, "want one tear-down");
+        assert!(!fresh.alive());
     }
 }
