@@ -56,7 +56,7 @@ fn run_case(
         })
     }));
     let after = after();
-    if in_lab() {
+    if run::settings().sweep_strays {
         strays::sweep(name, &fixture::spared_pids());
     }
     let passed = matches!(result, Ok(Ok(()))) && after.is_ok();

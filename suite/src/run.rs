@@ -40,6 +40,9 @@ pub struct Suite {
 pub(crate) struct Settings {
     pub budget: Budget,
     pub lose_a_vm: Option<LoseAVm>,
+    /// Whether VMs left running after a case are killed: only when cases
+    /// run one at a time (else they would be another case's VMs).
+    pub sweep_strays: bool,
 }
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
@@ -49,6 +52,7 @@ pub(crate) fn settings() -> Settings {
     *SETTINGS.get_or_init(|| Settings {
         budget: Budget::SUITE,
         lose_a_vm: None,
+        sweep_strays: false,
     })
 }
 
@@ -62,6 +66,7 @@ impl Suite {
             settings: Settings {
                 budget: Budget::SUITE,
                 lose_a_vm: None,
+                sweep_strays: false,
             },
         }
     }
@@ -81,7 +86,6 @@ impl Suite {
 
     /// [`Suite::run`], with `args` instead of the command line's.
     pub fn run_with_args(self, mut args: Arguments, host: Host) -> ExitCode {
-        let _ = SETTINGS.set(self.settings);
         let mut trials = self.trials;
         if in_lab() {
             if !args.list {
@@ -95,6 +99,10 @@ impl Suite {
             // One case at a time, beside the shared VMs.
             args.test_threads.get_or_insert(1);
         }
+        let _ = SETTINGS.set(Settings {
+            sweep_strays: in_lab() && args.test_threads == Some(1),
+            ..self.settings
+        });
         if args.list || in_lab() {
             expect_group_cases(&args, &trials);
             return libtest_mimic::run(&args, trials).exit_code();

@@ -1,5 +1,6 @@
-//! VM processes a case left running (inside the lab only): named and
-//! killed after the case, so that they cannot starve the cases after it
+//! VM processes a case left running (inside the lab, when cases run one
+//! at a time, as they do there by default): named and killed after the
+//! case, so that they cannot starve the cases after it
 //! (a stray VM busy in the background once cost a later case its agent's
 //! pings). The shared VMs ([`crate::fixture`]), which outlive each case
 //! of their groups, are not strays.

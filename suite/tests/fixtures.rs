@@ -129,6 +129,7 @@ fn a_fixture_is_shared_and_torn_down_once_under_parallel_cases() {
         .map(|&name| group_trial(name, &GROUP_ALL, case_all))
         .collect();
     trials.push(group_trial(ALL_NAMES[7], &GROUP_ALL, case_all_failing));
+    println!("fixtures: the fake suite below fails all::h on purpose");
     let code = Suite::new(trials, LabPlan::new(std::env::temp_dir()))
         .run_with_args(args(4, None), Host::Boots);
     assert_ne!(
