@@ -1,11 +1,15 @@
 //! Builds the guest agent as a static Linux binary and embeds it in the
 //! `krunbox` library, which injects it into every VM it manages.
 //!
-//! The agent is built by a nested `cargo build -p krunbox-agent --release`
-//! for this target with `+crt-static` (a static-pie with the gnu target),
-//! in its own target directory (`<target>/krunbox-agent-<checkout hash>`)
-//! so it never waits on the outer build's lock, and two checkouts sharing
-//! a target dir keep their agents apart. `KRUNBOX_AGENT_BIN=/path` embeds a
+//! The agent's sources are the `krunbox-agent` crate, a build-dependency
+//! whose library only says where cargo put them (this workspace, a git
+//! checkout or the registry: so the build works for a crates.io or git
+//! dependency too). The binary is built from them by a nested `cargo build
+//! --release` for this target with `+crt-static` (a static-pie with the
+//! gnu target), in its own target directory
+//! (`<target>/krunbox-agent-<sources hash>`) so it never waits on the
+//! outer build's lock, and two checkouts sharing a target dir keep their
+//! agents apart. `KRUNBOX_AGENT_BIN=/path` embeds a
 //! prebuilt agent instead (e.g. one cross-built for the guest of a macOS
 //! host, which runs aarch64 Linux guests).
 
@@ -18,13 +22,17 @@ const AGENT_BIN_ENV: &str = "KRUNBOX_AGENT_BIN";
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(krunbox_agent_embedded)");
     println!("cargo:rerun-if-env-changed={AGENT_BIN_ENV}");
-    for path in [
-        "agent/src",
-        "agent/Cargo.toml",
-        "proto/src",
-        "proto/Cargo.toml",
-    ] {
-        println!("cargo:rerun-if-changed={path}");
+    let agent = Path::new(krunbox_agent::MANIFEST_DIR);
+    for path in [agent.join("src"), agent.join("Cargo.toml")] {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+    // In this workspace the agent's protocol crate is beside it (from the
+    // registry it is a dependency cargo already tracks). A path that does
+    // not exist would rerun this script on every build.
+    for path in ["proto/src", "proto/Cargo.toml"] {
+        if Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let embedded = out_dir.join("krunbox-agent");
@@ -52,14 +60,13 @@ fn build_agent(out_dir: &Path) -> Result<PathBuf, String> {
             "{target} is not Linux: build the agent for the guest and set {AGENT_BIN_ENV}"
         ));
     }
-    let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets it");
     // OUT_DIR is <target-dir>[/<triple>]/<profile>/build/<pkg>/out. The
-    // agent's directory is keyed by checkout: two checkouts sharing one
-    // target dir must not embed each other's agent.
+    // agent's directory is keyed by its sources' place: two checkouts
+    // sharing one target dir must not embed each other's agent.
     let checkout = {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        manifest_dir.hash(&mut hasher);
+        krunbox_agent::MANIFEST_DIR.hash(&mut hasher);
         hasher.finish()
     };
     let target_dir = out_dir
@@ -67,10 +74,10 @@ fn build_agent(out_dir: &Path) -> Result<PathBuf, String> {
         .nth(4)
         .ok_or("unexpected OUT_DIR layout")?
         .join(format!("krunbox-agent-{checkout:016x}"));
-    let manifest = Path::new(&manifest_dir).join("Cargo.toml");
+    let manifest = Path::new(krunbox_agent::MANIFEST_DIR).join("Cargo.toml");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "krunbox-agent"])
+        .args(["build", "--release", "--quiet", "--bin", "krunbox-agent"])
         .arg("--manifest-path")
         .arg(&manifest)
         .args(["--target", &target])
