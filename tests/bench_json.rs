@@ -117,7 +117,10 @@ fn json_to_stdout_keeps_the_table_on_stderr() {
     assert!(out.status.success());
     let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON alone");
     assert_eq!(doc["figures"].as_array().map(Vec::len), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("comparison"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("comparison"));
+    // Not a terminal: no progress bar, no escape sequences.
+    assert!(!stderr.contains('\x1b'), "escape sequences in {stderr:?}");
 }
 
 #[test]

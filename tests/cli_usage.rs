@@ -54,6 +54,12 @@ fn usage_errors_exit_125() {
     );
     refused(&["no-such-command"], "unrecognized subcommand");
     refused(&["exec"], "<NAME>");
+    // A missing command: the same words from run and exec.
+    refused(
+        &["run", "--rootfs", rootfs],
+        "no command to run: none was given",
+    );
+    refused(&["exec", "a"], "no command to run: none was given");
 }
 
 #[test]

@@ -4,16 +4,18 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use krunbox::client::{ClientError, Command};
+use krunbox::client::{ClientError, Command, ExecOutput};
 use krunbox::host::Kvm;
-use krunbox::vm::VmConfig;
+use krunbox::vm::{BootTimeline, VmConfig};
 
 use super::report;
 use super::rootfs::RootfsError;
 use super::sample::{Sample, SKILLS};
+use super::timings::ms as json_ms;
 
 /// Where the demo puts the sample in the guest (removed at the end).
 const GUEST_DIR: &str = "/tmp/krunbox-demo";
@@ -35,6 +37,10 @@ pub struct DemoArgs {
     /// Exec round trips to time after the first.
     #[arg(long, default_value_t = 10, value_name = "N")]
     execs: usize,
+    /// Print one JSON object at the end instead of the report (durations
+    /// in milliseconds; the reading command's output under `output`).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Why the demo stopped.
@@ -107,41 +113,45 @@ fn agent(op: &'static str) -> impl FnOnce(ClientError) -> DemoError {
     move |source| DemoError::Agent { op, source }
 }
 
-async fn run(args: DemoArgs) -> Result<(), DemoError> {
-    let (config, what) = match &args.image {
-        Some(reference) => {
-            let image = super::image::pull::image(
-                reference,
-                super::image::pull::PullPolicy::Missing,
-                &super::image::pull::RegistryArgs::default(),
-            )
-            .await?;
-            let config =
-                VmConfig::from_image(&image).map_err(|source| super::image::ImageError::User {
-                    image: super::image::display_name(&image),
-                    source,
-                })?;
-            (
-                config,
-                format!("image {}", super::image::display_name(&image)),
-            )
-        }
-        None => {
-            let rootfs = super::rootfs::resolve(args.rootfs)?;
-            let what = format!("rootfs {}", rootfs.display());
-            (VmConfig::new(rootfs), what)
-        }
+/// The guest the demo boots: the image's or the rootfs's, and its name.
+async fn guest(args: &DemoArgs) -> Result<(VmConfig, String), DemoError> {
+    let Some(reference) = &args.image else {
+        let rootfs = super::rootfs::resolve(args.rootfs.clone())?;
+        let what = format!("rootfs {}", rootfs.display());
+        return Ok((VmConfig::new(rootfs), what));
     };
+    let image = super::image::pull::image(
+        reference,
+        super::image::pull::PullPolicy::Missing,
+        &super::image::pull::RegistryArgs::default(),
+    )
+    .await?;
+    let name = super::image::display_name(&image);
+    let config = VmConfig::from_image(&image).map_err(|source| super::image::ImageError::User {
+        image: name.clone(),
+        source,
+    })?;
+    Ok((config, format!("image {name}")))
+}
+
+async fn run(args: DemoArgs) -> Result<(), DemoError> {
+    let (config, what) = guest(&args).await?;
     let sample = Sample::create().map_err(DemoError::Sample)?;
     let plan = sample
         .plan(GUEST_DIR)
         .map_err(agent("planning the provisioning"))?;
-    println!("krunbox demo: {what}");
+    // The report, line by line as the demo goes, unless --json.
+    let say = |line: String| {
+        if !args.json {
+            println!("{line}");
+        }
+    };
+    say(format!("krunbox demo: {what}"));
 
     let start = Instant::now();
     let vm = config.memory_mib(512).boot().await?;
     let boot = start.elapsed();
-    println!("== boot: agent ready {}", ms(boot));
+    say(format!("== boot: agent ready {}", ms(boot)));
 
     let t = Instant::now();
     vm.agent()
@@ -149,12 +159,12 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         .await
         .map_err(agent("provisioning"))?;
     let provision = t.elapsed();
-    println!(
+    say(format!(
         "== provision: prompt + {SKILLS} skills ({} files, {} operations) in one request: {}",
         sample.files().len(),
         plan.len(),
         ms(provision)
-    );
+    ));
 
     let t = Instant::now();
     let out = vm
@@ -163,12 +173,52 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         .await
         .map_err(agent("the exec reading them"))?;
     let first_exec = t.elapsed();
-    println!("== exec reading them: {}", ms(first_exec));
-    print!("{}", out.stdout_text());
-    eprint!("{}", out.stderr_text());
+    say(format!("== exec reading them: {}", ms(first_exec)));
+    if !args.json {
+        print!("{}", out.stdout_text());
+        eprint!("{}", out.stderr_text());
+    }
 
-    let mut samples = Vec::with_capacity(args.execs);
-    for _ in 0..args.execs {
+    let samples = round_trips(&vm, args.execs).await?;
+    if let (Some(min), Some(max)) = (samples.first(), samples.last()) {
+        say(format!(
+            "== exec round trip (`true`, {} runs): min {}, median {}, max {}",
+            samples.len(),
+            ms(*min),
+            ms(samples[samples.len() / 2]),
+            ms(*max)
+        ));
+    }
+    vm.agent()
+        .exec(&Command::new("rm").args(["-rf", GUEST_DIR]))
+        .await
+        .map_err(agent("removing the sample"))?;
+
+    let timeline = vm.timeline();
+    let t = Instant::now();
+    let status = vm.shutdown(Duration::from_secs(60)).await?;
+    let report = Report {
+        guest: &what,
+        files: sample.files().len(),
+        operations: plan.len(),
+        boot,
+        provision,
+        first_exec,
+        output: &out,
+        samples: &samples,
+        timeline: &timeline,
+        shutdown: t.elapsed(),
+        status,
+        total: start.elapsed(),
+    };
+    report.print(args.json);
+    Ok(())
+}
+
+/// `n` round trips of `true`, each timed, sorted.
+async fn round_trips(vm: &krunbox::vm::Vm, n: usize) -> Result<Vec<Duration>, DemoError> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
         let t = Instant::now();
         vm.agent()
             .exec(&Command::new("true"))
@@ -177,33 +227,62 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         samples.push(t.elapsed());
     }
     samples.sort();
-    if let (Some(min), Some(max)) = (samples.first(), samples.last()) {
-        println!(
-            "== exec round trip (`true`, {} runs): min {}, median {}, max {}",
-            samples.len(),
-            ms(*min),
-            ms(samples[samples.len() / 2]),
-            ms(*max)
-        );
-    }
-    vm.agent()
-        .exec(&Command::new("rm").args(["-rf", GUEST_DIR]))
-        .await
-        .map_err(agent("removing the sample"))?;
+    Ok(samples)
+}
 
-    println!("== boot timeline (from spawning the runner):");
-    println!("{}", vm.timeline());
-    let t = Instant::now();
-    let status = vm.shutdown(Duration::from_secs(60)).await?;
-    let shutdown = t.elapsed();
-    println!("== shutdown: {} ({status})", ms(shutdown));
-    println!(
-        "== total: {} (boot {}, provision {}, first exec {}, shutdown {})",
-        ms(start.elapsed()),
-        ms(boot),
-        ms(provision),
-        ms(first_exec),
-        ms(shutdown)
-    );
-    Ok(())
+/// What the demo measured, printed at its end.
+struct Report<'a> {
+    guest: &'a str,
+    files: usize,
+    operations: usize,
+    boot: Duration,
+    provision: Duration,
+    first_exec: Duration,
+    output: &'a ExecOutput,
+    /// Round trips of `true`, sorted.
+    samples: &'a [Duration],
+    timeline: &'a BootTimeline,
+    shutdown: Duration,
+    status: ExitStatus,
+    total: Duration,
+}
+
+impl Report<'_> {
+    /// The report's last lines, or with `json` all of it as one object.
+    fn print(&self, json: bool) {
+        if !json {
+            println!("== boot timeline (from spawning the runner):");
+            println!("{}", self.timeline);
+            println!("== shutdown: {} ({})", ms(self.shutdown), self.status);
+            println!(
+                "== total: {} (boot {}, provision {}, first exec {}, shutdown {})",
+                ms(self.total),
+                ms(self.boot),
+                ms(self.provision),
+                ms(self.first_exec),
+                ms(self.shutdown)
+            );
+            return;
+        }
+        let report = serde_json::json!({
+            "guest": self.guest,
+            "boot_ms": json_ms(self.boot),
+            "provision": {
+                "files": self.files,
+                "operations": self.operations,
+                "ms": json_ms(self.provision),
+            },
+            "first_exec_ms": json_ms(self.first_exec),
+            "output": {
+                "stdout": self.output.stdout_text(),
+                "stderr": self.output.stderr_text(),
+            },
+            "exec_round_trip_ms": self.samples.iter().map(|d| json_ms(*d)).collect::<Vec<_>>(),
+            "timeline": super::timings::timeline(self.timeline),
+            "shutdown_ms": json_ms(self.shutdown),
+            "exit_code": self.status.code(),
+            "total_ms": json_ms(self.total),
+        });
+        println!("{report}");
+    }
 }

@@ -6,10 +6,18 @@ use clap::Args;
 use krunbox::host::{krunfw, Kvm};
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Print one JSON object: `can_boot`, and each check's `name`, `ok`,
+    /// `what` and `advice`.
+    #[arg(long)]
+    json: bool,
+}
 
 /// One line of the report.
+#[derive(serde::Serialize)]
 struct Check {
+    /// Which check (`libkrun`, `libkrunfw`, `kvm`, `lab`).
+    name: &'static str,
     ok: bool,
     what: String,
     advice: Option<String>,
@@ -25,27 +33,41 @@ impl Check {
     }
 }
 
-pub fn doctor(_args: DoctorArgs) -> i32 {
+/// Exit 0 when VMs can boot here, else 125 (krunbox cannot do its job
+/// on this host), with or without `--json`.
+pub fn doctor(args: DoctorArgs) -> i32 {
     let kvm = Kvm::probe();
-    let checks = [libkrun_check(), libkrunfw_check(), kvm_check(&kvm)];
-    for check in &checks {
-        check.print();
-    }
+    let mut checks = vec![libkrun_check(), libkrunfw_check(), kvm_check(&kvm)];
     let can_boot = checks.iter().all(|c| c.ok);
-    if can_boot {
-        println!("VMs can boot on this host.");
-        return 0;
+    // The lab matters only where KVM is paravirtual.
+    let lab = !can_boot && matches!(kvm, Kvm::Paravirtual);
+    if lab {
+        checks.push(lab_check());
     }
-    if matches!(kvm, Kvm::Paravirtual) {
-        lab_check().print();
-        println!(
-            "VMs cannot boot directly on this host: guests boot only in the nested lab \
-             (cargo xtask lab -- CMD)."
-        );
+    if args.json {
+        let report = serde_json::json!({ "can_boot": can_boot, "checks": checks });
+        println!("{report}");
     } else {
-        println!("VMs cannot boot on this host: see the FAIL lines above.");
+        for check in &checks {
+            check.print();
+        }
+        println!(
+            "{}",
+            match (can_boot, lab) {
+                (true, _) => "VMs can boot on this host.",
+                (false, true) => {
+                    "VMs cannot boot directly on this host: guests boot only in the nested \
+                     lab (cargo xtask lab -- CMD)."
+                }
+                (false, false) => "VMs cannot boot on this host: see the FAIL lines above.",
+            }
+        );
     }
-    1
+    if can_boot {
+        0
+    } else {
+        super::EXIT_KRUNBOX_FAILED
+    }
 }
 
 fn libkrun_check() -> Check {
@@ -56,6 +78,7 @@ fn libkrun_check() -> Check {
         "system library"
     };
     Check {
+        name: "libkrun",
         ok: true,
         what: format!("libkrun {version} ({origin})"),
         advice: None,
@@ -65,6 +88,7 @@ fn libkrun_check() -> Check {
 fn libkrunfw_check() -> Check {
     match krunfw::probe() {
         Ok(fw) => Check {
+            name: "libkrunfw",
             ok: true,
             what: format!(
                 "libkrunfw {} (ABI {}) at {}",
@@ -75,6 +99,7 @@ fn libkrunfw_check() -> Check {
             advice: None,
         },
         Err(e) => Check {
+            name: "libkrunfw",
             ok: false,
             what: e.to_string(),
             advice: Some(e.advice().to_owned()),
@@ -84,6 +109,7 @@ fn libkrunfw_check() -> Check {
 
 fn kvm_check(kvm: &Kvm) -> Check {
     Check {
+        name: "kvm",
         ok: kvm.can_boot(),
         what: kvm.describe(),
         advice: kvm.advice().map(str::to_owned),
@@ -104,6 +130,7 @@ fn lab_check() -> Check {
     let modules = Path::new("/lib/modules").is_dir();
     let ok = qemu && kernel && modules;
     Check {
+        name: "lab",
         ok,
         what: if ok {
             "nested lab: qemu-system-x86_64 and a lab kernel are installed".to_owned()

@@ -53,6 +53,12 @@ pub enum CliError {
     /// `cp` needs one side in a VM and one on the host.
     #[error("cp copies between the host and one VM: {0}")]
     CpSides(&'static str),
+    /// `exec` without a command.
+    #[error("no command to run: none was given")]
+    NoCommand {
+        /// The VM.
+        vm: String,
+    },
     /// `exec -t` without a terminal.
     #[error("-t needs a terminal on standard input")]
     NotATty,
@@ -108,6 +114,9 @@ impl Advised for CliError {
                     .into(),
             ),
             CliError::NotATty => Some("drop -t, or run from a terminal".into()),
+            CliError::NoCommand { vm } => Some(format!(
+                "give the command after the VM's name: krunbox exec {vm} CMD ARGS"
+            )),
             CliError::VmGone { vm, .. } => Some(format!(
                 "`krunbox logs {vm}` shows the guest console and `krunbox logs --runner {vm}` \
                  libkrun's messages; `krunbox stop {vm}` removes it"

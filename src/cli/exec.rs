@@ -42,7 +42,6 @@ pub struct ExecArgs {
     name: String,
     /// The command and its arguments.
     #[arg(
-        required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "CMD"
@@ -72,6 +71,9 @@ pub fn exec(args: ExecArgs) -> i32 {
 
 async fn run(args: ExecArgs) -> Result<i32, CliError> {
     let name: VmName = args.name.parse()?;
+    if args.command.is_empty() {
+        return Err(CliError::NoCommand { vm: args.name });
+    }
     let vm = NamedVm::open(&StateDir::open()?, &name)?;
     let agent = vm.agent(error::client_config())?;
     let cmd = command(&args);

@@ -19,6 +19,7 @@ mod run;
 mod sample;
 mod start;
 mod stop;
+mod timings;
 mod tty;
 mod vm_args;
 
@@ -50,12 +51,12 @@ enum Command {
     /// Copy files or directories between the host and a named VM.
     Cp(cp::CpArgs),
     /// List the named VMs.
-    #[command(alias = "ps")]
+    #[command(visible_alias = "ps")]
     Ls(ls::LsArgs),
     /// Print a named VM's log.
     Logs(logs::LogsArgs),
     /// Power named VMs off and remove them.
-    #[command(alias = "rm")]
+    #[command(visible_alias = "rm")]
     Stop(stop::StopArgs),
     /// Boot a VM, provision a prompt and 10 skills, exec, show the timings.
     Demo(demo::DemoArgs),

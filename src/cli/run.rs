@@ -21,10 +21,17 @@ use super::vm_args::VmArgs;
 pub struct RunArgs {
     #[command(flatten)]
     vm: VmArgs,
-    /// Boot with the agent, run the command through it, and print the boot
-    /// timeline on standard error when it ends.
-    #[arg(long)]
-    timings: bool,
+    /// Print the boot timeline on standard error when the command ends:
+    /// as a table, or with `--timings=json` as one JSON object.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text"
+    )]
+    timings: Option<TimingsFormat>,
     /// With --image: replaces the image's Entrypoint ("" clears it).
     #[arg(long, value_name = "PROGRAM", requires = "image")]
     entrypoint: Option<String>,
@@ -32,6 +39,15 @@ pub struct RunArgs {
     /// they replace the image's Cmd, after its Entrypoint).
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
+}
+
+/// How `--timings` prints the boot timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimingsFormat {
+    /// A table.
+    Text,
+    /// One JSON object (milliseconds; `null` for a phase not reached).
+    Json,
 }
 
 /// Both modes run the command through the agent, not as libkrun's own
@@ -104,8 +120,10 @@ async fn exec_in_vm(args: RunArgs) -> Result<i32, RunError> {
         Err(PumpError::Agent(source)) => return Err(agent_error(source).into()),
         Err(PumpError::Output(source)) => return Err(RunError::Output(source)),
     };
-    if args.timings {
-        eprintln!("{}", vm.timeline());
+    match args.timings {
+        Some(TimingsFormat::Text) => eprintln!("{}", vm.timeline()),
+        Some(TimingsFormat::Json) => eprintln!("{}", super::timings::timeline(&vm.timeline())),
+        None => {}
     }
     vm.shutdown(Duration::from_secs(30)).await?;
     Ok(code)
@@ -125,7 +143,10 @@ fn command(args: &RunArgs, image: Option<&Image>) -> Result<Command, ImageError>
         None => args.command.clone(),
     };
     let Some((program, rest)) = argv.split_first() else {
-        return Err(ImageError::NoCommand);
+        return Err(match image {
+            Some(_) => ImageError::NoCommand,
+            None => ImageError::NoCommandGiven,
+        });
     };
     Ok(Command::new(program.clone())
         .args(rest.iter().cloned())

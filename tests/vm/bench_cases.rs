@@ -24,6 +24,10 @@ pub fn all() -> Vec<Trial> {
             demo_provisions_runs_and_prints_timings,
         ),
         trial(
+            "cli::run_timings_and_demo_print_json",
+            run_timings_and_demo_print_json,
+        ),
+        trial(
             "cli::bench_boot_json_has_samples_and_timeline",
             bench_boot_json_has_samples_and_timeline,
         ),
@@ -104,6 +108,59 @@ fn demo_provisions_runs_and_prints_timings() -> Result<(), Failed> {
     check(!rootfs().join("tmp/krunbox-demo").exists(), || {
         "the demo left /tmp/krunbox-demo in the rootfs".into()
     })
+}
+
+/// `run --timings=json` (one object on standard error, after the
+/// command's own) and `demo --json` (one object on standard output).
+fn run_timings_and_demo_print_json() -> Result<(), Failed> {
+    let out = cli()
+        .args(["run", "--timings=json", "--mem", "256", "--rootfs"])
+        .arg(rootfs())
+        .args(["--", "sh", "-c", "echo hi; echo err >&2"])
+        .stdin(Stdio::null())
+        .output()?;
+    check(out.status.success() && out.stdout == b"hi\n", || {
+        described(&out)
+    })?;
+    let stderr = text(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    check(stderr.starts_with("err\n"), || described(&out))?;
+    let timeline: Value = serde_json::from_str(last)
+        .map_err(|e| format!("the last line is not JSON ({e}): {}", described(&out)))?;
+    for phase in [
+        "configured_ms",
+        "krun_start_enter_ms",
+        "ready_ms",
+        "first_exec_ms",
+    ] {
+        check(timeline[phase].as_f64().is_some_and(|ms| ms > 0.0), || {
+            format!("{phase} was not stamped: {timeline}")
+        })?;
+    }
+
+    let out = cli()
+        .args(["demo", "--json", "--execs", "2", "--rootfs"])
+        .arg(rootfs())
+        .output()?;
+    check(out.status.success(), || described(&out))?;
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "demo --json printed no JSON object ({e}): {}",
+            described(&out)
+        )
+    })?;
+    check(
+        report["provision"]["files"] == 61
+            && report["output"]["stdout"]
+                .as_str()
+                .is_some_and(|s| s.contains("10 skills, 60 files") && s.contains("skill 7 ok"))
+            && report["exec_round_trip_ms"].as_array().map(Vec::len) == Some(2)
+            && report["timeline"]["ready_ms"]
+                .as_f64()
+                .is_some_and(|ms| ms > 0.0)
+            && report["exit_code"] == 0,
+        || format!("demo --json: {report}"),
+    )
 }
 
 fn bench_boot_json_has_samples_and_timeline() -> Result<(), Failed> {

@@ -44,6 +44,9 @@ pub enum ImageError {
     /// `run` without a command, and no image command to fall back on.
     #[error("no command to run: the image has no Entrypoint or Cmd, and none was given")]
     NoCommand,
+    /// `run --rootfs` without a command.
+    #[error("no command to run: none was given")]
+    NoCommandGiven,
     /// Neither `--rootfs` nor `--image`: nothing to boot.
     #[error("nothing to boot: neither --rootfs nor --image was given")]
     NoRoot,
@@ -61,7 +64,9 @@ impl Advised for ImageError {
                     .into(),
             ),
             Self::Store(StoreError::Pull(e)) => registry_advice(e),
-            Self::NoCommand => Some("give the command after --: krunbox run … -- CMD ARGS".into()),
+            Self::NoCommand | Self::NoCommandGiven => {
+                Some("give the command after --: krunbox run … -- CMD ARGS".into())
+            }
             Self::StdinIsATerminal => Some(
                 "give the archive with -i FILE, or pipe it in: docker save IMAGE | krunbox load"
                     .into(),

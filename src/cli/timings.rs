@@ -1,0 +1,25 @@
+//! Timings as JSON, for `run --timings=json` and `demo --json`: every
+//! duration in milliseconds (a float), a phase not reached as `null`.
+
+use std::time::Duration;
+
+use krunbox::vm::BootTimeline;
+use serde_json::{json, Value};
+
+/// Milliseconds, as a float.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `BootTimeline`'s phases, by the names its text form uses.
+pub fn timeline(t: &BootTimeline) -> Value {
+    let ms = |d: Option<Duration>| d.map(ms);
+    json!({
+        "configured_ms": ms(t.configured),
+        "krun_start_enter_ms": ms(t.entered),
+        "agent_started_uptime_ms": ms(t.agent_started_uptime),
+        "agent_hello_uptime_ms": ms(t.agent_hello_uptime),
+        "ready_ms": ms(t.ready),
+        "first_exec_ms": ms(t.first_exec),
+    })
+}
