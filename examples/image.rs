@@ -9,10 +9,12 @@
 use krunbox::image::Store;
 use krunbox::vm::VmConfig;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), krunbox::Report> {
     krunbox::runner::enter_if_requested();
     let mut args = std::env::args().skip(1);
-    let name = args.next().ok_or("usage: image IMAGE [COMMAND…]")?;
+    let name = args
+        .next()
+        .ok_or_else(|| std::io::Error::other("usage: image IMAGE [COMMAND…]"))?;
     let image = Store::open_default()?.get(&name)?;
     let argv = image.config.command(None, args.collect()); // Entrypoint + Cmd, or the arguments
     let out = VmConfig::from_image(&image)?.command(argv).output()?;

@@ -10,7 +10,7 @@
 
 use krunbox::vm::VmConfig;
 
-fn main() -> Result<(), krunbox::vm::Error> {
+fn main() -> Result<(), krunbox::Report> {
     // A VM runs in a child process of this very binary: this returns at
     // once here, and never in that child.
     krunbox::runner::enter_if_requested();

@@ -12,7 +12,7 @@ use krunbox::client::{Command, Provision};
 use krunbox::vm::VmConfig;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), krunbox::Report> {
     krunbox::runner::enter_if_requested();
     let rootfs = std::env::args().nth(1).unwrap_or_else(|| "rootfs".into());
     let host = tempfile::tempdir()?;

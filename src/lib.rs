@@ -26,6 +26,9 @@ pub mod runner;
 pub mod state;
 pub mod vm;
 
+mod report;
+pub use report::Report;
+
 /// Formats an error with its chain of causes, `outer: inner: root`.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
