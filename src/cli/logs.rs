@@ -38,6 +38,17 @@ fn run(args: &LogsArgs) -> Result<(), CliError> {
         path: path.clone(),
         source,
     })?;
+    if log.is_empty() {
+        // Say so, rather than print nothing: a healthy guest's kernel is
+        // quiet and its agent writes to the console only when it fails.
+        let other = if args.runner {
+            format!("`krunbox logs {name}` shows the guest console")
+        } else {
+            format!("`krunbox logs --runner {name}` shows libkrun's messages")
+        };
+        eprintln!("krunbox: {} is empty; {other}", path.display());
+        return Ok(());
+    }
     let _ = std::io::stdout().write_all(&log);
     Ok(())
 }

@@ -22,6 +22,7 @@ mod agent_cases;
 mod bench_cases;
 mod cases;
 mod debian;
+mod dependent;
 mod example_cases;
 mod fault_cases;
 mod fault_support;
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
     cases.extend(image_cases::all());
     cases.extend(image_user_cases::all());
     cases.extend(example_cases::all());
+    cases.extend(dependent::all());
     cases.extend(lab_cases::all());
     Suite::new(cases, lab_plan())
         .losing_a_vm_with(lab_cases::lose_a_vm)
@@ -97,6 +99,7 @@ fn lab_plan() -> LabPlan {
             if example.exists() {
                 spec = spec.executable(example);
             }
+            spec = dependent::put_in_lab(spec);
             spec.executable(support::host_runner())
                 // The image cases pull from a real registry on the lab's
                 // loopback; a pulling client wants the system's CA

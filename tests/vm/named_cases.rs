@@ -146,6 +146,18 @@ fn cli_lifecycle() -> Result<(), Failed> {
     })?;
     st.expect(7, &["exec", "a", "--", "sh", "-c", "echo err >&2; exit 7"])
         .and_then(|out| stderr_has(&out, &["err"]))?;
+    // logs of a healthy VM: its console, or a word that it is empty and
+    // where else to look; never nothing at all.
+    let out = st.expect(0, &["logs", "a"])?;
+    check(
+        !out.stdout.is_empty() || text(&out.stderr).contains("is empty; `krunbox logs --runner a`"),
+        || format!("logs a printed nothing: stderr {:?}", text(&out.stderr)),
+    )?;
+    let out = st.expect(0, &["logs", "--runner", "a"])?;
+    check(
+        !out.stdout.is_empty() || text(&out.stderr).contains("is empty"),
+        || "logs --runner a printed nothing".into(),
+    )?;
 
     // -i: standard input reaches the command.
     let mut child = st
