@@ -37,6 +37,15 @@ pub fn probe() -> Result<SystemLibrary, String> {
         .map_err(|e| first_line(&e.to_string()))
 }
 
+/// Whether pkg-config knows a libkrun at all, whatever its version.
+pub fn installed() -> bool {
+    pkg_config::Config::new()
+        .cargo_metadata(false)
+        .env_metadata(false)
+        .probe("libkrun")
+        .is_ok()
+}
+
 /// pkg-config's errors span many lines; the first says what went wrong.
 fn first_line(text: &str) -> String {
     text.lines()

@@ -70,10 +70,17 @@ fn choose_source() -> Source {
     match linked::probe() {
         Ok(lib) => Source::Linked(lib),
         Err(reason) if bundled_available && !env::flag(env::NO_VENDOR) => {
-            println!(
-                "cargo:warning=using the bundled libkrun {}: no system libkrun ({reason})",
-                bundled::VERSION
-            );
+            // No system libkrun at all is the common case (Debian has
+            // none): bundled is then the plan, not news, and a warning on
+            // every build would be noise. A system libkrun passed over
+            // (its version outside the range) is worth saying.
+            if linked::installed() {
+                println!(
+                    "cargo:warning=using the bundled libkrun {}: the system libkrun is not \
+                     usable ({reason})",
+                    bundled::VERSION
+                );
+            }
             Source::Bundled
         }
         Err(reason) => fail(&format!(
