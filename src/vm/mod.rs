@@ -25,6 +25,9 @@ pub use timeline::BootTimeline;
 pub use volume::{Volume, VolumeError};
 
 pub use crate::runner::NetMode;
+/// How [`OneShot`] connects the guest's standard streams (also
+/// `krunbox::runner::StdioSpec`).
+pub use crate::runner::StdioSpec;
 
 /// Checks that this host can boot a guest at all (before every boot; the
 /// libkrunfw probe is done once per process).

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use krunbox::client::Command;
-use krunbox::runner::StdioSpec;
+use krunbox::vm::StdioSpec;
 use krunbox::vm::{BootTimeline, VmConfig};
 use serde::{Deserialize, Serialize};
 
