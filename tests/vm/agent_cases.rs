@@ -123,7 +123,14 @@ fn exec_output_sizes_come_back_exactly() -> Result<(), Failed> {
                     continue;
                 }
                 let script = crate::stream_cases::both_streams(size);
-                let out = vm.agent().exec(&sh(&script)).await.map_err(chain)?;
+                // A failure names its round and size (a CI run lost the
+                // agent here once, with no word of where).
+                let out = vm.agent().exec(&sh(&script)).await.map_err(|e| {
+                    Failed::from(format!(
+                        "round {round}, {size} bytes on each stream: {}",
+                        krunbox::error_chain(&e)
+                    ))
+                })?;
                 crate::stream_cases::check_both_streams(
                     size,
                     out.status.success(),
