@@ -45,15 +45,20 @@ pub(crate) struct Settings {
     pub sweep_strays: bool,
 }
 
+impl Settings {
+    /// The suite's budget, no way to lose a VM, no sweep.
+    const DEFAULT: Self = Self {
+        budget: Budget::SUITE,
+        lose_a_vm: None,
+        sweep_strays: false,
+    };
+}
+
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 /// The running suite's settings (the default budget when no suite runs).
 pub(crate) fn settings() -> Settings {
-    *SETTINGS.get_or_init(|| Settings {
-        budget: Budget::SUITE,
-        lose_a_vm: None,
-        sweep_strays: false,
-    })
+    *SETTINGS.get_or_init(|| Settings::DEFAULT)
 }
 
 impl Suite {
@@ -63,11 +68,7 @@ impl Suite {
         Self {
             trials,
             plan,
-            settings: Settings {
-                budget: Budget::SUITE,
-                lose_a_vm: None,
-                sweep_strays: false,
-            },
+            settings: Settings::DEFAULT,
         }
     }
 
