@@ -63,16 +63,20 @@ pub enum FaultKind {
     RcuStall,
     /// The lab's kernel oopsed.
     KernelOops,
+    /// A live VM's vCPU ran without exits, or took one nested page fault
+    /// over and over, as the lab's kernel saw it ([`crate::vcpus`]).
+    FrozenVcpu,
 }
 
 impl FaultKind {
     /// Every kind, for parsing tags.
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::TripleFault,
         Self::EmulationFailure,
         Self::Lockup,
         Self::RcuStall,
         Self::KernelOops,
+        Self::FrozenVcpu,
     ];
 
     /// One word, for lab notes.
@@ -83,6 +87,7 @@ impl FaultKind {
             Self::Lockup => "lockup",
             Self::RcuStall => "rcu-stall",
             Self::KernelOops => "kernel-oops",
+            Self::FrozenVcpu => "frozen-vcpu",
         }
     }
 
@@ -100,6 +105,7 @@ impl fmt::Display for FaultKind {
             Self::Lockup => "lab CPU lockup",
             Self::RcuStall => "lab RCU stall",
             Self::KernelOops => "lab kernel oops",
+            Self::FrozenVcpu => "vCPU frozen by the emulation",
         })
     }
 }
@@ -128,6 +134,9 @@ pub struct EvidenceSources {
     pub kvm_exits: PathBuf,
     /// The kernel log: `/dev/kmsg`, or a file of records in its format.
     pub kernel_log: PathBuf,
+    /// Whether a failure with no evidence in the two files above has the
+    /// live VMs' vCPUs watched ([`crate::vcpus`]): the lab's, not a test's.
+    pub watch_vcpus: bool,
 }
 
 impl EvidenceSources {
@@ -136,6 +145,7 @@ impl EvidenceSources {
         Self {
             kvm_exits: Path::new(TRACEFS).join("trace"),
             kernel_log: PathBuf::from(KERNEL_LOG),
+            watch_vcpus: true,
         }
     }
 }

@@ -65,6 +65,7 @@ pub mod rerun;
 mod run;
 pub mod strays;
 pub mod summary;
+pub mod vcpus;
 
 pub use case::{group_trial, trial};
 pub use fixture::{Resource, Shared};

@@ -8,6 +8,8 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crate::vcpus::clock_ticks;
+
 /// Lines kept from the end of each log.
 const TAIL_LINES: usize = 40;
 
@@ -31,7 +33,8 @@ pub fn machine() -> String {
 }
 
 /// Every process of the machine running the cases with its CPU time, to
-/// show what else was running (VMs left over by earlier cases, say).
+/// show what else was running (VMs left over by earlier cases, say); a
+/// VM's runner (`libkrun VM`) with its threads ([`threads`]).
 pub fn processes() -> String {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return "(/proc unreadable)".into();
@@ -46,19 +49,9 @@ pub fn processes() -> String {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+        let Some(Stat { comm, state, cpu }) = Stat::read(&entry.path()) else {
             continue;
         };
-        // "pid (comm) state ppid … utime(14) stime(15)": comm may hold spaces.
-        let Some((comm, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") "))
-        else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let cpu: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-            .sum();
         let args = std::fs::read(entry.path().join("cmdline"))
             .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
             .unwrap_or_default();
@@ -66,23 +59,82 @@ pub fn processes() -> String {
             continue; // a kernel thread
         }
         lines.push(format!(
-            "{pid:>6} {} {:>7.1}s {comm} {}",
-            fields.first().unwrap_or(&"?"),
+            "{pid:>6} {state} {:>7.1}s {comm} {}",
             cpu as f64 / ticks,
             args.chars().take(100).collect::<String>()
         ));
+        if comm == RUNNER_COMM {
+            lines.push(threads(&entry.path()));
+        }
     }
     lines.join("\n")
 }
 
-/// Clock ticks per second, the unit of CPU times in `/proc/PID/stat`.
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
+/// The name a VM's runner process goes by.
+const RUNNER_COMM: &str = "libkrun VM";
+
+/// A process's threads: state, CPU time, where in the kernel each waits,
+/// and a vCPU's kernel stack, to tell a guest that stopped answering
+/// because its vCPU spins in `KVM_RUN` from one whose runner is blocked.
+pub fn threads(process: &Path) -> String {
+    let Ok(tasks) = std::fs::read_dir(process.join("task")) else {
+        return "        (threads unreadable)".into();
+    };
+    let ticks = clock_ticks();
+    let mut lines = Vec::new();
+    for task in tasks.flatten() {
+        let path = task.path();
+        let Some(Stat { comm, state, cpu }) = Stat::read(&path) else {
+            continue;
+        };
+        let wchan = std::fs::read_to_string(path.join("wchan")).unwrap_or_default();
+        lines.push(format!(
+            "        thread {} {state} {:>7.1}s {comm} (waits in {})",
+            task.file_name().to_string_lossy(),
+            cpu as f64 / ticks,
+            if wchan.is_empty() || wchan == "0" {
+                "-"
+            } else {
+                &wchan
+            },
+        ));
+        if comm.starts_with("fc_vcpu") {
+            if let Ok(stack) = std::fs::read_to_string(path.join("stack")) {
+                for frame in stack.lines().take(12) {
+                    lines.push(format!("            {frame}"));
+                }
+            }
+        }
+    }
+    lines.join("\n")
+}
+
+/// What `/proc/PID/stat` (or a thread's) says of a process.
+struct Stat {
+    /// Its name.
+    comm: String,
+    /// Its state letter (`R`, `S`, `D`, …).
+    state: String,
+    /// User and system CPU time, in clock ticks.
+    cpu: u64,
+}
+
+impl Stat {
+    /// Reads `stat` under `dir` (`/proc/PID` or `/proc/PID/task/TID`).
+    fn read(dir: &Path) -> Option<Self> {
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // "pid (comm) state ppid … utime(14) stime(15)": comm may hold spaces.
+        let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let cpu = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+            .sum();
+        Some(Self {
+            comm: comm.to_owned(),
+            state: fields.first()?.to_string(),
+            cpu,
+        })
     }
 }
 

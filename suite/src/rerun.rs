@@ -7,10 +7,13 @@
 //! faults"). So, inside the lab only, each run of a case is watched
 //! ([`Watch`]): a run that fails while the lab's KVM reports a
 //! triple fault or an emulation failure to a runner, or while the lab's
-//! kernel logs a lockup, an RCU stall or an oops, is run again, saying so
-//! with the evidence. A run must pass on its own. A failure without such
-//! evidence fails at once, whatever its message says: an agent that stops
-//! answering while its VM runs is a failure, as it would be for a user.
+//! kernel logs a lockup, an RCU stall or an oops, or whose failure finds
+//! a live VM's vCPU frozen by the emulation ([`crate::vcpus`]: running
+//! without a single exit, or taking one nested page fault over and over),
+//! is run again, saying so with the evidence. A run must pass on its own.
+//! A failure without such evidence fails at once, whatever its message
+//! says: an agent that stops answering while its vCPUs sleep or exit as a
+//! live guest's do is a failure, as it would be for a user.
 //! Outside the lab nothing is run again.
 //!
 //! Every rerun is counted, sent to the host as a lab note (`rerun CASE
@@ -42,7 +45,7 @@ use std::sync::{Mutex, OnceLock};
 use libtest_mimic::Failed;
 
 use crate::evidence::{EvidenceSources, LabFault, Watch};
-use crate::notes;
+use crate::{notes, vcpus};
 
 /// Most reruns of one case.
 pub const RERUNS_PER_CASE: usize = 3;
@@ -134,11 +137,20 @@ impl RerunPolicy {
             let Err(failed) = case() else {
                 return Ok(());
             };
-            let reason = failed.message().unwrap_or("failed");
+            let mut reason = failed.message().unwrap_or("failed").to_owned();
             let mut faults = watch.faults();
+            if faults.is_empty() && self.sources.watch_vcpus {
+                let sample = vcpus::sample();
+                faults = sample.faults();
+                reason.push_str(&format!(
+                    "\n--- the live VMs' vCPUs over {} s, as the lab's kernel saw them:\n{}",
+                    vcpus::WINDOW.as_secs(),
+                    sample.describe()
+                ));
+            }
             faults.sort_by_key(|f| f.kind);
             let Some(fault) = faults.first().cloned() else {
-                return Err(with_earlier(&lost, reason));
+                return Err(with_earlier(&lost, &reason));
             };
             let evidence: Vec<String> = faults.iter().map(ToString::to_string).collect();
             lost.push(format!(

@@ -45,6 +45,7 @@ impl Planted {
         EvidenceSources {
             kvm_exits: self.dir.path().join("trace"),
             kernel_log: self.dir.path().join("kmsg"),
+            watch_vcpus: false,
         }
     }
 

@@ -1,0 +1,369 @@
+//! What the live VMs' vCPUs are doing, seen from the lab's kernel: the
+//! evidence of a nested guest that the lab's emulation froze without a
+//! triple fault.
+//!
+//! Under heavy I/O the lab's emulated AMD-V sometimes leaves a nested
+//! guest that neither triple-faults nor answers: its agent's pings stop
+//! while the runner runs (docs/reliability.md, "The lab's own faults").
+//! When a case fails with no other evidence, [`sample`] watches every live
+//! runner's vCPU threads for a few seconds, through their CPU time and
+//! state in `/proc` and the lab kernel's `kvm:kvm_exit` tracepoint (in a
+//! trace instance of its own, filtered on those threads). Two patterns
+//! are the emulation's, and only those count:
+//!
+//! - **frozen**: the vCPU thread runs (state `R` at every look) and burns
+//!   CPU the whole window, yet the guest makes no exit to the lab's KVM at
+//!   all. A live guest exits at least for the host's timer interrupts; an
+//!   idle one halts (the thread sleeps), and a guest whose agent was
+//!   stopped or whose kernel halted sleeps too.
+//! - **faulting in place**: every exit of the window is one nested page
+//!   fault, at one guest instruction and one guest-physical address, over
+//!   and over. KVM maps the page on the first; the same fault again means
+//!   the emulated nested paging did not take the mapping.
+//!
+//! Anything else (a sleeping vCPU, varied exits) is no evidence: the case
+//! fails, and the sample's description goes with its reason.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::evidence::{FaultKind, LabFault, TRACEFS};
+
+/// How long a sample watches.
+pub const WINDOW: Duration = Duration::from_secs(3);
+
+/// How often a thread's state is looked at during the window.
+const LOOKS: u32 = 12;
+
+/// The trace instance the sample uses, under tracefs.
+const INSTANCE: &str = "instances/krunbox-vcpus";
+
+/// The share of the window a frozen vCPU must have spent on a CPU.
+const BUSY_SHARE: f64 = 0.8;
+
+/// The fewest exits, all one fault, that count as faulting in place.
+const FAULTS_IN_PLACE: usize = 1000;
+
+/// The name of a VM runner's process, and the prefix of its vCPU threads.
+const RUNNER_COMM: &str = "libkrun VM";
+const VCPU_PREFIX: &str = "fc_vcpu";
+
+/// One vCPU thread over the window.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VcpuWatch {
+    /// The runner's pid.
+    pub runner: u32,
+    /// The thread's id.
+    pub tid: u32,
+    /// Its name (`fc_vcpu 0`).
+    pub name: String,
+    /// Its state at each look.
+    pub states: String,
+    /// CPU time used during the window, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Its exits to the lab's KVM, by `(reason, rip, info2)`.
+    pub exits: BTreeMap<(String, String, String), usize>,
+}
+
+impl VcpuWatch {
+    /// Exits in all.
+    pub fn exit_count(&self) -> usize {
+        self.exits.values().sum()
+    }
+
+    /// What this thread shows of the emulation, if anything.
+    pub fn judge(&self, window: Duration, ticks_per_s: f64) -> Option<String> {
+        let busy = self.cpu_ticks as f64 / ticks_per_s;
+        let running = !self.states.is_empty() && self.states.chars().all(|s| s == 'R');
+        if running && busy >= window.as_secs_f64() * BUSY_SHARE && self.exits.is_empty() {
+            return Some(format!(
+                "ran {busy:.1} s of {:.1} s with no exit to the lab's KVM",
+                window.as_secs_f64()
+            ));
+        }
+        let mut exits = self.exits.iter();
+        match (exits.next(), exits.next()) {
+            (Some(((reason, rip, gpa), &n)), None) if reason == "npf" && n >= FAULTS_IN_PLACE => {
+                Some(format!(
+                    "took the same nested page fault {n} times (rip {rip}, address {gpa})"
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// One line for a failure's report.
+    pub fn describe(&self) -> String {
+        let mut line = format!(
+            "runner {} thread {} ({}): states {}, {} ticks of CPU, {} exits",
+            self.runner,
+            self.tid,
+            self.name,
+            self.states,
+            self.cpu_ticks,
+            self.exit_count()
+        );
+        let mut top: Vec<_> = self.exits.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1));
+        for ((reason, rip, info2), n) in top.into_iter().take(4) {
+            let _ = write!(line, "; {n}× {reason} rip {rip} info2 {info2}");
+        }
+        line
+    }
+}
+
+/// A sample of every live runner's vCPUs.
+#[derive(Debug, Default)]
+pub struct Sample {
+    /// Each vCPU thread.
+    pub vcpus: Vec<VcpuWatch>,
+    /// Why the exits could not be traced, if they could not.
+    pub trace_error: Option<String>,
+}
+
+impl Sample {
+    /// The evidence it holds: one fault per vCPU the emulation froze.
+    pub fn faults(&self) -> Vec<LabFault> {
+        if self.trace_error.is_some() {
+            return Vec::new();
+        }
+        let ticks = clock_ticks();
+        self.vcpus
+            .iter()
+            .filter_map(|v| {
+                let why = v.judge(WINDOW, ticks)?;
+                Some(LabFault {
+                    kind: FaultKind::FrozenVcpu,
+                    log: instance().join("trace"),
+                    line: format!("runner {} {} (thread {}): {why}", v.runner, v.name, v.tid),
+                })
+            })
+            .collect()
+    }
+
+    /// Every vCPU, a line each, for a failure's report.
+    pub fn describe(&self) -> String {
+        let mut text = match &self.trace_error {
+            Some(e) => format!("(KVM exits not traced: {e})\n"),
+            None => String::new(),
+        };
+        if self.vcpus.is_empty() {
+            text.push_str("(no VM runner was running)");
+        }
+        let lines: Vec<String> = self.vcpus.iter().map(VcpuWatch::describe).collect();
+        text.push_str(&lines.join("\n"));
+        text
+    }
+}
+
+fn instance() -> PathBuf {
+    Path::new(TRACEFS).join(INSTANCE)
+}
+
+/// Watches every live runner's vCPU threads for [`WINDOW`].
+pub fn sample() -> Sample {
+    let mut vcpus = vcpu_threads();
+    if vcpus.is_empty() {
+        return Sample::default();
+    }
+    let trace_error = start_trace(&vcpus).err().map(|e| e.to_string());
+    let before: Vec<u64> = vcpus.iter().map(|v| cpu_of(v).unwrap_or(0)).collect();
+    for _ in 0..LOOKS {
+        std::thread::sleep(WINDOW / LOOKS);
+        for v in &mut vcpus {
+            v.states.push(state_of(v).unwrap_or('?'));
+        }
+    }
+    for (v, before) in vcpus.iter_mut().zip(before) {
+        v.cpu_ticks = cpu_of(v).unwrap_or(before).saturating_sub(before);
+    }
+    let _ = std::fs::write(instance().join("events/kvm/kvm_exit/enable"), "0");
+    if trace_error.is_none() {
+        let trace = std::fs::read_to_string(instance().join("trace")).unwrap_or_default();
+        for line in trace.lines() {
+            if let Some((tid, key)) = parse_exit(line) {
+                if let Some(v) = vcpus.iter_mut().find(|v| v.tid == tid) {
+                    *v.exits.entry(key).or_default() += 1;
+                }
+            }
+        }
+    }
+    Sample { vcpus, trace_error }
+}
+
+/// The vCPU threads of every process named like a runner.
+fn vcpu_threads() -> Vec<VcpuWatch> {
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in procs.flatten() {
+        let Some(runner) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != RUNNER_COMM {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(entry.path().join("task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let tid = task.file_name().to_str().and_then(|t| t.parse().ok());
+            if let (true, Some(tid)) = (name.starts_with(VCPU_PREFIX), tid) {
+                found.push(VcpuWatch {
+                    runner,
+                    tid,
+                    name: name.trim_end().to_owned(),
+                    ..VcpuWatch::default()
+                });
+            }
+        }
+    }
+    found
+}
+
+/// Sets up the instance: `kvm_exit` of these threads only, from now on.
+fn start_trace(vcpus: &[VcpuWatch]) -> std::io::Result<()> {
+    let root = instance();
+    if !root.exists() {
+        std::fs::create_dir(&root)?;
+    }
+    let event = root.join("events/kvm/kvm_exit");
+    let filter: Vec<String> = vcpus
+        .iter()
+        .map(|v| format!("common_pid == {}", v.tid))
+        .collect();
+    std::fs::write(event.join("enable"), "0")?;
+    std::fs::write(event.join("filter"), filter.join(" || "))?;
+    std::fs::write(root.join("trace"), "")?;
+    std::fs::write(event.join("enable"), "1")
+}
+
+/// `TASK-TID [CPU] FLAGS STAMP: kvm_exit: vcpu N reason R rip 0x… info1
+/// 0x… info2 0x… …` as the thread and `(reason, rip, info2)`.
+pub fn parse_exit(line: &str) -> Option<(u32, (String, String, String))> {
+    let (head, detail) = line.split_once(": kvm_exit: ")?;
+    // The trace pads its columns: `   fc_vcpu 0-116     [000]`.
+    let task = head.trim_start().split(" [").next()?.trim_end();
+    let tid = task.rsplit_once('-')?.1.parse().ok()?;
+    let words: Vec<&str> = detail.split_whitespace().collect();
+    let after = |key: &str| {
+        let at = words.iter().position(|w| *w == key)?;
+        words.get(at + 1).map(|w| (*w).to_owned())
+    };
+    Some((
+        tid,
+        (
+            after("reason")?,
+            after("rip")?,
+            after("info2").unwrap_or_default(),
+        ),
+    ))
+}
+
+fn cpu_of(v: &VcpuWatch) -> Option<u64> {
+    let stat = task_stat(v)?;
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn state_of(v: &VcpuWatch) -> Option<char> {
+    task_stat(v)?.rsplit_once(") ")?.1.chars().next()
+}
+
+fn task_stat(v: &VcpuWatch) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{}/task/{}/stat", v.runner, v.tid)).ok()
+}
+
+/// Clock ticks per second, the unit of CPU times in `/proc`.
+pub fn clock_ticks() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vcpu(states: &str, cpu_ticks: u64, exits: &[(&str, &str, &str, usize)]) -> VcpuWatch {
+        VcpuWatch {
+            runner: 1,
+            tid: 2,
+            name: "fc_vcpu 0".into(),
+            states: states.into(),
+            cpu_ticks,
+            exits: exits
+                .iter()
+                .map(|(r, rip, a, n)| (((*r).into(), (*rip).into(), (*a).into()), *n))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn exit_lines_are_parsed() {
+        let line =
+            "       fc_vcpu 0-234     [001] d....   131.405530: kvm_exit: vcpu 0 reason npf \
+                    rip 0xffffffff81a0 info1 0x0000000100000014 info2 0x00000000010a0000 \
+                    intr_info 0x00000000 error_code 0x00000000";
+        let (tid, (reason, rip, info2)) = parse_exit(line).expect("parsed");
+        assert_eq!(tid, 234);
+        assert_eq!(reason, "npf");
+        assert_eq!(rip, "0xffffffff81a0");
+        assert_eq!(info2, "0x00000000010a0000");
+        assert!(parse_exit("# tracer: nop").is_none());
+        assert!(parse_exit(" x-1 [000] d.... 1.0: kvm_entry: vcpu 0, rip 0x1").is_none());
+    }
+
+    #[test]
+    fn only_the_emulations_patterns_count() {
+        let w = WINDOW;
+        let frozen = vcpu("RRRRRRRRRRRR", 290, &[]);
+        assert!(frozen.judge(w, 100.0).is_some());
+        // Sleeping (halted guest, stopped agent): no evidence.
+        assert!(vcpu("SSSSSSSSSSSS", 0, &[]).judge(w, 100.0).is_none());
+        // Running but not the whole window.
+        assert!(vcpu("RRRRRRSSSSSS", 150, &[]).judge(w, 100.0).is_none());
+        // A live guest exits for its interrupts.
+        let live = vcpu(
+            "RRRRRRRRRRRR",
+            290,
+            &[("intr", "0xffffffff8100", "0x0", 300)],
+        );
+        assert!(live.judge(w, 100.0).is_none());
+        let in_place = vcpu(
+            "RRRRRRRRRRRR",
+            290,
+            &[("npf", "0xffffffff81a0", "0x10a000", 5000)],
+        );
+        assert!(in_place.judge(w, 100.0).is_some());
+        // A few faults, or faults at several places, are a guest's paging.
+        let few = vcpu(
+            "RRRRRRRRRRRR",
+            290,
+            &[("npf", "0xffffffff81a0", "0x10a000", 20)],
+        );
+        assert!(few.judge(w, 100.0).is_none());
+        let varied = vcpu(
+            "RRRRRRRRRRRR",
+            290,
+            &[
+                ("npf", "0x1", "0x10a000", 3000),
+                ("npf", "0x2", "0x20b000", 3000),
+            ],
+        );
+        assert!(varied.judge(w, 100.0).is_none());
+    }
+}
