@@ -98,7 +98,9 @@ pub fn threads(process: &Path) -> String {
                 &wchan
             },
         ));
-        if comm.starts_with("fc_vcpu") {
+        // A running thread has no stack to show; a sleeping vCPU's says
+        // where in KVM (or elsewhere) it waits.
+        if comm.starts_with("fc_vcpu") && state != "R" {
             if let Ok(stack) = std::fs::read_to_string(path.join("stack")) {
                 for frame in stack.lines().take(12) {
                     lines.push(format!("            {frame}"));
