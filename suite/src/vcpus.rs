@@ -16,10 +16,18 @@
 //!   all. A live guest exits at least for the host's timer interrupts; an
 //!   idle one halts (the thread sleeps), and a guest whose agent was
 //!   stopped or whose kernel halted sleeps too.
-//! - **faulting in place**: every exit of the window is one nested page
-//!   fault, at one guest instruction and one guest-physical address, over
-//!   and over. KVM maps the page on the first; the same fault again means
-//!   the emulated nested paging did not take the mapping.
+//! - **stuck in place**: every exit of the window, a thousand or more, is
+//!   one and the same, at one guest instruction, and it is one of two:
+//!   - a nested page fault at one guest-physical address: KVM maps the
+//!     page on the first; the same fault again means the emulated nested
+//!     paging did not take the mapping;
+//!   - an interrupt window (`vintr`): KVM asks for one to inject a pending
+//!     interrupt, injects it on the exit, and the guest runs its handler;
+//!     the same exit again and again at one instruction means the emulated
+//!     AMD-V never delivers the event (seen in the lab: 21239 in 3 s).
+//!
+//!   A guest's own deadlock exits otherwise: a spinning lock takes
+//!   `pause` exits and its timer interrupts elsewhere.
 //!
 //! Anything else (a sleeping vCPU, varied exits) is no evidence: the case
 //! fails, and the sample's description goes with its reason.
@@ -43,8 +51,8 @@ const INSTANCE: &str = "instances/krunbox-vcpus";
 /// The share of the window a frozen vCPU must have spent on a CPU.
 const BUSY_SHARE: f64 = 0.8;
 
-/// The fewest exits, all one fault, that count as faulting in place.
-const FAULTS_IN_PLACE: usize = 1000;
+/// The fewest exits, all one, that count as stuck in place.
+const EXITS_IN_PLACE: usize = 1000;
 
 /// The name of a VM runner's process, and the prefix of its vCPU threads.
 const RUNNER_COMM: &str = "libkrun VM";
@@ -85,10 +93,18 @@ impl VcpuWatch {
         }
         let mut exits = self.exits.iter();
         match (exits.next(), exits.next()) {
-            (Some(((reason, rip, gpa), &n)), None) if reason == "npf" && n >= FAULTS_IN_PLACE => {
-                Some(format!(
-                    "took the same nested page fault {n} times (rip {rip}, address {gpa})"
-                ))
+            (Some(((reason, rip, gpa), &n)), None) if n >= EXITS_IN_PLACE => {
+                match reason.as_str() {
+                    "npf" => Some(format!(
+                        "took the same nested page fault {n} times and nothing else \
+                         (rip {rip}, address {gpa})"
+                    )),
+                    "vintr" => Some(format!(
+                        "exited for an interrupt window {n} times at one instruction and \
+                         nothing else (rip {rip}): the interrupt KVM injects never lands"
+                    )),
+                    _ => None,
+                }
             }
             _ => None,
         }
@@ -356,6 +372,19 @@ mod tests {
             &[("npf", "0xffffffff81a0", "0x10a000", 20)],
         );
         assert!(few.judge(w, 100.0).is_none());
+        let no_window = vcpu(
+            "RRRRRRRRRRRR",
+            35,
+            &[("vintr", "0xffffffffc035320c", "0x0", 21239)],
+        );
+        assert!(no_window.judge(w, 100.0).is_some());
+        // A guest spinning on a lock: pause exits at one place are its own.
+        let spin = vcpu(
+            "RRRRRRRRRRRR",
+            290,
+            &[("pause", "0xffffffff81a0", "0x0", 5000)],
+        );
+        assert!(spin.judge(w, 100.0).is_none());
         let varied = vcpu(
             "RRRRRRRRRRRR",
             290,
