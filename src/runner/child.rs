@@ -47,6 +47,7 @@ pub fn enter_if_requested() {
     };
     // Not for the guest, nor for anything libkrun spawns.
     std::env::remove_var(CONFIG_ENV);
+    let closed = super::confine::close_inherited_fds();
     let config = serde_json::from_slice::<RunnerConfig>(json.as_encoded_bytes());
     if let Ok(RunnerConfig {
         detached: true,
@@ -58,12 +59,16 @@ pub fn enter_if_requested() {
         super::monitor::split_off_vm(record);
     }
     let mut events = EventSink::open();
-    let failure = match config {
-        Ok(config) => match run(&config, &mut events) {
+    let failure = match (config, closed) {
+        (_, Err(e)) => RunnerFailure {
+            message: format!("could not close the descriptors the runner inherited: {e}"),
+            errno: e.raw_os_error(),
+        },
+        (Ok(config), Ok(())) => match run(&config, &mut events) {
             Err(failure) => failure,
             Ok(never) => match never {},
         },
-        Err(e) => RunnerFailure {
+        (Err(e), Ok(())) => RunnerFailure {
             message: format!("bad runner config: {e}"),
             errno: None,
         },
@@ -77,6 +82,10 @@ fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, Runn
     if !config.detached {
         watch_parent();
     }
+    super::confine::no_new_privs().map_err(|e| RunnerFailure {
+        message: format!("could not set no_new_privs: {e}"),
+        errno: e.raw_os_error(),
+    })?;
     let ctx = configure(config).map_err(failure)?;
     events.send(&RunnerEvent::Configured {
         at_us: monotonic_us(),

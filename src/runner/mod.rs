@@ -20,6 +20,7 @@
 
 pub(crate) mod child;
 mod config;
+mod confine;
 mod event;
 mod monitor;
 mod parent;
@@ -28,6 +29,7 @@ mod user_ns;
 
 pub use child::enter_if_requested;
 pub use config::{NetMode, RunnerConfig, VsockPort, Workload};
+pub use confine::KEPT_ENV;
 pub use event::{monotonic_us, RunnerEvent, RunnerFailure};
 pub use monitor::RunnerEnd;
 pub use parent::{RunnerExit, RunnerProcess, SpawnError, StdioSpec};

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use super::config::RunnerConfig;
 use super::event::{monotonic_us, RunnerEvent, RunnerFailure};
-use super::{CONFIG_ENV, EVENT_FD};
+use super::{CONFIG_ENV, EVENT_FD, KEPT_ENV};
 
 /// How one of the runner's standard streams is connected. The guest
 /// workload reads and writes through them.
@@ -97,6 +97,13 @@ impl RunnerProcess {
         let (read_end, write_end) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
         let mut command = Command::new(program);
+        // The caller's environment stays with the caller (runner::confine).
+        command.env_clear();
+        for key in KEPT_ENV {
+            if let Some(value) = std::env::var_os(key) {
+                command.env(key, value);
+            }
+        }
         command
             .env(CONFIG_ENV, json)
             .stdin(stdin.into_stdio())

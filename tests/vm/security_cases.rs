@@ -1,6 +1,7 @@
 //! Local security of a booted VM: its private socket directory is 0700,
 //! the sockets and log in it 0600, and another user cannot connect to the
-//! agent's ops socket.
+//! agent's ops socket; its runner keeps none of its caller's variables
+//! or descriptors, and cannot gain privileges.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -19,10 +20,13 @@ use krunbox_suite::trial;
 
 /// The security cases, by name.
 pub fn all() -> Vec<Trial> {
-    vec![trial(
-        "security::vm_sockets_are_private",
-        vm_sockets_are_private,
-    )]
+    vec![
+        trial("security::vm_sockets_are_private", vm_sockets_are_private),
+        trial(
+            "security::the_runner_keeps_nothing_of_its_callers",
+            the_runner_keeps_nothing_of_its_callers,
+        ),
+    ]
 }
 
 /// The unprivileged user the connection attempt runs as.
@@ -115,4 +119,55 @@ fn vm_sockets_are_private() -> Result<(), Failed> {
         check(out.status.success(), || format!("{:?}", out.status))?;
         shut_down_cleanly(vm).await
     })
+}
+
+/// The runner of a booted VM: its environment holds only what it needs
+/// (`krunbox::runner::KEPT_ENV` and its config), a descriptor the caller
+/// left inheritable is not among its own, and `NoNewPrivs` is set.
+fn the_runner_keeps_nothing_of_its_callers() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let planted = dir.path().join("a-descriptor-the-caller-leaked");
+    std::fs::write(&planted, "secret")?;
+    let file = std::fs::File::open(&planted)?;
+    // SAFETY: dup of a descriptor this function owns; the copy (without
+    // FD_CLOEXEC, as a careless caller's would be) is closed below.
+    let leaked = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&file)) };
+    check(leaked >= 0, || "dup failed".into())?;
+    let result = Runtime::new()?.block_on(async {
+        let vm = agent_vm().boot().await.map_err(chain)?;
+        let proc_dir = Path::new("/proc").join(vm.runner_pid().to_string());
+        let environ = std::fs::read(proc_dir.join("environ"))?;
+        let keys: Vec<String> = environ
+            .split(|&b| b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                let v = String::from_utf8_lossy(v);
+                v.split_once('=').map_or(&*v, |(k, _)| k).to_owned()
+            })
+            .collect();
+        let allowed = |k: &String| {
+            krunbox::runner::KEPT_ENV.contains(&k.as_str()) || k == krunbox::runner::CONFIG_ENV
+        };
+        check(keys.iter().all(allowed), || {
+            format!("the runner's environment has the caller's variables: {keys:?}")
+        })?;
+        let mut targets = Vec::new();
+        for fd in std::fs::read_dir(proc_dir.join("fd"))? {
+            targets.push(std::fs::read_link(fd?.path())?);
+        }
+        check(!targets.contains(&planted), || {
+            format!("the caller's descriptor reached the runner: {targets:?}")
+        })?;
+        let status = std::fs::read_to_string(proc_dir.join("status"))?;
+        check(
+            status
+                .lines()
+                .any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])),
+            || format!("no NoNewPrivs: 1 in\n{status}"),
+        )?;
+        shut_down_cleanly(vm).await
+    });
+    // SAFETY: closes the descriptor dup made above, once.
+    unsafe { libc::close(leaked) };
+    result
 }
