@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,8 +20,26 @@ fn live() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
 }
 
 /// Spawns `cmd` and records its pid (also its process group id) while the
-/// registry is locked, so the reaper never sees it untracked.
+/// registry is locked, so the reaper never sees it untracked. The process
+/// starts with every signal at its default action, as a container's
+/// does: a signal the agent inherited as ignored (SIGINT and SIGQUIT
+/// are, when a non-interactive shell starts it in the background) would
+/// otherwise stay ignored through exec, and `^C` in a terminal session
+/// would do nothing.
 pub fn spawn_tracked(cmd: &mut Command) -> io::Result<Child> {
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls signal(2), which is async-signal-safe; it touches no memory of
+    // the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            for signal in 1..=libc::SIGRTMAX() {
+                // SIGKILL, SIGSTOP and signals the C library reserves
+                // refuse; their dispositions are default anyway.
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     let mut live = live();
     let child = cmd.spawn()?;
     live.insert(child.id() as i32);
