@@ -79,13 +79,15 @@ pub fn enter_if_requested() {
 }
 
 fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, RunnerFailure> {
-    if !config.detached {
-        watch_parent();
-    }
+    // Before the runner's first thread: the flag binds the calling
+    // thread and those it starts afterwards.
     super::confine::no_new_privs().map_err(|e| RunnerFailure {
         message: format!("could not set no_new_privs: {e}"),
         errno: e.raw_os_error(),
     })?;
+    if !config.detached {
+        watch_parent();
+    }
     let ctx = configure(config).map_err(failure)?;
     events.send(&RunnerEvent::Configured {
         at_us: monotonic_us(),

@@ -64,7 +64,8 @@ pub enum FaultKind {
     /// The lab's kernel oopsed.
     KernelOops,
     /// A live VM's vCPU ran without exits, or took one nested page fault
-    /// over and over, as the lab's kernel saw it ([`crate::vcpus`]).
+    /// or one interrupt window over and over at one instruction, as the
+    /// lab's kernel saw it ([`crate::vcpus`]).
     FrozenVcpu,
 }
 

@@ -61,6 +61,7 @@ pub mod evidence;
 pub mod fixture;
 pub mod notes;
 pub mod post_mortem;
+mod procfs;
 pub mod rerun;
 mod run;
 pub mod strays;

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::vcpus::clock_ticks;
+use crate::procfs::{clock_ticks, Stat, RUNNER_COMM, VCPU_PREFIX};
 
 /// Lines kept from the end of each log.
 const TAIL_LINES: usize = 40;
@@ -70,9 +70,6 @@ pub fn processes() -> String {
     lines.join("\n")
 }
 
-/// The name a VM's runner process goes by.
-const RUNNER_COMM: &str = "libkrun VM";
-
 /// A process's threads: state, CPU time, where in the kernel each waits,
 /// and a vCPU's kernel stack, to tell a guest that stopped answering
 /// because its vCPU spins in `KVM_RUN` from one whose runner is blocked.
@@ -100,7 +97,7 @@ pub fn threads(process: &Path) -> String {
         ));
         // A running thread has no stack to show; a sleeping vCPU's says
         // where in KVM (or elsewhere) it waits.
-        if comm.starts_with("fc_vcpu") && state != "R" {
+        if comm.starts_with(VCPU_PREFIX) && state != "R" {
             if let Ok(stack) = std::fs::read_to_string(path.join("stack")) {
                 for frame in stack.lines().take(12) {
                     lines.push(format!("            {frame}"));
@@ -109,35 +106,6 @@ pub fn threads(process: &Path) -> String {
         }
     }
     lines.join("\n")
-}
-
-/// What `/proc/PID/stat` (or a thread's) says of a process.
-struct Stat {
-    /// Its name.
-    comm: String,
-    /// Its state letter (`R`, `S`, `D`, …).
-    state: String,
-    /// User and system CPU time, in clock ticks.
-    cpu: u64,
-}
-
-impl Stat {
-    /// Reads `stat` under `dir` (`/proc/PID` or `/proc/PID/task/TID`).
-    fn read(dir: &Path) -> Option<Self> {
-        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-        // "pid (comm) state ppid … utime(14) stime(15)": comm may hold spaces.
-        let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let cpu = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-            .sum();
-        Some(Self {
-            comm: comm.to_owned(),
-            state: fields.first()?.to_string(),
-            cpu,
-        })
-    }
 }
 
 /// The last lines of the log at `path`, but libkrun's notes of closed

@@ -9,7 +9,8 @@
 //! triple fault or an emulation failure to a runner, or while the lab's
 //! kernel logs a lockup, an RCU stall or an oops, or whose failure finds
 //! a live VM's vCPU frozen by the emulation ([`crate::vcpus`]: running
-//! without a single exit, or taking one nested page fault over and over),
+//! without a single exit, or taking one nested page fault or interrupt
+//! window over and over at one instruction),
 //! is run again, saying so with the evidence. A run must pass on its own.
 //! A failure without such evidence fails at once, whatever its message
 //! says: an agent that stops answering while its vCPUs sleep or exit as a

@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::evidence::{FaultKind, LabFault, TRACEFS};
+use crate::procfs::{clock_ticks, Stat, RUNNER_COMM, VCPU_PREFIX};
 
 /// How long a sample watches.
 pub const WINDOW: Duration = Duration::from_secs(3);
@@ -53,10 +54,6 @@ const BUSY_SHARE: f64 = 0.8;
 
 /// The fewest exits, all one, that count as stuck in place.
 const EXITS_IN_PLACE: usize = 1000;
-
-/// The name of a VM runner's process, and the prefix of its vCPU threads.
-const RUNNER_COMM: &str = "libkrun VM";
-const VCPU_PREFIX: &str = "fc_vcpu";
 
 /// One vCPU thread over the window.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -185,15 +182,19 @@ pub fn sample() -> Sample {
         return Sample::default();
     }
     let trace_error = start_trace(&vcpus).err().map(|e| e.to_string());
-    let before: Vec<u64> = vcpus.iter().map(|v| cpu_of(v).unwrap_or(0)).collect();
+    let before: Vec<u64> = vcpus
+        .iter()
+        .map(|v| stat_of(v).map_or(0, |s| s.cpu))
+        .collect();
     for _ in 0..LOOKS {
         std::thread::sleep(WINDOW / LOOKS);
         for v in &mut vcpus {
-            v.states.push(state_of(v).unwrap_or('?'));
+            let state = stat_of(v).and_then(|s| s.state.chars().next());
+            v.states.push(state.unwrap_or('?'));
         }
     }
     for (v, before) in vcpus.iter_mut().zip(before) {
-        v.cpu_ticks = cpu_of(v).unwrap_or(before).saturating_sub(before);
+        v.cpu_ticks = stat_of(v).map_or(before, |s| s.cpu).saturating_sub(before);
     }
     let _ = std::fs::write(instance().join("events/kvm/kvm_exit/enable"), "0");
     if trace_error.is_none() {
@@ -285,29 +286,8 @@ pub fn parse_exit(line: &str) -> Option<(u32, (String, String, String))> {
     ))
 }
 
-fn cpu_of(v: &VcpuWatch) -> Option<u64> {
-    let stat = task_stat(v)?;
-    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-fn state_of(v: &VcpuWatch) -> Option<char> {
-    task_stat(v)?.rsplit_once(") ")?.1.chars().next()
-}
-
-fn task_stat(v: &VcpuWatch) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{}/task/{}/stat", v.runner, v.tid)).ok()
-}
-
-/// Clock ticks per second, the unit of CPU times in `/proc`.
-pub fn clock_ticks() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
-    }
+fn stat_of(v: &VcpuWatch) -> Option<Stat> {
+    Stat::read(Path::new(&format!("/proc/{}/task/{}", v.runner, v.tid)))
 }
 
 #[cfg(test)]
