@@ -135,13 +135,15 @@ impl RerunPolicy {
         let mut lost = Vec::new();
         loop {
             let watch = Watch::start(&self.sources);
+            let armed = self.sources.watch_vcpus.then(vcpus::arm);
             let Err(failed) = case() else {
                 return Ok(());
             };
+            let early = armed.and_then(|a| a.take_early());
             let mut reason = failed.message().unwrap_or("failed").to_owned();
             let mut faults = watch.faults();
             if faults.is_empty() && self.sources.watch_vcpus {
-                let sample = vcpus::sample();
+                let sample = early.unwrap_or_else(vcpus::sample);
                 faults = sample.faults();
                 reason.push_str(&format!(
                     "\n--- the live VMs' vCPUs over {} s, as the lab's kernel saw them:\n{}",

@@ -31,7 +31,13 @@
 //!
 //! Anything else (a sleeping vCPU, varied exits) is no evidence: the case
 //! fails, and the sample's description goes with its reason.
+//!
+//! A case that boots a VM of its own drops it, and so kills its runner,
+//! before the rerun policy looks. Such a case calls [`watch_before_drop`]
+//! when it fails while it still holds the VM (the suite's `explained`
+//! does); the policy then judges that sample instead of taking its own.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -173,6 +179,52 @@ impl Sample {
         let lines: Vec<String> = self.vcpus.iter().map(VcpuWatch::describe).collect();
         text.push_str(&lines.join("\n"));
         text
+    }
+}
+
+thread_local! {
+    /// Whether a rerun policy that watches vCPUs runs the case on this
+    /// thread.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// The sample [`watch_before_drop`] took for that case.
+    static EARLY: RefCell<Option<Sample>> = const { RefCell::new(None) };
+}
+
+/// Watches the live runners now, while the failing case on this thread
+/// still holds its VMs, for the rerun policy to judge. Does nothing unless
+/// a policy that watches vCPUs runs the case (in the lab).
+pub fn watch_before_drop() {
+    if !ARMED.get() {
+        return;
+    }
+    let sample = sample();
+    if !sample.vcpus.is_empty() {
+        EARLY.replace(Some(sample));
+    }
+}
+
+/// Arms [`watch_before_drop`] on this thread until the guard drops, and
+/// forgets any sample an earlier run left.
+pub(crate) fn arm() -> Armed {
+    ARMED.set(true);
+    EARLY.take();
+    Armed
+}
+
+/// Keeps [`watch_before_drop`] armed on this thread while it lives.
+pub(crate) struct Armed;
+
+impl Armed {
+    /// The sample the case took before it dropped its VMs, if it did.
+    pub(crate) fn take_early(&self) -> Option<Sample> {
+        EARLY.take()
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        ARMED.set(false);
+        EARLY.take();
     }
 }
 

@@ -23,6 +23,9 @@ where
     F: Future<Output = Result<(), Failed>>,
 {
     body.await.map_err(|failed| {
+        // Before the caller drops its VMs: a frozen vCPU is evidence only
+        // while its runner lives.
+        krunbox_suite::vcpus::watch_before_drop();
         let mut message = failed.message().unwrap_or("failed").to_owned();
         for vm in vms {
             message.push('\n');
