@@ -11,6 +11,7 @@ use std::time::Duration;
 use krunbox_sys as sys;
 
 use super::config::{NetMode, RunnerConfig, Workload};
+use super::confine;
 use super::event::{monotonic_us, RunnerEvent, RunnerFailure};
 use super::{CONFIG_ENV, EVENT_FD};
 use crate::krun::{self, Context, ROOT_FS_TAG};
@@ -47,7 +48,7 @@ pub fn enter_if_requested() {
     };
     // Not for the guest, nor for anything libkrun spawns.
     std::env::remove_var(CONFIG_ENV);
-    let closed = super::confine::close_inherited_fds();
+    let closed = confine::close_inherited_fds();
     let config = serde_json::from_slice::<RunnerConfig>(json.as_encoded_bytes());
     if let Ok(RunnerConfig {
         detached: true,
@@ -79,12 +80,9 @@ pub fn enter_if_requested() {
 }
 
 fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, RunnerFailure> {
-    // Before the runner's first thread: the flag binds the calling
-    // thread and those it starts afterwards.
-    super::confine::no_new_privs().map_err(|e| RunnerFailure {
-        message: format!("could not set no_new_privs: {e}"),
-        errno: e.raw_os_error(),
-    })?;
+    // Before the runner's first thread: no_new_privs and Landlock bind
+    // the calling thread and those it starts afterwards.
+    let mut confined = confine::before_threads(config).map_err(confine_failure)?;
     if !config.detached {
         watch_parent();
     }
@@ -92,6 +90,13 @@ fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, Runn
     events.send(&RunnerEvent::Configured {
         at_us: monotonic_us(),
     });
+    // Last: libkrun's set-up above makes calls its devices never do.
+    confine::before_start(config, &mut confined).map_err(confine_failure)?;
+    events.send(&RunnerEvent::Confined(confined));
+    #[cfg(feature = "confinement-probe")]
+    if let Some(probe) = &config.confinement.probe {
+        confine::probe::run(probe);
+    }
     events.send(&RunnerEvent::Entering {
         at_us: monotonic_us(),
     });
@@ -145,6 +150,18 @@ pub(crate) fn configure(config: &RunnerConfig) -> Result<Context, krun::Error> {
         ctx.set_workdir(dir)?;
     }
     Ok(ctx)
+}
+
+fn confine_failure(error: confine::ConfineError) -> RunnerFailure {
+    let errno = std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
+        .find_map(|e| e.downcast_ref::<std::io::Error>()?.raw_os_error());
+    RunnerFailure {
+        message: format!(
+            "could not confine the runner: {}",
+            crate::error_chain(&error)
+        ),
+        errno,
+    }
 }
 
 fn failure(error: krun::Error) -> RunnerFailure {

@@ -55,6 +55,9 @@ pub struct RunnerConfig {
     /// caller's on disk) as root's. See the `user_ns` module.
     #[serde(default)]
     pub own_user_namespace: bool,
+    /// What the runner fences itself with before it starts the VM.
+    #[serde(default)]
+    pub confinement: super::confine::Confinement,
 }
 
 /// The guest's workload.
@@ -134,6 +137,7 @@ mod tests {
             detached: false,
             exit_record: None,
             own_user_namespace: true,
+            confinement: Default::default(),
         };
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<RunnerConfig>(&json).unwrap(), config);

@@ -17,6 +17,8 @@ pub enum RunnerEvent {
         /// CLOCK_MONOTONIC, microseconds.
         at_us: u64,
     },
+    /// What the runner applied to itself (sent before `Entering`).
+    Confined(super::confine::ConfinementReport),
     /// The runner could not start the VM.
     Failed(RunnerFailure),
 }

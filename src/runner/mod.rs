@@ -29,7 +29,9 @@ mod user_ns;
 
 pub use child::enter_if_requested;
 pub use config::{NetMode, RunnerConfig, VsockPort, Workload};
-pub use confine::KEPT_ENV;
+#[cfg(feature = "confinement-probe")]
+pub use confine::probe::Probe;
+pub use confine::{Applied, Confinement, ConfinementReport, SeccompMode, KEPT_ENV};
 pub use event::{monotonic_us, RunnerEvent, RunnerFailure};
 pub use monitor::RunnerEnd;
 pub use parent::{RunnerExit, RunnerProcess, SpawnError, StdioSpec};

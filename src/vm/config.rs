@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use super::publish::{self, PortError, PublishedPort};
 use super::rlimit::{Rlimit, RlimitError};
 use super::volume::{self, Volume, VolumeError};
-use crate::runner::{NetMode, RunnerConfig, RunnerProgram, VsockPort, Workload};
+use crate::runner::{
+    Confinement, NetMode, RunnerConfig, RunnerProgram, SeccompMode, VsockPort, Workload,
+};
 
 /// `PATH` given to the guest when the caller sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -48,6 +50,7 @@ pub struct VmConfig {
     pub(crate) log_level: u32,
     pub(crate) overlay_root: bool,
     pub(crate) user: Option<(u32, u32)>,
+    pub(crate) confinement: Confinement,
 }
 
 /// A configuration that cannot boot, found before anything started.
@@ -140,6 +143,7 @@ impl VmConfig {
             runner: RunnerProgram::Auto,
             log_level: 0,
             overlay_root: false,
+            confinement: Confinement::default(),
             user: None,
         }
     }
@@ -234,6 +238,21 @@ impl VmConfig {
     pub fn log_level(mut self, level: u32) -> Self {
         self.log_level = level;
         self
+    }
+
+    /// How the VM's runner fences itself in (docs/security.md, "The
+    /// runner"): by default every mechanism the kernel has. The variable
+    /// `KRUNBOX_SECCOMP=log` turns the seccomp filter into a logging one
+    /// (the kernel logs each call outside its list and lets it through),
+    /// for measuring what a workload needs.
+    pub fn confinement(mut self, confinement: Confinement) -> Self {
+        self.confinement = confinement;
+        self
+    }
+
+    /// The confinement the VM's runner is asked for.
+    pub fn confinement_asked(&self) -> &Confinement {
+        &self.confinement
     }
 
     /// The root filesystem directory.
@@ -397,9 +416,26 @@ impl VmConfig {
             // An image's tree unpacked without root is the caller's on
             // disk; the guest should see it as root's.
             own_user_namespace: self.overlay_root && !nix::unistd::geteuid().is_root(),
+            confinement: self.runner_confinement(),
         })
     }
 }
+
+impl VmConfig {
+    /// The confinement asked for, with `KRUNBOX_SECCOMP=log` applied.
+    fn runner_confinement(&self) -> Confinement {
+        let mut confinement = self.confinement.clone();
+        if confinement.seccomp == SeccompMode::Enforce
+            && std::env::var_os(SECCOMP_ENV).is_some_and(|v| v == "log")
+        {
+            confinement.seccomp = SeccompMode::Log;
+        }
+        confinement
+    }
+}
+
+/// The variable that turns the seccomp filter into a logging one.
+pub const SECCOMP_ENV: &str = "KRUNBOX_SECCOMP";
 
 /// Whether `name` is a host name Linux and resolvers accept: at most 64
 /// bytes of dot-separated labels of letters, digits and inner hyphens.

@@ -33,7 +33,8 @@ use super::preflight;
 use super::timeline::BootTimeline;
 use crate::client::{AgentClient, ClientConfig};
 use crate::runner::{
-    monotonic_us, RunnerEvent, RunnerExit, RunnerProcess, StdioSpec, VsockPort, Workload,
+    monotonic_us, ConfinementReport, RunnerEvent, RunnerExit, RunnerProcess, StdioSpec, VsockPort,
+    Workload,
 };
 
 /// Guest vsock port the agent connects to when it starts.
@@ -74,6 +75,8 @@ pub struct Vm {
     timeline: BootTimeline,
     dir: Mutex<Option<SocketDir>>,
     log: Logs,
+    /// What the runner applied to itself, as it said.
+    confinement: Option<ConfinementReport>,
     watchdog: tokio::task::JoinHandle<()>,
     /// Set by [`Vm::detach`]: dropping the handle leaves the VM running.
     detached: bool,
@@ -232,8 +235,10 @@ impl VmConfig {
         // mode; the directory is private anyway, the socket becomes so too.
         owner_only(&ops).map_err(Error::StateDir)?;
         timeline.agent_ready(monotonic_us(), client.hello());
-        if let Ok(started) = started_rx.await {
-            timeline.runner_started(started);
+        let mut confinement = None;
+        if let Ok((configured, entered, confined)) = started_rx.await {
+            timeline.runner_started((configured, entered));
+            confinement = confined;
         }
         // Only this user may connect (the directory is 0700 already); the
         // announce socket has served its purpose.
@@ -248,6 +253,7 @@ impl VmConfig {
             timeline,
             dir: Mutex::new(Some(dir)),
             log,
+            confinement,
             watchdog,
             detached: false,
         })
@@ -258,6 +264,13 @@ impl Vm {
     /// The agent: exec, copies, provisioning, background processes.
     pub fn agent(&self) -> &AgentClient {
         &self.client
+    }
+
+    /// What the VM's runner applied to itself (no_new_privs, Landlock,
+    /// seccomp), as it reported before starting the VM; `None` for a VM
+    /// this handle was not the one to boot.
+    pub fn confinement(&self) -> Option<&ConfinementReport> {
+        self.confinement.as_ref()
     }
 
     /// When each boot phase ended, up to the first exec through
@@ -402,18 +415,20 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
 /// reaps it, removes its (now dead) sockets and publishes how it ended.
 fn follow_runner(
     mut runner: RunnerProcess,
-    started: oneshot::Sender<(u64, u64)>,
+    started: oneshot::Sender<(u64, u64, Option<ConfinementReport>)>,
     exit: watch::Sender<Option<ExitSummary>>,
     sockets: [PathBuf; 2],
 ) {
     let mut configured = None;
+    let mut confined = None;
     let mut started = Some(started);
     while let Some(event) = runner.next_event() {
         match event {
             RunnerEvent::Configured { at_us } => configured = Some(at_us),
+            RunnerEvent::Confined(report) => confined = Some(report),
             RunnerEvent::Entering { at_us } => {
                 if let Some(tx) = started.take() {
-                    let _ = tx.send((configured.unwrap_or(at_us), at_us));
+                    let _ = tx.send((configured.unwrap_or(at_us), at_us, confined.take()));
                 }
                 break;
             }

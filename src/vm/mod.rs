@@ -14,7 +14,7 @@ mod root;
 mod timeline;
 mod volume;
 
-pub use config::{ConfigError, VmConfig, DEFAULT_PATH};
+pub use config::{ConfigError, VmConfig, DEFAULT_PATH, SECCOMP_ENV};
 pub use error::Error;
 pub(crate) use machine::SocketDir;
 pub use machine::{Vm, ANNOUNCE_PORT, OPS_PORT};
@@ -28,6 +28,7 @@ pub use crate::runner::NetMode;
 /// How [`OneShot`] connects the guest's standard streams (also
 /// `krunbox::runner::StdioSpec`).
 pub use crate::runner::StdioSpec;
+pub use crate::runner::{Applied, Confinement, ConfinementReport, SeccompMode};
 
 /// Checks that this host can boot a guest at all (before every boot; the
 /// libkrunfw probe is done once per process).

@@ -22,6 +22,8 @@
 //!   and torn down after the last, whatever their order or parallelism;
 //! - [`strays`]: VMs a case left running, killed after it;
 //! - [`post_mortem`]: what the machine looked like when a case failed;
+//! - [`audit`]: the seccomp records the lab kernel logged, printed at
+//!   the end of a lab run;
 //! - [`summary`]: the run's last line, counting reruns and lab reboots
 //!   with their evidence.
 //!
@@ -55,6 +57,7 @@
 //! }
 //! ```
 
+pub mod audit;
 pub mod boots;
 mod case;
 pub mod evidence;

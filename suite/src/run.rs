@@ -106,7 +106,11 @@ impl Suite {
         });
         if args.list || in_lab() {
             expect_group_cases(&args, &trials);
-            return libtest_mimic::run(&args, trials).exit_code();
+            let code = libtest_mimic::run(&args, trials).exit_code();
+            if in_lab() && !args.list {
+                crate::audit::report();
+            }
+            return code;
         }
         match host {
             Host::Boots => {
@@ -126,6 +130,7 @@ impl Suite {
 /// that earlier lab boots did not end.
 fn prepare_lab_run(trials: &mut Vec<Trial>) {
     notes::start_heartbeat();
+    crate::audit::lift_printk_limit();
     if let Err(e) = evidence::enable_kvm_exit_trace() {
         eprintln!(
             "{SUITE}: {}; no triple fault can be evidenced in this run, so a case whose VM \

@@ -18,6 +18,11 @@
 //! crate, which has its own tests; this binary declares the cases and
 //! what they need in the lab.
 
+#[cfg(not(feature = "confinement-probe"))]
+compile_error!(
+    "the VM suite needs krunbox's test-only features: run `cargo test --workspace --all-features`"
+);
+
 mod agent_cases;
 mod bench_cases;
 mod cases;
@@ -89,6 +94,7 @@ fn lab_plan() -> LabPlan {
     LabPlan::new(env!("CARGO_TARGET_TMPDIR"))
         .pass_var(support::LIBKRUN_LOG_VAR)
         .pass_var(load_cases::BIG_MIB_VAR)
+        .pass_var(krunbox::vm::SECCOMP_ENV)
         .with(|mut spec| {
             for (host, lab) in debian::lab_files() {
                 spec = spec.file(host, lab);

@@ -1,7 +1,8 @@
 //! Local security of a booted VM: its private socket directory is 0700,
 //! the sockets and log in it 0600, and another user cannot connect to the
 //! agent's ops socket; its runner keeps none of its caller's variables
-//! or descriptors, and cannot gain privileges.
+//! or descriptors, and cannot gain privileges; once confined it cannot
+//! read, write, connect or exec beyond what its VM needs.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -16,6 +17,8 @@ use tokio::runtime::Runtime;
 use crate::cases::{chain, check};
 use crate::fault_support::{shut_down_cleanly, Leftovers};
 use crate::support::agent_vm;
+use krunbox::runner::Probe;
+use krunbox::vm::{Applied, Confinement, NetMode, Volume};
 use krunbox_suite::trial;
 
 /// The security cases, by name.
@@ -25,6 +28,10 @@ pub fn all() -> Vec<Trial> {
         trial(
             "security::the_runner_keeps_nothing_of_its_callers",
             the_runner_keeps_nothing_of_its_callers,
+        ),
+        trial(
+            "security::a_confined_runner_is_denied_what_its_vm_does_not_need",
+            a_confined_runner_is_denied_what_its_vm_does_not_need,
         ),
     ]
 }
@@ -159,15 +166,100 @@ fn the_runner_keeps_nothing_of_its_callers() -> Result<(), Failed> {
             format!("the caller's descriptor reached the runner: {targets:?}")
         })?;
         let status = std::fs::read_to_string(proc_dir.join("status"))?;
+        for want in [["NoNewPrivs:", "1"], ["Seccomp:", "2"]] {
+            check(
+                status.lines().any(|l| l.split_whitespace().eq(want)),
+                || format!("no {want:?} in\n{status}"),
+            )?;
+        }
+        // Landlock in full, or in part on a kernel with an older ABI (the
+        // lab's 6.1 has ABI 2); the seccomp filter in full.
+        let report = vm.confinement().cloned();
         check(
-            status
-                .lines()
-                .any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])),
-            || format!("no NoNewPrivs: 1 in\n{status}"),
+            report.as_ref().is_some_and(|r| {
+                r.no_new_privs && r.landlock.enforced() && r.seccomp == Applied::Full
+            }),
+            || format!("the runner reported {report:?}"),
         )?;
         shut_down_cleanly(vm).await
     });
     // SAFETY: closes the descriptor dup made above, once.
     unsafe { libc::close(leaked) };
     result
+}
+
+/// A runner that, once confined, tries what its VM does not need (the
+/// `confinement-probe` hook): read a host file outside its rules, write
+/// into a read-only volume, connect to a host port under `--net none`,
+/// exec a program. Each is denied, the exec ends the runner, and the boot
+/// fails saying the seccomp filter stopped `execve`. The same probe in an
+/// unconfined runner is allowed each time, so the denials are the
+/// confinement's.
+fn a_confined_runner_is_denied_what_its_vm_does_not_need() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "the caller's")?;
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro)?;
+    std::fs::write(ro.join("file"), "read-only")?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let probe = Probe {
+        read: secret.clone(),
+        write: ro.join("file"),
+        connect: listener.local_addr()?,
+        exec: "/bin/true".into(),
+    };
+    let boot = |confinement: Confinement| {
+        let config = agent_vm()
+            .net(NetMode::None)
+            .volume(Volume::new(&ro, "/mnt/ro").read_only())
+            .confinement(Confinement {
+                probe: Some(probe.clone()),
+                ..confinement
+            });
+        Runtime::new()?.block_on(async move {
+            match config.boot().await {
+                Ok(_vm) => Err(Failed::from(
+                    "the VM booted: the probe's exec did not end the runner",
+                )),
+                Err(e) => Ok(chain(e).message().unwrap_or_default().to_owned()),
+            }
+        })
+    };
+    let confined = boot(Confinement::default())?;
+    let denied = |what: &str, target: &Path| {
+        format!(
+            "krunbox probe: {what} {}: denied (Permission denied",
+            target.display()
+        )
+    };
+    for want in [
+        denied("read", &secret),
+        denied("write", &ro.join("file")),
+        format!(
+            "krunbox probe: connect {}: denied (Permission denied",
+            probe.connect
+        ),
+        "seccomp stopped the runner: it called execve (system call 59)".to_owned(),
+    ] {
+        check(confined.contains(&want), || {
+            format!("the confined runner's boot error lacks {want:?}:\n{confined}")
+        })?;
+    }
+    check(listener.accept().is_err(), || {
+        "the confined runner connected to the host port".into()
+    })?;
+
+    let unconfined = boot(Confinement::none())?;
+    for want in ["read", "write", "connect"] {
+        check(
+            unconfined.contains(&format!("krunbox probe: {want} ")),
+            || format!("unconfined, {want} was not tried:\n{unconfined}"),
+        )?;
+    }
+    check(
+        !unconfined.contains("denied") && !unconfined.contains("seccomp"),
+        || format!("an unconfined runner was denied something:\n{unconfined}"),
+    )
 }

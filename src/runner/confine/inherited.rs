@@ -1,9 +1,5 @@
-//! What the runner gives up before libkrun parses anything the guest
-//! sends: libkrun's devices run in the runner, so a guest that breaks one
-//! gets the runner's privileges, and those should be as few as the VM
-//! needs (docs/security.md, "The runner").
-//!
-//! Applied so far, on every VM:
+//! What the runner gives up of its caller's first thing: the caller's
+//! environment and descriptors, and any privilege an exec could gain.
 //!
 //! - **environment**: the runner starts from an empty environment plus
 //!   [`KEPT_ENV`] (what the dynamic loader needs to find libkrun and
@@ -11,8 +7,8 @@
 //!   The guest's environment is the VM's own, passed to libkrun
 //!   explicitly, so this changes nothing inside the guest.
 //! - **file descriptors**: every descriptor above the event pipe
-//!   ([`super::EVENT_FD`]) that the caller let the runner inherit is closed
-//!   first thing.
+//!   ([`crate::runner::EVENT_FD`]) that the caller let the runner inherit
+//!   is closed first thing.
 //! - **no new privileges** (`PR_SET_NO_NEW_PRIVS`): nothing the runner
 //!   could exec gains privileges from setuid bits or file capabilities.
 
@@ -23,11 +19,11 @@ use std::io;
 /// environment reaches the runner.
 pub const KEPT_ENV: &[&str] = &["LD_LIBRARY_PATH"];
 
-/// Closes every descriptor above [`super::EVENT_FD`]: whatever the caller
+/// Closes every descriptor above [`crate::runner::EVENT_FD`]: whatever the caller
 /// let the runner inherit. Called first thing in the runner, before it
 /// opens anything of its own.
 pub(crate) fn close_inherited_fds() -> io::Result<()> {
-    let first = super::EVENT_FD as u32 + 1;
+    let first = crate::runner::EVENT_FD as u32 + 1;
     // SAFETY: close_range takes integers only and closes descriptors of
     // this process; nothing in it holds one as an owned handle yet (the
     // runner has opened nothing at this point).

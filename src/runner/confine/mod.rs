@@ -1,0 +1,217 @@
+//! What the runner gives up before libkrun parses anything the guest
+//! sends: libkrun's devices run in the runner, so a guest that breaks one
+//! gets the runner's privileges, and those should be as few as the VM
+//! needs (docs/security.md, "The runner").
+//!
+//! In the order the runner applies them:
+//!
+//! 1. [`inherited`]: an environment of [`KEPT_ENV`] only, no descriptor
+//!    of the caller's, `no_new_privs`;
+//! 2. [`landlock`]: the filesystem, before the runner's first thread (a
+//!    Landlock domain binds the calling thread and those it starts
+//!    afterwards);
+//! 3. [`seccomp`]: the system calls, on every thread, last before
+//!    `krun_start_enter`; a call outside the list ends the runner with a
+//!    report ([`sigsys`]).
+//!
+//! What was applied travels to the parent as a [`ConfinementReport`].
+//! Where the kernel lacks a mechanism the VM still boots, unless
+//! [`Confinement::required`] says otherwise.
+
+mod inherited;
+mod landlock;
+#[cfg(feature = "confinement-probe")]
+pub(crate) mod probe;
+mod seccomp;
+mod sigsys;
+#[cfg(target_arch = "x86_64")]
+mod syscall_names;
+
+use serde::{Deserialize, Serialize};
+
+use super::config::RunnerConfig;
+
+pub use inherited::KEPT_ENV;
+pub(crate) use inherited::{close_inherited_fds, no_new_privs};
+
+/// The confinement a VM's runner is asked for. The default applies every
+/// mechanism the kernel has and boots without those it lacks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Confinement {
+    /// Restrict the runner's filesystem with Landlock.
+    pub landlock: bool,
+    /// The runner's system call filter.
+    pub seccomp: SeccompMode,
+    /// Refuse to boot when a requested mechanism cannot be applied at all
+    /// (a Landlock ABI the kernel does not have counts as applied, in
+    /// part).
+    pub required: bool,
+    /// Test-only: what the runner tries after confinement (see
+    /// [`probe`]).
+    #[cfg(feature = "confinement-probe")]
+    pub probe: Option<probe::Probe>,
+}
+
+impl Default for Confinement {
+    fn default() -> Self {
+        Self {
+            landlock: true,
+            seccomp: SeccompMode::Enforce,
+            required: false,
+            #[cfg(feature = "confinement-probe")]
+            probe: None,
+        }
+    }
+}
+
+impl Confinement {
+    /// No Landlock, no seccomp filter (the environment, descriptors and
+    /// `no_new_privs` are given up all the same).
+    pub fn none() -> Self {
+        Self {
+            landlock: false,
+            seccomp: SeccompMode::Off,
+            ..Self::default()
+        }
+    }
+}
+
+/// What the seccomp filter does with a system call outside its list.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SeccompMode {
+    /// End the runner, reporting the call in its log and error.
+    #[default]
+    Enforce,
+    /// Let the call through and have the kernel log it (audit record type
+    /// 1326): for measuring what a workload needs.
+    Log,
+    /// No filter.
+    Off,
+}
+
+/// How far one mechanism was applied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum Applied {
+    /// In full.
+    Full,
+    /// In part; what is not enforced.
+    Partial(String),
+    /// Applied in a mode that only logs.
+    Logging,
+    /// Not asked for.
+    Off,
+    /// Asked for, but this kernel or architecture lacks it; why.
+    Unavailable(String),
+}
+
+impl Applied {
+    /// Whether the mechanism restricts the runner, at least in part.
+    pub fn enforced(&self) -> bool {
+        matches!(self, Applied::Full | Applied::Partial(_))
+    }
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Applied::Full => f.write_str("enforced"),
+            Applied::Partial(what) => write!(f, "enforced in part ({what})"),
+            Applied::Logging => f.write_str("logging only"),
+            Applied::Off => f.write_str("off"),
+            Applied::Unavailable(why) => write!(f, "unavailable ({why})"),
+        }
+    }
+}
+
+/// What a runner applied to itself, sent to its parent before it starts
+/// the VM.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConfinementReport {
+    /// `PR_SET_NO_NEW_PRIVS`.
+    pub no_new_privs: bool,
+    /// The Landlock ruleset.
+    pub landlock: Applied,
+    /// The seccomp filter.
+    pub seccomp: Applied,
+}
+
+impl std::fmt::Display for ConfinementReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no_new_privs {}, Landlock {}, seccomp {}",
+            if self.no_new_privs { "set" } else { "unset" },
+            self.landlock,
+            self.seccomp
+        )
+    }
+}
+
+/// Why the runner could not confine itself.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfineError {
+    /// `PR_SET_NO_NEW_PRIVS` failed.
+    #[error("could not set no_new_privs")]
+    NoNewPrivs(#[source] std::io::Error),
+    /// The Landlock ruleset could not be built or applied.
+    #[error("could not apply the Landlock ruleset")]
+    Landlock(#[source] landlock::LandlockError),
+    /// The seccomp filter could not be built or installed.
+    #[error("could not install the seccomp filter")]
+    Seccomp(#[source] seccomp::SeccompError),
+    /// A mechanism was required and is not available.
+    #[error("{mechanism} is required (--require-confinement) but {why}")]
+    Required {
+        /// Which.
+        mechanism: &'static str,
+        /// Why it is not applied.
+        why: String,
+    },
+}
+
+/// The first steps, before the runner's first thread: `no_new_privs` and
+/// the Landlock ruleset.
+pub(crate) fn before_threads(config: &RunnerConfig) -> Result<ConfinementReport, ConfineError> {
+    no_new_privs().map_err(ConfineError::NoNewPrivs)?;
+    let landlock = if config.confinement.landlock {
+        landlock::restrict(config).map_err(ConfineError::Landlock)?
+    } else {
+        Applied::Off
+    };
+    let report = ConfinementReport {
+        no_new_privs: true,
+        landlock,
+        seccomp: Applied::Off,
+    };
+    require(config, "Landlock", &report.landlock)?;
+    Ok(report)
+}
+
+/// The last step, just before `krun_start_enter`: the seccomp filter on
+/// every thread.
+pub(crate) fn before_start(
+    config: &RunnerConfig,
+    report: &mut ConfinementReport,
+) -> Result<(), ConfineError> {
+    report.seccomp = seccomp::install(config).map_err(ConfineError::Seccomp)?;
+    require(config, "seccomp", &report.seccomp)
+}
+
+/// Fails when `config` requires confinement and `applied` is asked for
+/// but not enforced.
+fn require(
+    config: &RunnerConfig,
+    mechanism: &'static str,
+    applied: &Applied,
+) -> Result<(), ConfineError> {
+    match applied {
+        Applied::Unavailable(why) if config.confinement.required => Err(ConfineError::Required {
+            mechanism,
+            why: why.clone(),
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,329 @@
+//! The runner's system calls, fenced with seccomp: after [`install`] every
+//! thread of the runner may make only the calls in [`ALLOWED`]; any other
+//! ends the runner with a report ([`super::sigsys`]), or, in
+//! [`SeccompMode::Log`], is let through and logged by the kernel.
+//!
+//! Two filters, both on every thread (`SECCOMP_FILTER_FLAG_TSYNC`):
+//!
+//! 1. **sockets**: `socket` for a family the VM does not need fails with
+//!    `EACCES` (under `--net none` only `AF_UNIX`, the agent's; with TSI
+//!    also `AF_INET` and `AF_INET6`, the guest's connections);
+//! 2. **the allow-list**: [`ALLOWED`], measured (docs/security.md, "What a
+//!    runner calls"); anything else traps.
+//!
+//! The list is x86_64's; on another architecture no filter is installed
+//! and the report says so.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use super::{Applied, SeccompMode};
+use crate::runner::config::{NetMode, RunnerConfig};
+
+/// Why the filter could not be built or installed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SeccompError {
+    /// The filter could not be compiled.
+    #[error("the filter does not compile")]
+    Build(#[source] seccompiler::BackendError),
+    /// The kernel refused the filter.
+    #[error("the kernel refused the filter")]
+    Install(#[source] seccompiler::Error),
+    /// The SIGSYS handler could not be installed.
+    #[error("cannot install the SIGSYS handler that reports a violation")]
+    Handler(#[source] std::io::Error),
+}
+
+/// The calls a runner makes from `krun_start_enter` on: libkrun's VMM and
+/// devices, the Rust runtime under them, and glibc's own.
+#[cfg(target_arch = "x86_64")]
+pub(super) const ALLOWED: &[i64] = {
+    use libc::*;
+    &[
+        // Memory.
+        SYS_brk,
+        SYS_mmap,
+        SYS_mprotect,
+        SYS_munmap,
+        SYS_mremap,
+        SYS_madvise,
+        SYS_memfd_create,
+        // Threads, processes, time.
+        SYS_clone,
+        SYS_clone3,
+        SYS_exit,
+        SYS_exit_group,
+        SYS_futex,
+        SYS_set_robust_list,
+        SYS_rseq,
+        SYS_sched_yield,
+        SYS_sched_getaffinity,
+        SYS_sched_setaffinity,
+        SYS_gettid,
+        SYS_getpid,
+        SYS_getppid,
+        SYS_getuid,
+        SYS_geteuid,
+        SYS_getgid,
+        SYS_getegid,
+        SYS_getresuid,
+        SYS_getresgid,
+        // virtio-fs run as root: each request under the guest's ids
+        // (per thread), and CAP_FSETID dropped around writes.
+        SYS_setresuid,
+        SYS_setresgid,
+        SYS_capget,
+        SYS_capset,
+        SYS_prctl,
+        SYS_prlimit64,
+        SYS_getrlimit,
+        SYS_uname,
+        SYS_wait4,
+        SYS_clock_gettime,
+        SYS_clock_getres,
+        SYS_gettimeofday,
+        SYS_clock_nanosleep,
+        SYS_nanosleep,
+        SYS_restart_syscall,
+        SYS_membarrier,
+        SYS_getrandom,
+        SYS_arch_prctl,
+        SYS_set_tid_address,
+        // Signals.
+        SYS_rt_sigaction,
+        SYS_rt_sigprocmask,
+        SYS_rt_sigreturn,
+        SYS_rt_sigtimedwait,
+        SYS_sigaltstack,
+        SYS_tgkill,
+        SYS_tkill,
+        SYS_kill,
+        // Descriptors and waiting.
+        SYS_close,
+        SYS_close_range,
+        SYS_dup,
+        SYS_dup2,
+        SYS_dup3,
+        SYS_fcntl,
+        SYS_ioctl,
+        SYS_pipe2,
+        SYS_eventfd2,
+        SYS_timerfd_create,
+        SYS_timerfd_settime,
+        SYS_timerfd_gettime,
+        SYS_epoll_create1,
+        SYS_epoll_ctl,
+        SYS_epoll_wait,
+        SYS_epoll_pwait,
+        SYS_poll,
+        SYS_ppoll,
+        // I/O.
+        SYS_read,
+        SYS_write,
+        SYS_readv,
+        SYS_writev,
+        SYS_pread64,
+        SYS_pwrite64,
+        SYS_preadv,
+        SYS_pwritev,
+        SYS_preadv2,
+        SYS_pwritev2,
+        SYS_lseek,
+        SYS_sendfile,
+        SYS_copy_file_range,
+        SYS_fsync,
+        SYS_fdatasync,
+        SYS_syncfs,
+        SYS_fallocate,
+        SYS_ftruncate,
+        // Files, beneath the shares (virtio-fs), by descriptor.
+        SYS_openat,
+        SYS_open_by_handle_at,
+        SYS_name_to_handle_at,
+        SYS_newfstatat,
+        SYS_fstat,
+        SYS_statx,
+        SYS_fstatfs,
+        SYS_statfs,
+        SYS_getdents64,
+        SYS_readlinkat,
+        SYS_readlink,
+        SYS_access,
+        SYS_faccessat,
+        SYS_faccessat2,
+        SYS_mkdirat,
+        SYS_mkdir,
+        SYS_mknodat,
+        SYS_symlinkat,
+        SYS_linkat,
+        SYS_unlinkat,
+        SYS_unlink,
+        SYS_rename,
+        SYS_renameat,
+        SYS_renameat2,
+        SYS_fchmod,
+        SYS_fchmodat,
+        SYS_fchown,
+        SYS_fchownat,
+        SYS_utimensat,
+        SYS_umask,
+        SYS_fchdir,
+        SYS_getcwd,
+        SYS_fgetxattr,
+        SYS_fsetxattr,
+        SYS_flistxattr,
+        SYS_fremovexattr,
+        SYS_getxattr,
+        SYS_lgetxattr,
+        SYS_setxattr,
+        SYS_lsetxattr,
+        SYS_listxattr,
+        SYS_llistxattr,
+        SYS_removexattr,
+        SYS_lremovexattr,
+        SYS_flock,
+        // Sockets: the agent's unix sockets, TSI's, published ports.
+        SYS_socket,
+        SYS_socketpair,
+        SYS_bind,
+        SYS_listen,
+        SYS_accept,
+        SYS_accept4,
+        SYS_connect,
+        SYS_getsockname,
+        SYS_getpeername,
+        SYS_getsockopt,
+        SYS_setsockopt,
+        SYS_sendto,
+        SYS_recvfrom,
+        SYS_sendmsg,
+        SYS_recvmsg,
+        SYS_sendmmsg,
+        SYS_shutdown,
+    ]
+};
+
+/// Installs the filters `config` asks for on every thread, with the
+/// handler that reports a violation.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn install(config: &RunnerConfig) -> Result<Applied, SeccompError> {
+    let mode = config.confinement.seccomp;
+    let mismatch = match mode {
+        SeccompMode::Off => return Ok(Applied::Off),
+        SeccompMode::Enforce => SeccompAction::Trap,
+        SeccompMode::Log => SeccompAction::Log,
+    };
+    let sockets = socket_filter(config.net)?;
+    let allowed = allow_list(mismatch)?;
+    super::sigsys::install_handler().map_err(SeccompError::Handler)?;
+    // The socket filter first: once the allow-list is in, `seccomp`
+    // itself is outside it.
+    for program in [sockets, allowed] {
+        seccompiler::apply_filter_all_threads(&program).map_err(SeccompError::Install)?;
+    }
+    Ok(match mode {
+        SeccompMode::Log => Applied::Logging,
+        _ => Applied::Full,
+    })
+}
+
+/// No allow-list for this architecture.
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) fn install(config: &RunnerConfig) -> Result<Applied, SeccompError> {
+    Ok(match config.confinement.seccomp {
+        SeccompMode::Off => Applied::Off,
+        _ => Applied::Unavailable(format!(
+            "krunbox has no system call list for {}",
+            std::env::consts::ARCH
+        )),
+    })
+}
+
+/// [`ALLOWED`] let through, anything else `mismatch`.
+#[cfg(target_arch = "x86_64")]
+fn allow_list(mismatch: SeccompAction) -> Result<BpfProgram, SeccompError> {
+    let rules: BTreeMap<i64, Vec<SeccompRule>> =
+        ALLOWED.iter().map(|&call| (call, Vec::new())).collect();
+    compile(rules, mismatch, SeccompAction::Allow)
+}
+
+/// `socket` fails with `EACCES` for a family outside those `net` needs.
+fn socket_filter(net: NetMode) -> Result<BpfProgram, SeccompError> {
+    let families: &[i32] = match net {
+        NetMode::None => &[libc::AF_UNIX],
+        NetMode::Tsi => &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6],
+    };
+    // All conditions of a rule must hold: the family is none of these.
+    let outside = families
+        .iter()
+        .map(|&family| {
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, family as u64)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(SeccompRule::new)
+        .map_err(SeccompError::Build)?;
+    let rules = BTreeMap::from([(libc::SYS_socket, vec![outside])]);
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EACCES as u32),
+    )
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram, SeccompError> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(SeccompError::Build)?;
+    SeccompFilter::new(rules, mismatch, matched, arch)
+        .and_then(BpfProgram::try_from)
+        .map_err(SeccompError::Build)
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_compiles_and_keeps_out_what_a_runner_never_needs() {
+        assert!(allow_list(SeccompAction::Trap).is_ok());
+        assert!(socket_filter(NetMode::None).is_ok());
+        assert!(socket_filter(NetMode::Tsi).is_ok());
+        for never in [
+            libc::SYS_execve,
+            libc::SYS_execveat,
+            libc::SYS_ptrace,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
+            libc::SYS_mount,
+            libc::SYS_umount2,
+            libc::SYS_pivot_root,
+            libc::SYS_chroot,
+            libc::SYS_setns,
+            libc::SYS_unshare,
+            libc::SYS_init_module,
+            libc::SYS_finit_module,
+            libc::SYS_bpf,
+            libc::SYS_perf_event_open,
+            libc::SYS_keyctl,
+            libc::SYS_add_key,
+            libc::SYS_kexec_load,
+            libc::SYS_reboot,
+            libc::SYS_setuid,
+            libc::SYS_setgid,
+            libc::SYS_userfaultfd,
+            libc::SYS_io_uring_setup,
+        ] {
+            assert!(!ALLOWED.contains(&never), "system call {never} is allowed");
+        }
+        let mut sorted = ALLOWED.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ALLOWED.len(), "a call is listed twice");
+    }
+}
