@@ -34,6 +34,18 @@ fn json_and_exit_code_agree_with_the_text() {
             assert!(!can_boot, "a failed check, yet can_boot: {report}");
         }
     }
+    // What the kernel offers to confine runners: reported, never failing.
+    let confinement = checks
+        .iter()
+        .find(|c| c["name"] == "confinement")
+        .unwrap_or_else(|| panic!("no confinement check: {report}"));
+    assert!(
+        confinement["ok"] == true
+            && confinement["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("runner confinement: ")),
+        "{confinement}"
+    );
     let want = if can_boot { 0 } else { 125 };
     assert_eq!(json.status.code(), Some(want), "{report}");
 

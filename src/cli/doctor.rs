@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use clap::Args;
-use krunbox::host::{krunfw, Kvm};
+use krunbox::host::{krunfw, HostConfinement, Kvm};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -16,7 +16,7 @@ pub struct DoctorArgs {
 /// One line of the report.
 #[derive(serde::Serialize)]
 struct Check {
-    /// Which check (`libkrun`, `libkrunfw`, `kvm`, `lab`).
+    /// Which check (`libkrun`, `libkrunfw`, `kvm`, `lab`, `confinement`).
     name: &'static str,
     ok: bool,
     what: String,
@@ -44,6 +44,7 @@ pub fn doctor(args: DoctorArgs) -> i32 {
     if lab {
         checks.push(lab_check());
     }
+    checks.push(confinement_check());
     if args.json {
         let report = serde_json::json!({ "can_boot": can_boot, "checks": checks });
         println!("{report}");
@@ -138,5 +139,18 @@ fn lab_check() -> Check {
             "nested lab: qemu-system-x86_64 or the lab kernel is missing".to_owned()
         },
         advice: (!ok).then(|| "cargo xtask setup".to_owned()),
+    }
+}
+
+/// What the kernel offers to confine runners with. Never fails the
+/// doctor: a runner boots with what there is (unless a VM requires
+/// confinement), and the advice says what is missing.
+fn confinement_check() -> Check {
+    let host = HostConfinement::probe();
+    Check {
+        name: "confinement",
+        ok: true,
+        what: host.describe(),
+        advice: host.advice(),
     }
 }

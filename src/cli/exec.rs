@@ -49,7 +49,7 @@ pub struct ExecArgs {
     command: Vec<String>,
 }
 
-fn parse_user(text: &str) -> Result<(u32, Option<u32>), String> {
+pub(super) fn parse_user(text: &str) -> Result<(u32, Option<u32>), String> {
     let number = |s: &str| {
         s.parse::<u32>()
             .map_err(|_| format!("expected UID[:GID], got {text:?}"))

@@ -1,7 +1,7 @@
 //! `krunbox ls`: the named VMs and what they are doing.
 
 use clap::Args;
-use krunbox::runner::RunnerEnd;
+use krunbox::runner::{ConfinementReport, RunnerEnd};
 use krunbox::state::{NamedVm, StateDir, VmStatus};
 use serde::Serialize;
 
@@ -31,6 +31,8 @@ struct Row<'a> {
     ready_ms: Option<u64>,
     /// How a dead VM ended, if its monitor recorded it.
     ended: Option<RunnerEnd>,
+    /// What its runner applied to itself: no_new_privs, Landlock, seccomp.
+    confinement: Option<&'a ConfinementReport>,
 }
 
 pub fn ls(args: LsArgs) -> i32 {
@@ -91,5 +93,6 @@ fn row(vm: &NamedVm) -> Row<'_> {
         created_unix: record.created_unix,
         ready_ms: record.ready_ms,
         ended: vm.end(),
+        confinement: record.confinement.as_ref(),
     }
 }

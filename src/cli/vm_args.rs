@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use krunbox::image::store::Image;
 use krunbox::runner::NetMode;
-use krunbox::vm::{PublishedPort, Rlimit, VmConfig, Volume};
+use krunbox::vm::{CgroupLimits, Confinement, PublishedPort, Rlimit, RunAs, VmConfig, Volume};
 
 use super::image::pull::{self, PullPolicy, RegistryArgs};
 use super::image::ImageError;
@@ -67,6 +67,30 @@ pub struct VmArgs {
     /// libkrun log level, 0 (off) to 5 (trace), on standard error.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub log_level: u32,
+    /// Refuse to boot unless the runner can fence itself with both
+    /// Landlock and seccomp (by default it boots with what the kernel has;
+    /// `krunbox doctor` says what that is).
+    #[arg(long)]
+    pub require_confinement: bool,
+    /// Run the VM's runner in a cgroup v2 of its own, made under this
+    /// (writable, delegated) cgroup directory and removed with the VM.
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// The runner's cgroup memory limit (memory.max): guest memory and
+    /// libkrun's together; the kernel kills the VM past it.
+    #[arg(long, value_name = "MIB", requires = "cgroup_parent")]
+    pub memory_limit: Option<u64>,
+    /// The runner's cgroup CPU limit (cpu.max), in CPUs, e.g. 1.5.
+    #[arg(long, value_name = "CPUS", requires = "cgroup_parent")]
+    pub cpu_limit: Option<f64>,
+    /// The runner's cgroup pids limit (pids.max): its threads count.
+    #[arg(long, value_name = "N", requires = "cgroup_parent")]
+    pub pids_limit: Option<u64>,
+    /// When krunbox runs as root: the unprivileged user the VM's runner
+    /// drops to (GID defaults to UID). The VM's files must be theirs to
+    /// serve; an --image boot's tree only needs to be readable.
+    #[arg(long, value_name = "UID[:GID]", value_parser = super::exec::parse_user)]
+    pub runner_user: Option<(u32, Option<u32>)>,
 }
 
 /// `--net`.
@@ -117,6 +141,20 @@ impl VmArgs {
             .cpus(self.cpus)
             .memory_mib(self.memory_mib)
             .log_level(self.log_level)
+            .confinement(Confinement {
+                required: self.require_confinement,
+                cgroup: self.cgroup_parent.clone().map(|parent| CgroupLimits {
+                    parent,
+                    memory_max_mib: self.memory_limit,
+                    cpus: self.cpu_limit,
+                    pids_max: self.pids_limit,
+                }),
+                user: self.runner_user.map(|(uid, gid)| RunAs {
+                    uid,
+                    gid: gid.unwrap_or(uid),
+                }),
+                ..Confinement::default()
+            })
             .net(match self.net {
                 Net::None => NetMode::None,
                 Net::Tsi => NetMode::Tsi,

@@ -53,11 +53,12 @@ pub fn enter_if_requested() {
     if let Ok(RunnerConfig {
         detached: true,
         exit_record: Some(record),
+        cgroup_dir,
         ..
     }) = &config
     {
         // Returns in the VM's process only.
-        super::monitor::split_off_vm(record);
+        super::monitor::split_off_vm(record, cgroup_dir.as_deref());
     }
     let mut events = EventSink::open();
     let failure = match (config, closed) {

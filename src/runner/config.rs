@@ -58,6 +58,10 @@ pub struct RunnerConfig {
     /// What the runner fences itself with before it starts the VM.
     #[serde(default)]
     pub confinement: super::confine::Confinement,
+    /// The VM's own cgroup, made by the runner when
+    /// `confinement.cgroup` asks for one and removed by whoever reaps it.
+    #[serde(default)]
+    pub cgroup_dir: Option<PathBuf>,
 }
 
 /// The guest's workload.
@@ -138,6 +142,7 @@ mod tests {
             exit_record: None,
             own_user_namespace: true,
             confinement: Default::default(),
+            cgroup_dir: None,
         };
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<RunnerConfig>(&json).unwrap(), config);

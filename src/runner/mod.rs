@@ -31,7 +31,9 @@ pub use child::enter_if_requested;
 pub use config::{NetMode, RunnerConfig, VsockPort, Workload};
 #[cfg(feature = "confinement-probe")]
 pub use confine::probe::Probe;
-pub use confine::{Applied, Confinement, ConfinementReport, SeccompMode, KEPT_ENV};
+pub use confine::{
+    Applied, CgroupLimits, Confinement, ConfinementReport, RunAs, SeccompMode, KEPT_ENV,
+};
 pub use event::{monotonic_us, RunnerEvent, RunnerFailure};
 pub use monitor::RunnerEnd;
 pub use parent::{RunnerExit, RunnerProcess, SpawnError, StdioSpec};

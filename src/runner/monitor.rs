@@ -62,9 +62,10 @@ impl std::fmt::Display for RunnerEnd {
 }
 
 /// Forks; returns in the child, which runs the VM. The parent waits for
-/// it, writes its end to `record`, and exits the same way. Call it while
+/// it, removes its cgroup (`cgroup_dir`), writes its end to `record`, and
+/// exits the same way. Call it while
 /// the process has a single thread.
-pub(crate) fn split_off_vm(record: &Path) {
+pub(crate) fn split_off_vm(record: &Path, cgroup_dir: Option<&Path>) {
     let monitor = nix::unistd::getpid();
     // SAFETY: the runner calls this first, before it has started any
     // thread, so the child is a complete copy; the parent only waits,
@@ -80,6 +81,9 @@ pub(crate) fn split_off_vm(record: &Path) {
             // does not use; nothing holds it as an owned handle yet.
             unsafe { libc::close(super::EVENT_FD) };
             let end = wait_for(child);
+            if let Some(dir) = cgroup_dir {
+                super::confine::cgroup::remove(dir);
+            }
             let _ = write_atomically(record, &end);
             std::process::exit(match (end.code, end.signal) {
                 (Some(code), _) => code,

@@ -82,6 +82,8 @@ pub struct RunnerProcess {
     spawned_at_us: u64,
     events: mpsc::Receiver<RunnerEvent>,
     reader: Option<JoinHandle<()>>,
+    /// The VM's cgroup, removed once the runner is reaped.
+    cgroup_dir: Option<PathBuf>,
 }
 
 impl RunnerProcess {
@@ -152,6 +154,7 @@ impl RunnerProcess {
             spawned_at_us,
             events,
             reader: Some(reader),
+            cgroup_dir: config.cgroup_dir.clone(),
         })
     }
 
@@ -181,6 +184,7 @@ impl RunnerProcess {
     /// reported.
     pub fn wait(&mut self) -> Result<RunnerExit, SpawnError> {
         let status = self.child.wait().map_err(SpawnError::Wait)?;
+        self.reaped();
         if let Some(reader) = self.reader.take() {
             // The pipe closes when the runner exits, so this returns.
             let _ = reader.join();
@@ -204,7 +208,18 @@ impl RunnerProcess {
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
             Err(e) => return Err(SpawnError::Wait(e)),
         }
-        self.child.wait().map(drop).map_err(SpawnError::Wait)
+        self.child.wait().map_err(SpawnError::Wait)?;
+        self.reaped();
+        Ok(())
+    }
+
+    /// After the runner is reaped: its cgroup, now empty, goes too. (A
+    /// detached runner's monitor removes it when the VM ends; this then
+    /// finds it gone.)
+    fn reaped(&self) {
+        if let Some(dir) = &self.cgroup_dir {
+            super::confine::cgroup::remove(dir);
+        }
     }
 }
 

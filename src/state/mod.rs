@@ -120,6 +120,7 @@ impl NamedVm {
                 .console_log
                 .clone()
                 .unwrap_or_else(|| dir.join("console.log")),
+            confinement: None,
         };
         claim(state, name, &dir, &record)?;
         let booted = config
@@ -139,6 +140,7 @@ impl NamedVm {
         record.runner = ProcessId::of(detached.runner_pid);
         record.hello = Some(detached.hello);
         record.ready_ms = detached.timeline.ready.map(|d| d.as_millis() as u64);
+        record.confinement = detached.confinement;
         if let Err(source) = record.write(&dir) {
             stop::kill_runner(detached.runner_pid);
             let _ = remove_dir(state, &dir);

@@ -80,6 +80,10 @@ pub struct VmRecord {
     /// The guest console's log file.
     #[serde(default)]
     pub console_log: PathBuf,
+    /// What the runner applied to itself (no_new_privs, Landlock,
+    /// seccomp), as it reported; `None` in records of earlier versions.
+    #[serde(default)]
+    pub confinement: Option<crate::runner::ConfinementReport>,
 }
 
 impl VmRecord {
@@ -149,6 +153,13 @@ mod tests {
             created_unix: 1,
             ready_ms: None,
             console_log: "/run/a/console.log".into(),
+            confinement: Some(crate::runner::ConfinementReport {
+                no_new_privs: true,
+                landlock: crate::runner::Applied::Partial("ABI 2".into()),
+                seccomp: crate::runner::Applied::Full,
+                cgroup: crate::runner::Applied::Off,
+                user: crate::runner::Applied::Off,
+            }),
         };
         record.write(dir.path()).unwrap();
         assert_eq!(VmRecord::read(dir.path()).unwrap(), record);

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use super::publish::{self, PortError, PublishedPort};
 use super::rlimit::{Rlimit, RlimitError};
 use super::volume::{self, Volume, VolumeError};
-use crate::runner::{
-    Confinement, NetMode, RunnerConfig, RunnerProgram, SeccompMode, VsockPort, Workload,
-};
+use crate::runner::{Confinement, NetMode, RunnerConfig, RunnerProgram, VsockPort, Workload};
 
 /// `PATH` given to the guest when the caller sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -240,21 +238,6 @@ impl VmConfig {
         self
     }
 
-    /// How the VM's runner fences itself in (docs/security.md, "The
-    /// runner"): by default every mechanism the kernel has. The variable
-    /// `KRUNBOX_SECCOMP=log` turns the seccomp filter into a logging one
-    /// (the kernel logs each call outside its list and lets it through),
-    /// for measuring what a workload needs.
-    pub fn confinement(mut self, confinement: Confinement) -> Self {
-        self.confinement = confinement;
-        self
-    }
-
-    /// The confinement the VM's runner is asked for.
-    pub fn confinement_asked(&self) -> &Confinement {
-        &self.confinement
-    }
-
     /// The root filesystem directory.
     pub fn rootfs(&self) -> &Path {
         &self.rootfs
@@ -417,25 +400,10 @@ impl VmConfig {
             // disk; the guest should see it as root's.
             own_user_namespace: self.overlay_root && !nix::unistd::geteuid().is_root(),
             confinement: self.runner_confinement(),
+            cgroup_dir: self.cgroup_dir(),
         })
     }
 }
-
-impl VmConfig {
-    /// The confinement asked for, with `KRUNBOX_SECCOMP=log` applied.
-    fn runner_confinement(&self) -> Confinement {
-        let mut confinement = self.confinement.clone();
-        if confinement.seccomp == SeccompMode::Enforce
-            && std::env::var_os(SECCOMP_ENV).is_some_and(|v| v == "log")
-        {
-            confinement.seccomp = SeccompMode::Log;
-        }
-        confinement
-    }
-}
-
-/// The variable that turns the seccomp filter into a logging one.
-pub const SECCOMP_ENV: &str = "KRUNBOX_SECCOMP";
 
 /// Whether `name` is a host name Linux and resolvers accept: at most 64
 /// bytes of dot-separated labels of letters, digits and inner hyphens.

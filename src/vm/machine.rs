@@ -116,6 +116,7 @@ pub(crate) struct Detached {
     pub runner_pid: u32,
     pub hello: krunbox_proto::Hello,
     pub timeline: BootTimeline,
+    pub confinement: Option<ConfinementReport>,
 }
 
 /// How the runner ended, as far as the VM's owner cares.
@@ -181,6 +182,9 @@ impl VmConfig {
         let mut config = self.runner_config(workload, ports)?;
         self.place_boot_root(&mut config, dir.path())
             .map_err(Error::StateDir)?;
+        if let Some(ids) = self.confinement.user {
+            super::confinement::hand_over(dir.path(), ids).map_err(Error::StateDir)?;
+        }
         config.detached = detached;
         if detached {
             config.exit_record = Some(dir.path().join(crate::state::EXIT_RECORD_FILE));
@@ -352,6 +356,7 @@ impl Vm {
             runner_pid: self.runner_pid(),
             hello: self.client.hello().clone(),
             timeline: self.timeline.clone(),
+            confinement: self.confinement.clone(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! driven through its agent.
 
 mod config;
+mod confinement;
 mod error;
 mod image;
 mod machine;
@@ -14,7 +15,8 @@ mod root;
 mod timeline;
 mod volume;
 
-pub use config::{ConfigError, VmConfig, DEFAULT_PATH, SECCOMP_ENV};
+pub use config::{ConfigError, VmConfig, DEFAULT_PATH};
+pub use confinement::SECCOMP_ENV;
 pub use error::Error;
 pub(crate) use machine::SocketDir;
 pub use machine::{Vm, ANNOUNCE_PORT, OPS_PORT};
@@ -28,7 +30,9 @@ pub use crate::runner::NetMode;
 /// How [`OneShot`] connects the guest's standard streams (also
 /// `krunbox::runner::StdioSpec`).
 pub use crate::runner::StdioSpec;
-pub use crate::runner::{Applied, Confinement, ConfinementReport, SeccompMode};
+pub use crate::runner::{
+    Applied, CgroupLimits, Confinement, ConfinementReport, RunAs, SeccompMode,
+};
 
 /// Checks that this host can boot a guest at all (before every boot; the
 /// libkrunfw probe is done once per process).

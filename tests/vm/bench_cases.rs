@@ -177,21 +177,32 @@ fn bench_boot_json_has_samples_and_timeline() -> Result<(), Failed> {
     check(out.status.success(), || described(&out))?;
     let doc: Value = serde_json::from_slice(&std::fs::read(&json)?)?;
     let ids = figure_ids(&doc)?;
-    check(ids == ["boot.agent_ready", "boot.floor_true"], || {
-        format!("figures {ids:?}")
-    })?;
+    check(
+        ids == [
+            "boot.agent_ready",
+            "boot.floor_true",
+            "boot.agent_ready_unconfined",
+        ],
+        || format!("figures {ids:?}"),
+    )?;
     for figure in doc["figures"].as_array().into_iter().flatten() {
         let samples = figure["samples_ms"].as_array().map_or(0, Vec::len);
         check(samples == 1 && figure["summary"]["n"] == 1, || {
             format!("{figure}")
         })?;
     }
-    let comparison = &doc["comparisons"][0];
-    check(comparison["id"] == "boot_vs_floor", || format!("{doc}"))?;
-    check(
-        comparison["ratio"].as_f64().is_some_and(|r| r > 0.0),
-        || format!("{comparison}"),
-    )?;
+    // Against bare libkrun, and confined against unconfined runners.
+    for (i, id) in ["boot_vs_floor", "boot_confined_vs_unconfined"]
+        .into_iter()
+        .enumerate()
+    {
+        let comparison = &doc["comparisons"][i];
+        check(comparison["id"] == id, || format!("{doc}"))?;
+        check(
+            comparison["ratio"].as_f64().is_some_and(|r| r > 0.0),
+            || format!("{comparison}"),
+        )?;
+    }
     let timelines = doc["timelines"].as_array().ok_or("no timelines")?;
     check(timelines.len() == 1, || format!("{timelines:?}"))?;
     let t = &timelines[0];

@@ -139,6 +139,17 @@ fn cli_lifecycle() -> Result<(), Failed> {
         || format!("ls: {vms:?}"),
     )?;
     let pid = vms[0].2.ok_or("ls shows no pid")?;
+    // What the runner applied to itself, as it reported at boot.
+    let out = st.expect(0, &["ls", "--json"])?;
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(chain)?;
+    let confinement = &rows[0]["confinement"];
+    check(
+        confinement["no_new_privs"] == true
+            && confinement["seccomp"]["state"] == "full"
+            && ["full", "partial"]
+                .contains(&confinement["landlock"]["state"].as_str().unwrap_or("")),
+        || format!("ls --json confinement: {confinement}"),
+    )?;
 
     let out = st.expect(0, &["exec", "a", "--", "echo", "hi"])?;
     check(out.stdout == b"hi\n", || {

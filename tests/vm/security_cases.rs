@@ -18,7 +18,7 @@ use crate::cases::{chain, check};
 use crate::fault_support::{shut_down_cleanly, Leftovers};
 use crate::support::agent_vm;
 use krunbox::runner::Probe;
-use krunbox::vm::{Applied, Confinement, NetMode, Volume};
+use krunbox::vm::{Applied, CgroupLimits, Confinement, NetMode, RunAs, Volume};
 use krunbox_suite::trial;
 
 /// The security cases, by name.
@@ -32,6 +32,14 @@ pub fn all() -> Vec<Trial> {
         trial(
             "security::a_confined_runner_is_denied_what_its_vm_does_not_need",
             a_confined_runner_is_denied_what_its_vm_does_not_need,
+        ),
+        trial(
+            "security::a_runner_in_its_own_cgroup_is_limited",
+            a_runner_in_its_own_cgroup_is_limited,
+        ),
+        trial(
+            "security::a_root_runner_drops_to_an_unprivileged_uid",
+            a_root_runner_drops_to_an_unprivileged_uid,
         ),
     ]
 }
@@ -262,4 +270,198 @@ fn a_confined_runner_is_denied_what_its_vm_does_not_need() -> Result<(), Failed>
         !unconfined.contains("denied") && !unconfined.contains("seccomp"),
         || format!("an unconfined runner was denied something:\n{unconfined}"),
     )
+}
+
+/// The lab's cgroup v2 root: the one at /sys/fs/cgroup if it is v2, else
+/// a cgroup2 mount of the test's own; with the memory, cpu and pids
+/// controllers handed down to its children (the delegation an
+/// administrator does once).
+fn cgroup2_root(scratch: &Path) -> Result<std::path::PathBuf, Failed> {
+    let system = Path::new("/sys/fs/cgroup");
+    let root = if system.join("cgroup.controllers").is_file() {
+        system.to_owned()
+    } else {
+        let mnt = scratch.join("cgroup2");
+        std::fs::create_dir_all(&mnt)?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "cgroup2", "none"])
+            .arg(&mnt)
+            .output()?;
+        check(out.status.success(), || {
+            format!("mount -t cgroup2: {}", String::from_utf8_lossy(&out.stderr))
+        })?;
+        mnt
+    };
+    std::fs::write(root.join("cgroup.subtree_control"), "+memory +cpu +pids")?;
+    Ok(root)
+}
+
+/// A VM asked to run in a cgroup of its own: its runner is in a new
+/// cgroup under the given parent, with the limits written, its threads
+/// counted; a pids limit below what libkrun needs stops the boot; and the
+/// cgroup is gone once the runner is.
+fn a_runner_in_its_own_cgroup_is_limited() -> Result<(), Failed> {
+    let scratch = tempfile::tempdir()?;
+    let root = cgroup2_root(scratch.path())?;
+    let parent = root.join(format!("krunbox-test-{}", std::process::id()));
+    std::fs::create_dir(&parent)?;
+    let limits = CgroupLimits {
+        parent: parent.clone(),
+        memory_max_mib: Some(2048),
+        cpus: Some(1.5),
+        pids_max: Some(512),
+    };
+    let result = Runtime::new()?.block_on(async {
+        let vm = agent_vm()
+            .confinement(Confinement {
+                cgroup: Some(limits.clone()),
+                ..Confinement::default()
+            })
+            .boot()
+            .await
+            .map_err(chain)?;
+        let report = vm.confinement().cloned();
+        check(
+            report.as_ref().is_some_and(|r| r.cgroup == Applied::Full),
+            || format!("the runner reported {report:?}"),
+        )?;
+        let membership = std::fs::read_to_string(format!("/proc/{}/cgroup", vm.runner_pid()))?;
+        let rel = membership
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or_else(|| format!("no cgroup v2 line in {membership:?}"))?;
+        let dir = root.join(rel.trim_start_matches('/'));
+        check(dir.parent() == Some(parent.as_path()), || {
+            format!("the runner is in {rel}, not under {}", parent.display())
+        })?;
+        let read = |file: &str| -> Result<String, Failed> {
+            Ok(std::fs::read_to_string(dir.join(file))?.trim().to_owned())
+        };
+        check(read("memory.max")? == (2048u64 << 20).to_string(), || {
+            "memory.max".into()
+        })?;
+        check(read("cpu.max")? == "150000 100000", || "cpu.max".into())?;
+        check(read("pids.max")? == "512", || "pids.max".into())?;
+        let threads: u64 = read("pids.current")?.parse()?;
+        check(threads > 1, || format!("pids.current {threads}"))?;
+        let out = vm
+            .agent()
+            .exec(&krunbox::client::Command::new("true"))
+            .await
+            .map_err(chain)?;
+        check(out.status.success(), || format!("{:?}", out.status))?;
+        shut_down_cleanly(vm).await?;
+        check(!dir.exists(), || {
+            format!("{} outlived its VM", dir.display())
+        })?;
+
+        // Too few pids for libkrun's threads: the boot fails, and the
+        // cgroup goes with the runner.
+        let starved = agent_vm()
+            .confinement(Confinement {
+                cgroup: Some(CgroupLimits {
+                    pids_max: Some(2),
+                    ..limits.clone()
+                }),
+                ..Confinement::default()
+            })
+            .boot()
+            .await;
+        check(starved.is_err(), || {
+            "a runner limited to 2 pids booted its VM".into()
+        })?;
+        let left: Vec<_> = std::fs::read_dir(&parent)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name())
+            .collect();
+        check(left.is_empty(), || format!("cgroups left behind: {left:?}"))
+    });
+    let _ = std::fs::remove_dir(&parent);
+    result
+}
+
+/// The group the case gives `/dev/kvm`, as Debian's udev rule gives it
+/// group `kvm` (the lab has no udev: its `/dev/kvm` is root's alone).
+const KVM_GROUP: u32 = 36;
+
+/// `/dev/kvm` as root:[`KVM_GROUP`] 0660 while it lives, as it was after.
+struct KvmForGroup(std::fs::Metadata);
+
+impl KvmForGroup {
+    fn set() -> Result<Self, Failed> {
+        let before = std::fs::metadata("/dev/kvm")?;
+        std::os::unix::fs::chown("/dev/kvm", None, Some(KVM_GROUP))?;
+        std::fs::set_permissions("/dev/kvm", std::fs::Permissions::from_mode(0o660))?;
+        Ok(Self(before))
+    }
+}
+
+impl Drop for KvmForGroup {
+    fn drop(&mut self) {
+        let _ = std::os::unix::fs::chown("/dev/kvm", None, Some(self.0.gid()));
+        let _ = std::fs::set_permissions("/dev/kvm", self.0.permissions());
+    }
+}
+
+/// A runner started as root and asked to drop to `nobody`: it runs as
+/// that uid (all four ids), keeps `/dev/kvm` through its group, and
+/// serves an image-style VM (its tree read-only, the VM's writes in
+/// memory) that execs and takes a copy.
+fn a_root_runner_drops_to_an_unprivileged_uid() -> Result<(), Failed> {
+    check(Uid::effective().is_root(), || {
+        "these cases run as root".into()
+    })?;
+    let _kvm = KvmForGroup::set()?;
+    Runtime::new()?.block_on(async {
+        let vm = agent_vm()
+            .overlay_root(true)
+            .confinement(Confinement {
+                user: Some(RunAs {
+                    uid: NOBODY,
+                    gid: NOBODY,
+                }),
+                ..Confinement::default()
+            })
+            .boot()
+            .await
+            .map_err(chain)?;
+        let report = vm.confinement().cloned();
+        check(
+            report.as_ref().is_some_and(|r| r.user == Applied::Full),
+            || format!("the runner reported {report:?}"),
+        )?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", vm.runner_pid()))?;
+        for key in ["Uid:", "Gid:"] {
+            let ids: Vec<u32> = status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|id| id.parse().ok())
+                .collect();
+            check(ids == [NOBODY; 4], || format!("{key} {ids:?} in\n{status}"))?;
+        }
+        let groups = status.lines().find(|l| l.starts_with("Groups:"));
+        check(
+            groups.is_some_and(|g| g.split_whitespace().eq(["Groups:", &KVM_GROUP.to_string()])),
+            || format!("{groups:?}: only the group of /dev/kvm"),
+        )?;
+        let dir = tempfile::tempdir()?;
+        let src = dir.path().join("in.txt");
+        std::fs::write(&src, "to the unprivileged runner's VM\n")?;
+        vm.agent()
+            .copy_in(&src, "/tmp/in.txt")
+            .await
+            .map_err(chain)?;
+        let out = vm
+            .agent()
+            .exec(&krunbox::client::Command::new("cat").arg("/tmp/in.txt"))
+            .await
+            .map_err(chain)?;
+        check(out.stdout == b"to the unprivileged runner's VM\n", || {
+            format!("{:?}", String::from_utf8_lossy(&out.stdout))
+        })?;
+        shut_down_cleanly(vm).await
+    })
 }

@@ -74,7 +74,8 @@ pub struct BenchArgs {
 /// A group of figures measured together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Case {
-    /// Boot to agent ready, against bare libkrun running /bin/true.
+    /// Boot to agent ready, against bare libkrun running /bin/true and
+    /// against a boot whose runner is not confined.
     Boot,
     /// Exec round trips on a running VM, against a fresh VM per command.
     Exec,
@@ -111,7 +112,7 @@ impl Case {
     /// Samples taken per run, for the progress bar.
     fn samples_per_run(self) -> u64 {
         match self {
-            Case::Boot => 2,
+            Case::Boot => 3,
             Case::Exec => 4,
             Case::Provision => 2,
             Case::Copy => 4,
@@ -136,7 +137,7 @@ impl Case {
 
 /// Every comparison `bench` can make; those whose figures were measured
 /// are reported.
-const COMPARISONS: [ComparisonSpec; 11] = [
+const COMPARISONS: [ComparisonSpec; 12] = [
     ComparisonSpec {
         id: "boot_vs_floor",
         label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
@@ -145,6 +146,16 @@ const COMPARISONS: [ComparisonSpec; 11] = [
         target: Some(Target {
             max_ratio: 1.1,
             text: Cow::Borrowed("boot to agent ready <= 1.1x the floor"),
+        }),
+    },
+    ComparisonSpec {
+        id: "boot_confined_vs_unconfined",
+        label: "boot to agent ready / the same with the runner not confined",
+        krunbox: vm_cases::BOOT_READY,
+        baseline: vm_cases::BOOT_UNCONFINED,
+        target: Some(Target {
+            max_ratio: 1.02,
+            text: Cow::Borrowed("Landlock + seccomp cost <= 1.02x of boot"),
         }),
     },
     ComparisonSpec {

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use krunbox::client::Command;
 use krunbox::vm::StdioSpec;
-use krunbox::vm::{BootTimeline, VmConfig};
+use krunbox::vm::{BootTimeline, Confinement, VmConfig};
 use serde::{Deserialize, Serialize};
 
 use super::error::BenchError;
@@ -13,6 +13,9 @@ use super::Ctx;
 
 /// Runner spawned → the agent's hello accepted.
 pub const BOOT_READY: &str = "boot.agent_ready";
+/// Boot to agent ready with a runner that fences itself with neither
+/// Landlock nor seccomp.
+pub const BOOT_UNCONFINED: &str = "boot.agent_ready_unconfined";
 /// Bare libkrun: boot the same rootfs, run `/bin/true`, exit.
 pub const BOOT_FLOOR: &str = "boot.floor_true";
 /// Exec `true` through the agent of a running VM.
@@ -61,7 +64,7 @@ impl From<&BootTimeline> for TimelineSample {
 }
 
 /// Boot to agent ready (and the first exec, for the timeline), against
-/// bare libkrun booting the same rootfs and exiting `/bin/true` through
+/// the same boot with an unconfined runner and against bare libkrun booting the same rootfs and exiting `/bin/true` through
 /// `krun_set_exec`: the same runner process, no agent. Interleaved, so
 /// both see the same load.
 pub async fn boot(ctx: &mut Ctx) -> Result<(), BenchError> {
@@ -74,8 +77,21 @@ pub async fn boot(ctx: &mut Ctx) -> Result<(), BenchError> {
         BOOT_FLOOR,
         "bare libkrun: boot, run /bin/true, exit (no agent)",
     ));
+    let unconfined = ctx.figure(Figure::new(
+        BOOT_UNCONFINED,
+        "boot to agent ready, runner not confined (no Landlock, no seccomp)",
+    ));
     let config = ctx.vm();
+    let unconfined_config = config.clone().confinement(Confinement::none());
     for run in ctx.all_runs() {
+        let t = Instant::now();
+        let vm = unconfined_config
+            .boot()
+            .await
+            .map_err(BenchError::vm(CASE))?;
+        ctx.sample(run, unconfined, t.elapsed());
+        vm.kill().await;
+
         let t = Instant::now();
         let vm = config.boot().await.map_err(BenchError::vm(CASE))?;
         let elapsed = t.elapsed();

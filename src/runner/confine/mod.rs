@@ -7,10 +7,13 @@
 //!
 //! 1. [`inherited`]: an environment of [`KEPT_ENV`] only, no descriptor
 //!    of the caller's, `no_new_privs`;
-//! 2. [`landlock`]: the filesystem, before the runner's first thread (a
+//! 2. [`cgroup`], when asked for: a cgroup v2 of the VM's own with memory,
+//!    CPU and pids limits; then [`user`], when asked for: a runner started
+//!    as root drops to an unprivileged uid;
+//! 3. [`landlock`]: the filesystem, before the runner's first thread (a
 //!    Landlock domain binds the calling thread and those it starts
 //!    afterwards);
-//! 3. [`seccomp`]: the system calls, on every thread, last before
+//! 4. [`seccomp`]: the system calls, on every thread, last before
 //!    `krun_start_enter`; a call outside the list ends the runner with a
 //!    report ([`sigsys`]).
 //!
@@ -18,6 +21,7 @@
 //! Where the kernel lacks a mechanism the VM still boots, unless
 //! [`Confinement::required`] says otherwise.
 
+pub(crate) mod cgroup;
 mod inherited;
 mod landlock;
 #[cfg(feature = "confinement-probe")]
@@ -26,23 +30,31 @@ mod seccomp;
 mod sigsys;
 #[cfg(target_arch = "x86_64")]
 mod syscall_names;
+mod user;
 
 use serde::{Deserialize, Serialize};
 
 use super::config::RunnerConfig;
 
+pub use cgroup::CgroupLimits;
 pub use inherited::KEPT_ENV;
 pub(crate) use inherited::{close_inherited_fds, no_new_privs};
+pub use user::RunAs;
 
 /// The confinement a VM's runner is asked for. The default applies every
 /// mechanism the kernel has and boots without those it lacks.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Confinement {
     /// Restrict the runner's filesystem with Landlock.
     pub landlock: bool,
     /// The runner's system call filter.
     pub seccomp: SeccompMode,
+    /// A cgroup v2 of the VM's own, with these limits (none by default).
+    pub cgroup: Option<CgroupLimits>,
+    /// For a runner started as root: the unprivileged uid and gid it
+    /// drops to before the VM starts (none by default).
+    pub user: Option<RunAs>,
     /// Refuse to boot when a requested mechanism cannot be applied at all
     /// (a Landlock ABI the kernel does not have counts as applied, in
     /// part).
@@ -58,6 +70,8 @@ impl Default for Confinement {
         Self {
             landlock: true,
             seccomp: SeccompMode::Enforce,
+            cgroup: None,
+            user: None,
             required: false,
             #[cfg(feature = "confinement-probe")]
             probe: None,
@@ -108,6 +122,10 @@ pub enum Applied {
 }
 
 impl Applied {
+    fn off() -> Self {
+        Applied::Off
+    }
+
     /// Whether the mechanism restricts the runner, at least in part.
     pub fn enforced(&self) -> bool {
         matches!(self, Applied::Full | Applied::Partial(_))
@@ -136,16 +154,24 @@ pub struct ConfinementReport {
     pub landlock: Applied,
     /// The seccomp filter.
     pub seccomp: Applied,
+    /// The VM's own cgroup.
+    #[serde(default = "Applied::off")]
+    pub cgroup: Applied,
+    /// The drop to an unprivileged uid.
+    #[serde(default = "Applied::off")]
+    pub user: Applied,
 }
 
 impl std::fmt::Display for ConfinementReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "no_new_privs {}, Landlock {}, seccomp {}",
+            "no_new_privs {}, Landlock {}, seccomp {}, cgroup {}, unprivileged uid {}",
             if self.no_new_privs { "set" } else { "unset" },
             self.landlock,
-            self.seccomp
+            self.seccomp,
+            self.cgroup,
+            self.user
         )
     }
 }
@@ -159,6 +185,12 @@ pub(crate) enum ConfineError {
     /// The Landlock ruleset could not be built or applied.
     #[error("could not apply the Landlock ruleset")]
     Landlock(#[source] landlock::LandlockError),
+    /// The VM's cgroup could not be made or joined.
+    #[error("could not put the runner in its cgroup")]
+    Cgroup(#[source] cgroup::CgroupError),
+    /// The runner could not drop to the unprivileged uid.
+    #[error("could not drop to the unprivileged uid")]
+    User(#[source] user::UserError),
     /// The seccomp filter could not be built or installed.
     #[error("could not install the seccomp filter")]
     Seccomp(#[source] seccomp::SeccompError),
@@ -176,6 +208,17 @@ pub(crate) enum ConfineError {
 /// the Landlock ruleset.
 pub(crate) fn before_threads(config: &RunnerConfig) -> Result<ConfinementReport, ConfineError> {
     no_new_privs().map_err(ConfineError::NoNewPrivs)?;
+    // Before Landlock, which leaves /sys/fs/cgroup out.
+    let cgroup = match (&config.confinement.cgroup, &config.cgroup_dir) {
+        (Some(limits), Some(dir)) => cgroup::join(limits, dir).map_err(ConfineError::Cgroup)?,
+        _ => Applied::Off,
+    };
+    require(config.confinement.required, "a cgroup", &cgroup)?;
+    let user = match config.confinement.user {
+        Some(ids) => user::drop_to(ids, config.own_user_namespace).map_err(ConfineError::User)?,
+        None => Applied::Off,
+    };
+    require(config.confinement.required, "an unprivileged uid", &user)?;
     let landlock = if config.confinement.landlock {
         landlock::restrict(config).map_err(ConfineError::Landlock)?
     } else {
@@ -185,8 +228,10 @@ pub(crate) fn before_threads(config: &RunnerConfig) -> Result<ConfinementReport,
         no_new_privs: true,
         landlock,
         seccomp: Applied::Off,
+        cgroup,
+        user,
     };
-    require(config, "Landlock", &report.landlock)?;
+    require(config.confinement.required, "Landlock", &report.landlock)?;
     Ok(report)
 }
 
@@ -197,21 +242,40 @@ pub(crate) fn before_start(
     report: &mut ConfinementReport,
 ) -> Result<(), ConfineError> {
     report.seccomp = seccomp::install(config).map_err(ConfineError::Seccomp)?;
-    require(config, "seccomp", &report.seccomp)
+    require(config.confinement.required, "seccomp", &report.seccomp)
 }
 
-/// Fails when `config` requires confinement and `applied` is asked for
-/// but not enforced.
-fn require(
-    config: &RunnerConfig,
-    mechanism: &'static str,
-    applied: &Applied,
-) -> Result<(), ConfineError> {
+/// Fails when confinement is `required` and `applied` is asked for but
+/// unavailable.
+fn require(required: bool, mechanism: &'static str, applied: &Applied) -> Result<(), ConfineError> {
     match applied {
-        Applied::Unavailable(why) if config.confinement.required => Err(ConfineError::Required {
+        Applied::Unavailable(why) if required => Err(ConfineError::Required {
             mechanism,
             why: why.clone(),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_missing_mechanism_fails_a_boot_that_requires_confinement() {
+        let missing = Applied::Unavailable("no Landlock".into());
+        assert!(require(false, "Landlock", &missing).is_ok());
+        let err = require(true, "Landlock", &missing).expect_err("required");
+        assert_eq!(
+            err.to_string(),
+            "Landlock is required (--require-confinement) but no Landlock"
+        );
+        for applied in [
+            Applied::Full,
+            Applied::Partial("ABI 2".into()),
+            Applied::Off,
+        ] {
+            assert!(require(true, "Landlock", &applied).is_ok());
+        }
     }
 }
