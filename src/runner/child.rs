@@ -83,7 +83,9 @@ pub fn enter_if_requested() {
 fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, RunnerFailure> {
     // Before the runner's first thread: no_new_privs and Landlock bind
     // the calling thread and those it starts afterwards.
+    let started = monotonic_us();
     let mut confined = confine::before_threads(config).map_err(confine_failure)?;
+    let first_steps = monotonic_us() - started;
     if !config.detached {
         watch_parent();
     }
@@ -92,7 +94,9 @@ fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, Runn
         at_us: monotonic_us(),
     });
     // Last: libkrun's set-up above makes calls its devices never do.
+    let started = monotonic_us();
     confine::before_start(config, &mut confined).map_err(confine_failure)?;
+    confined.took_us = first_steps + (monotonic_us() - started);
     events.send(&RunnerEvent::Confined(confined));
     #[cfg(feature = "confinement-probe")]
     if let Some(probe) = &config.confinement.probe {

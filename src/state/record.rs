@@ -159,6 +159,7 @@ mod tests {
                 seccomp: crate::runner::Applied::Full,
                 cgroup: crate::runner::Applied::Off,
                 user: crate::runner::Applied::Off,
+                took_us: 412,
             }),
         };
         record.write(dir.path()).unwrap();

@@ -182,6 +182,7 @@ fn bench_boot_json_has_samples_and_timeline() -> Result<(), Failed> {
             "boot.agent_ready",
             "boot.floor_true",
             "boot.agent_ready_unconfined",
+            "boot.runner_confinement",
         ],
         || format!("figures {ids:?}"),
     )?;

@@ -18,7 +18,9 @@ use crate::cases::{chain, check};
 use crate::fault_support::{shut_down_cleanly, Leftovers};
 use crate::support::agent_vm;
 use krunbox::runner::Probe;
-use krunbox::vm::{Applied, CgroupLimits, Confinement, NetMode, RunAs, Volume};
+use krunbox::vm::{
+    Applied, CgroupLimits, Confinement, ConfinementReport, NetMode, RunAs, Vm, VmConfig, Volume,
+};
 use krunbox_suite::trial;
 
 /// The security cases, by name.
@@ -92,6 +94,19 @@ fn connect_as(uid: u32, path: &Path) -> Result<i32, Failed> {
     }
 }
 
+/// Boots `config` and checks what its runner reported applying.
+async fn boot_confined(
+    config: VmConfig,
+    applied: impl Fn(&ConfinementReport) -> bool,
+) -> Result<Vm, Failed> {
+    let vm = config.boot().await.map_err(chain)?;
+    let report = vm.confinement().cloned();
+    check(report.as_ref().is_some_and(applied), || {
+        format!("the runner reported {report:?}")
+    })?;
+    Ok(vm)
+}
+
 fn mode(path: &Path) -> Result<u32, Failed> {
     Ok(std::fs::symlink_metadata(path)?.permissions().mode() & 0o7777)
 }
@@ -149,7 +164,12 @@ fn the_runner_keeps_nothing_of_its_callers() -> Result<(), Failed> {
     let leaked = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&file)) };
     check(leaked >= 0, || "dup failed".into())?;
     let result = Runtime::new()?.block_on(async {
-        let vm = agent_vm().boot().await.map_err(chain)?;
+        // Landlock in full, or in part on a kernel with an older ABI (the
+        // lab's 6.1 has ABI 2); the seccomp filter in full.
+        let vm = boot_confined(agent_vm(), |r| {
+            r.no_new_privs && r.landlock.enforced() && r.seccomp == Applied::Full
+        })
+        .await?;
         let proc_dir = Path::new("/proc").join(vm.runner_pid().to_string());
         let environ = std::fs::read(proc_dir.join("environ"))?;
         let keys: Vec<String> = environ
@@ -180,15 +200,6 @@ fn the_runner_keeps_nothing_of_its_callers() -> Result<(), Failed> {
                 || format!("no {want:?} in\n{status}"),
             )?;
         }
-        // Landlock in full, or in part on a kernel with an older ABI (the
-        // lab's 6.1 has ABI 2); the seccomp filter in full.
-        let report = vm.confinement().cloned();
-        check(
-            report.as_ref().is_some_and(|r| {
-                r.no_new_privs && r.landlock.enforced() && r.seccomp == Applied::Full
-            }),
-            || format!("the runner reported {report:?}"),
-        )?;
         shut_down_cleanly(vm).await
     });
     // SAFETY: closes the descriptor dup made above, once.
@@ -312,19 +323,11 @@ fn a_runner_in_its_own_cgroup_is_limited() -> Result<(), Failed> {
         pids_max: Some(512),
     };
     let result = Runtime::new()?.block_on(async {
-        let vm = agent_vm()
-            .confinement(Confinement {
-                cgroup: Some(limits.clone()),
-                ..Confinement::default()
-            })
-            .boot()
-            .await
-            .map_err(chain)?;
-        let report = vm.confinement().cloned();
-        check(
-            report.as_ref().is_some_and(|r| r.cgroup == Applied::Full),
-            || format!("the runner reported {report:?}"),
-        )?;
+        let config = agent_vm().confinement(Confinement {
+            cgroup: Some(limits.clone()),
+            ..Confinement::default()
+        });
+        let vm = boot_confined(config, |r| r.cgroup == Applied::Full).await?;
         let membership = std::fs::read_to_string(format!("/proc/{}/cgroup", vm.runner_pid()))?;
         let rel = membership
             .lines()
@@ -414,23 +417,14 @@ fn a_root_runner_drops_to_an_unprivileged_uid() -> Result<(), Failed> {
     })?;
     let _kvm = KvmForGroup::set()?;
     Runtime::new()?.block_on(async {
-        let vm = agent_vm()
-            .overlay_root(true)
-            .confinement(Confinement {
-                user: Some(RunAs {
-                    uid: NOBODY,
-                    gid: NOBODY,
-                }),
-                ..Confinement::default()
-            })
-            .boot()
-            .await
-            .map_err(chain)?;
-        let report = vm.confinement().cloned();
-        check(
-            report.as_ref().is_some_and(|r| r.user == Applied::Full),
-            || format!("the runner reported {report:?}"),
-        )?;
+        let config = agent_vm().overlay_root(true).confinement(Confinement {
+            user: Some(RunAs {
+                uid: NOBODY,
+                gid: NOBODY,
+            }),
+            ..Confinement::default()
+        });
+        let vm = boot_confined(config, |r| r.user == Applied::Full).await?;
         let status = std::fs::read_to_string(format!("/proc/{}/status", vm.runner_pid()))?;
         for key in ["Uid:", "Gid:"] {
             let ids: Vec<u32> = status

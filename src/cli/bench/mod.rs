@@ -112,7 +112,7 @@ impl Case {
     /// Samples taken per run, for the progress bar.
     fn samples_per_run(self) -> u64 {
         match self {
-            Case::Boot => 3,
+            Case::Boot => 4,
             Case::Exec => 4,
             Case::Provision => 2,
             Case::Copy => 4,

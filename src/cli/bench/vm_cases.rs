@@ -16,6 +16,8 @@ pub const BOOT_READY: &str = "boot.agent_ready";
 /// Boot to agent ready with a runner that fences itself with neither
 /// Landlock nor seccomp.
 pub const BOOT_UNCONFINED: &str = "boot.agent_ready_unconfined";
+/// What the runner spent fencing itself in, by its own clock.
+pub const BOOT_CONFINEMENT: &str = "boot.runner_confinement";
 /// Bare libkrun: boot the same rootfs, run `/bin/true`, exit.
 pub const BOOT_FLOOR: &str = "boot.floor_true";
 /// Exec `true` through the agent of a running VM.
@@ -81,6 +83,10 @@ pub async fn boot(ctx: &mut Ctx) -> Result<(), BenchError> {
         BOOT_UNCONFINED,
         "boot to agent ready, runner not confined (no Landlock, no seccomp)",
     ));
+    let confining = ctx.figure(Figure::new(
+        BOOT_CONFINEMENT,
+        "  of which the runner confining itself (its own clock)",
+    ));
     let config = ctx.vm();
     let unconfined_config = config.clone().confinement(Confinement::none());
     for run in ctx.all_runs() {
@@ -96,6 +102,8 @@ pub async fn boot(ctx: &mut Ctx) -> Result<(), BenchError> {
         let vm = config.boot().await.map_err(BenchError::vm(CASE))?;
         let elapsed = t.elapsed();
         ctx.sample(run, ready, elapsed);
+        let took_us = vm.confinement().map_or(0, |c| c.took_us);
+        ctx.sample(run, confining, std::time::Duration::from_micros(took_us));
         let out = vm
             .agent()
             .exec(&Command::new("true"))

@@ -160,6 +160,10 @@ pub struct ConfinementReport {
     /// The drop to an unprivileged uid.
     #[serde(default = "Applied::off")]
     pub user: Applied,
+    /// How long the runner took to apply all of it, in microseconds
+    /// (loading libkrunfw early for Landlock included).
+    #[serde(default)]
+    pub took_us: u64,
 }
 
 impl std::fmt::Display for ConfinementReport {
@@ -230,6 +234,7 @@ pub(crate) fn before_threads(config: &RunnerConfig) -> Result<ConfinementReport,
         seccomp: Applied::Off,
         cgroup,
         user,
+        took_us: 0,
     };
     require(config.confinement.required, "Landlock", &report.landlock)?;
     Ok(report)
