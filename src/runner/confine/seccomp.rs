@@ -5,11 +5,14 @@
 //!
 //! Two filters, both on every thread (`SECCOMP_FILTER_FLAG_TSYNC`):
 //!
-//! 1. **sockets**: `socket` for a family the VM does not need fails with
+//! 1. **refusals**: `socket` for a family the VM does not need fails with
 //!    `EACCES` (under `--net none` only `AF_UNIX`, the agent's; with TSI
-//!    also `AF_INET` and `AF_INET6`, the guest's connections);
+//!    also `AF_INET` and `AF_INET6`, the guest's connections), and so do
+//!    the terminal `ioctl`s of [`REFUSED_IOCTLS`] (`TIOCSTI` would push
+//!    input into the caller's terminal);
 //! 2. **the allow-list**: [`ALLOWED`], measured (docs/security.md, "What a
-//!    runner calls"); anything else traps.
+//!    runner calls"), and `kill`/`tgkill` aimed at the runner itself;
+//!    anything else traps.
 //!
 //! The list is x86_64's; on another architecture no filter is installed
 //! and the report says so.
@@ -99,9 +102,6 @@ pub(super) const ALLOWED: &[i64] = {
         SYS_rt_sigreturn,
         SYS_rt_sigtimedwait,
         SYS_sigaltstack,
-        SYS_tgkill,
-        SYS_tkill,
-        SYS_kill,
         // Descriptors and waiting.
         SYS_close,
         SYS_close_range,
@@ -207,6 +207,16 @@ pub(super) const ALLOWED: &[i64] = {
     ]
 };
 
+/// Calls allowed only on the runner itself (their first argument is its
+/// pid): a signal to one of its own threads, or to itself.
+#[cfg(target_arch = "x86_64")]
+const OWN_PROCESS_ONLY: &[i64] = &[libc::SYS_kill, libc::SYS_tgkill];
+
+/// `ioctl` requests refused whatever the descriptor: those that act on a
+/// terminal the runner may hold (the caller's, under `run -t`) beyond
+/// its own I/O: pushing input into it, and the console's own requests.
+const REFUSED_IOCTLS: &[u64] = &[libc::TIOCSTI, libc::TIOCLINUX];
+
 /// Installs the filters `config` asks for on every thread, with the
 /// handler that reports a violation.
 #[cfg(target_arch = "x86_64")]
@@ -217,12 +227,12 @@ pub(super) fn install(config: &RunnerConfig) -> Result<Applied, SeccompError> {
         SeccompMode::Enforce => SeccompAction::Trap,
         SeccompMode::Log => SeccompAction::Log,
     };
-    let sockets = socket_filter(config.net)?;
-    let allowed = allow_list(mismatch)?;
+    let refused = refusals(config.net)?;
+    let allowed = allow_list(mismatch, std::process::id())?;
     super::sigsys::install_handler().map_err(SeccompError::Handler)?;
-    // The socket filter first: once the allow-list is in, `seccomp`
-    // itself is outside it.
-    for program in [sockets, allowed] {
+    // The refusals first: once the allow-list is in, `seccomp` itself is
+    // outside it.
+    for program in [refused, allowed] {
         seccompiler::apply_filter_all_threads(&program).map_err(SeccompError::Install)?;
     }
     Ok(match mode {
@@ -243,30 +253,51 @@ pub(super) fn install(config: &RunnerConfig) -> Result<Applied, SeccompError> {
     })
 }
 
-/// [`ALLOWED`] let through, anything else `mismatch`.
+/// [`ALLOWED`] let through, and [`OWN_PROCESS_ONLY`] on process `pid`;
+/// anything else `mismatch`.
 #[cfg(target_arch = "x86_64")]
-fn allow_list(mismatch: SeccompAction) -> Result<BpfProgram, SeccompError> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> =
+fn allow_list(mismatch: SeccompAction, pid: u32) -> Result<BpfProgram, SeccompError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         ALLOWED.iter().map(|&call| (call, Vec::new())).collect();
+    for &call in OWN_PROCESS_ONLY {
+        let own = rule(&[(0, SeccompCmpOp::Eq, u64::from(pid))])?;
+        rules.insert(call, vec![own]);
+    }
     compile(rules, mismatch, SeccompAction::Allow)
 }
 
-/// `socket` fails with `EACCES` for a family outside those `net` needs.
-fn socket_filter(net: NetMode) -> Result<BpfProgram, SeccompError> {
+/// One rule: all of `(argument, operator, value)` hold.
+fn rule(conditions: &[(u8, SeccompCmpOp, u64)]) -> Result<SeccompRule, SeccompError> {
+    conditions
+        .iter()
+        .map(|(arg, op, value)| {
+            SeccompCondition::new(*arg, SeccompCmpArgLen::Dword, op.clone(), *value)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(SeccompRule::new)
+        .map_err(SeccompError::Build)
+}
+
+/// What fails with `EACCES` instead of running: `socket` for a family
+/// outside those `net` needs, and the [`REFUSED_IOCTLS`].
+fn refusals(net: NetMode) -> Result<BpfProgram, SeccompError> {
     let families: &[i32] = match net {
         NetMode::None => &[libc::AF_UNIX],
         NetMode::Tsi => &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6],
     };
-    // All conditions of a rule must hold: the family is none of these.
-    let outside = families
+    // The family is none of these.
+    let outside: Vec<_> = families
         .iter()
-        .map(|&family| {
-            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, family as u64)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(SeccompRule::new)
-        .map_err(SeccompError::Build)?;
-    let rules = BTreeMap::from([(libc::SYS_socket, vec![outside])]);
+        .map(|&family| (0, SeccompCmpOp::Ne, family as u64))
+        .collect();
+    let ioctls = REFUSED_IOCTLS
+        .iter()
+        .map(|&request| rule(&[(1, SeccompCmpOp::Eq, request)]))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rules = BTreeMap::from([
+        (libc::SYS_socket, vec![rule(&outside)?]),
+        (libc::SYS_ioctl, ioctls),
+    ]);
     compile(
         rules,
         SeccompAction::Allow,
@@ -291,9 +322,9 @@ mod tests {
 
     #[test]
     fn the_list_compiles_and_keeps_out_what_a_runner_never_needs() {
-        assert!(allow_list(SeccompAction::Trap).is_ok());
-        assert!(socket_filter(NetMode::None).is_ok());
-        assert!(socket_filter(NetMode::Tsi).is_ok());
+        assert!(allow_list(SeccompAction::Trap, std::process::id()).is_ok());
+        assert!(refusals(NetMode::None).is_ok());
+        assert!(refusals(NetMode::Tsi).is_ok());
         for never in [
             libc::SYS_execve,
             libc::SYS_execveat,
@@ -318,6 +349,9 @@ mod tests {
             libc::SYS_setgid,
             libc::SYS_userfaultfd,
             libc::SYS_io_uring_setup,
+            libc::SYS_kill,
+            libc::SYS_tgkill,
+            libc::SYS_tkill,
         ] {
             assert!(!ALLOWED.contains(&never), "system call {never} is allowed");
         }
@@ -325,5 +359,89 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), ALLOWED.len(), "a call is listed twice");
+    }
+
+    /// Runs `body` in a forked child under the refusals and the
+    /// allow-list (trapping, no handler: SIGSYS ends the child); its end.
+    fn under_filters(body: fn() -> i32) -> nix::sys::wait::WaitStatus {
+        use nix::sys::wait::waitpid;
+        use nix::unistd::{fork, ForkResult};
+        // SAFETY: the child makes system calls only (prctl, seccomp, the
+        // body's) on data built before the fork, then leaves with _exit.
+        match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                let refused = refusals(NetMode::None).expect("refusals");
+                let allowed =
+                    allow_list(SeccompAction::Trap, std::process::id()).expect("allow-list");
+                let code = match (
+                    no_new_privs_raw(),
+                    seccompiler::apply_filter(&refused),
+                    seccompiler::apply_filter(&allowed),
+                ) {
+                    (true, Ok(()), Ok(())) => body(),
+                    _ => 100,
+                };
+                // SAFETY: ends the child without running the parent's atexit.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => waitpid(child, None).expect("waitpid"),
+        }
+    }
+
+    fn no_new_privs_raw() -> bool {
+        // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes integers only.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 }
+    }
+
+    fn errno() -> i32 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    #[test]
+    fn the_filters_refuse_and_trap_on_a_real_kernel() {
+        use nix::sys::wait::WaitStatus;
+        // Pushing input into a terminal: refused, whatever fd 0 is.
+        let tiocsti = under_filters(|| {
+            let byte = b'x';
+            // SAFETY: TIOCSTI reads one byte from the pointer given.
+            let rc = unsafe { libc::ioctl(0, libc::TIOCSTI, &byte) };
+            if rc < 0 && errno() == libc::EACCES {
+                0
+            } else {
+                1
+            }
+        });
+        assert!(matches!(tiocsti, WaitStatus::Exited(_, 0)), "{tiocsti:?}");
+        // An IP socket under --net none: refused; a unix one: allowed.
+        let inet = under_filters(|| {
+            // SAFETY: socket takes integers only.
+            let inet = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            let inet_errno = errno();
+            // SAFETY: as above.
+            let unix = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+            if inet < 0 && inet_errno == libc::EACCES && unix >= 0 {
+                0
+            } else {
+                1
+            }
+        });
+        assert!(matches!(inet, WaitStatus::Exited(_, 0)), "{inet:?}");
+        // A signal to itself: allowed; to another process: the trap.
+        let own = under_filters(|| {
+            // SAFETY: signal 0 to this process only checks it exists.
+            unsafe { libc::kill(libc::getpid(), 0) }
+        });
+        assert!(matches!(own, WaitStatus::Exited(_, 0)), "{own:?}");
+        let other = under_filters(|| {
+            // SAFETY: signal 0 sends nothing; the filter traps first.
+            unsafe { libc::kill(1, 0) }
+        });
+        assert!(
+            matches!(
+                other,
+                WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _)
+            ),
+            "{other:?}"
+        );
     }
 }
