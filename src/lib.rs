@@ -12,11 +12,13 @@
 //! - [`host`]: what this host offers (KVM, libkrunfw), for checks and
 //!   `krunbox doctor`.
 //! - [`krun`]: the safe wrapper over libkrun's C API.
+//! - [`egress`]: egress allow-lists and their decisions.
 //!
 //! [libkrun]: https://github.com/containers/libkrun
 
 pub mod agent_image;
 pub mod client;
+pub mod egress;
 pub mod host;
 /// OCI images: references, the store, and their layers
 /// ([`krunbox_image`], re-exported).

@@ -94,6 +94,16 @@ fn connect_as(uid: u32, path: &Path) -> Result<i32, Failed> {
     }
 }
 
+/// `true` runs in `vm` and exits 0.
+async fn runs_true(vm: &Vm) -> Result<(), Failed> {
+    let out = vm
+        .agent()
+        .exec(&krunbox::client::Command::new("true"))
+        .await
+        .map_err(chain)?;
+    check(out.status.success(), || format!("{:?}", out.status))
+}
+
 /// Boots `config` and checks what its runner reported applying.
 async fn boot_confined(
     config: VmConfig,
@@ -141,12 +151,7 @@ fn vm_sockets_are_private() -> Result<(), Failed> {
             format!("uid {NOBODY} connecting to ops.sock: errno {errno}, want EACCES")
         })?;
         // The VM is unharmed by the attempts.
-        let out = vm
-            .agent()
-            .exec(&krunbox::client::Command::new("true"))
-            .await
-            .map_err(chain)?;
-        check(out.status.success(), || format!("{:?}", out.status))?;
+        runs_true(&vm).await?;
         shut_down_cleanly(vm).await
     })
 }
@@ -347,12 +352,7 @@ fn a_runner_in_its_own_cgroup_is_limited() -> Result<(), Failed> {
         check(read("pids.max")? == "512", || "pids.max".into())?;
         let threads: u64 = read("pids.current")?.parse()?;
         check(threads > 1, || format!("pids.current {threads}"))?;
-        let out = vm
-            .agent()
-            .exec(&krunbox::client::Command::new("true"))
-            .await
-            .map_err(chain)?;
-        check(out.status.success(), || format!("{:?}", out.status))?;
+        runs_true(&vm).await?;
         shut_down_cleanly(vm).await?;
         check(!dir.exists(), || {
             format!("{} outlived its VM", dir.display())
