@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use krunbox::client::{Command, Provision};
+use krunbox::client::{GuestCommand, Provision};
 use krunbox::vm::VmConfig;
 
 #[tokio::main(flavor = "current_thread")]
@@ -29,7 +29,7 @@ async fn main() -> Result<(), krunbox::Report> {
         "cat /work/prompt.md /work/skills/review/SKILL.md > /work/out.txt; wc -l < /work/out.txt";
     let out = vm
         .agent()
-        .exec(&Command::new("sh").arg("-c").arg(script))
+        .exec(&GuestCommand::new("sh").arg("-c").arg(script))
         .await?;
     println!(
         "{} lines (ready after {:?})",

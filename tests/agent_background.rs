@@ -5,14 +5,16 @@ mod agent_support;
 use std::time::Duration;
 
 use agent_support::TestAgent;
-use krunbox::client::Command;
+use krunbox::client::GuestCommand;
 
 #[tokio::test]
 async fn background_lifecycle() {
     let agent = TestAgent::start().await;
     let proc_ = agent
         .client
-        .spawn_background(&Command::new("sh").args(["-c", "echo started; echo warn >&2; sleep 30"]))
+        .spawn_background(
+            &GuestCommand::new("sh").args(["-c", "echo started; echo warn >&2; sleep 30"]),
+        )
         .await
         .unwrap();
     let listed = agent.client.list_processes().await.unwrap();
@@ -24,7 +26,7 @@ async fn background_lifecycle() {
     // Other execs run while it does.
     let out = agent
         .client
-        .exec(&Command::new("echo").arg("meanwhile"))
+        .exec(&GuestCommand::new("echo").arg("meanwhile"))
         .await
         .unwrap();
     assert_eq!(out.stdout, b"meanwhile\n");
@@ -75,7 +77,7 @@ async fn exit_codes_offsets_and_ring_overflow() {
     let agent = TestAgent::start().await;
     let counted = agent
         .client
-        .spawn_background(&Command::new("sh").args(["-c", "echo 1; echo 2; echo 3; exit 4"]))
+        .spawn_background(&GuestCommand::new("sh").args(["-c", "echo 1; echo 2; echo 3; exit 4"]))
         .await
         .unwrap();
     let status = agent
@@ -100,7 +102,7 @@ async fn exit_codes_offsets_and_ring_overflow() {
     // More than the 1 MiB ring: only the tail is kept, offsets say so.
     let flood = agent
         .client
-        .spawn_background(&Command::new("head").args(["-c", "3000000", "/dev/zero"]))
+        .spawn_background(&GuestCommand::new("head").args(["-c", "3000000", "/dev/zero"]))
         .await
         .unwrap();
     agent
@@ -133,7 +135,7 @@ async fn exit_codes_offsets_and_ring_overflow() {
 async fn background_processes_die_with_the_announce_connection() {
     let (client, mut child, _dir, _ops) = agent_support::launch(Default::default()).await;
     let proc_ = client
-        .spawn_background(&Command::new("sleep").arg("30"))
+        .spawn_background(&GuestCommand::new("sleep").arg("30"))
         .await
         .unwrap();
     let pid = proc_.pid;

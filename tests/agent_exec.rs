@@ -5,7 +5,7 @@ mod agent_support;
 use std::time::{Duration, Instant};
 
 use agent_support::TestAgent;
-use krunbox::client::{ClientError, Command, ExecEvent};
+use krunbox::client::{ClientError, ExecEvent, GuestCommand};
 
 #[tokio::test]
 async fn hello_reports_versions_and_uptime() {
@@ -23,7 +23,7 @@ async fn echo_and_exit_codes() {
     let agent = TestAgent::start().await;
     let out = agent
         .client
-        .exec(&Command::new("echo").arg("hi"))
+        .exec(&GuestCommand::new("echo").arg("hi"))
         .await
         .unwrap();
     assert_eq!(out.stdout, b"hi\n");
@@ -32,7 +32,7 @@ async fn echo_and_exit_codes() {
 
     let out = agent
         .client
-        .exec(&Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]))
+        .exec(&GuestCommand::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]))
         .await
         .unwrap();
     assert_eq!(out.status.code, Some(3));
@@ -41,7 +41,7 @@ async fn echo_and_exit_codes() {
 
     let out = agent
         .client
-        .exec(&Command::new("definitely-not-a-command-krunbox"))
+        .exec(&GuestCommand::new("definitely-not-a-command-krunbox"))
         .await
         .unwrap();
     assert_eq!(out.status.code, Some(127));
@@ -54,7 +54,7 @@ async fn env_cwd_and_clear_env() {
     let out = agent
         .client
         .exec(
-            &Command::new("sh")
+            &GuestCommand::new("sh")
                 .args(["-c", "echo $KB_A-$KB_B; pwd"])
                 .env("KB_A", "one")
                 .env("KB_B", "two")
@@ -66,14 +66,18 @@ async fn env_cwd_and_clear_env() {
 
     let out = agent
         .client
-        .exec(&Command::new("/usr/bin/env").env_clear().env("ONLY", "1"))
+        .exec(
+            &GuestCommand::new("/usr/bin/env")
+                .env_clear()
+                .env("ONLY", "1"),
+        )
         .await
         .unwrap();
     assert_eq!(out.stdout_text(), "ONLY=1\n");
 
     let err = agent
         .client
-        .exec(&Command::new("true").cwd("/no/such/dir"))
+        .exec(&GuestCommand::new("true").cwd("/no/such/dir"))
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Agent { .. }), "{err:?}");
@@ -91,7 +95,7 @@ async fn uid_and_gid() {
     let out = agent
         .client
         .exec(
-            &Command::new("sh")
+            &GuestCommand::new("sh")
                 .args(["-c", "id -u; id -g"])
                 .uid(65534)
                 .gid(65534),
@@ -106,7 +110,7 @@ async fn stdin_given_and_streamed() {
     let agent = TestAgent::start().await;
     let out = agent
         .client
-        .exec(&Command::new("cat").stdin(&b"from stdin"[..]))
+        .exec(&GuestCommand::new("cat").stdin(&b"from stdin"[..]))
         .await
         .unwrap();
     assert_eq!(out.stdout, b"from stdin");
@@ -115,7 +119,7 @@ async fn stdin_given_and_streamed() {
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let out = agent
         .client
-        .exec(&Command::new("cat").stdin(big.clone()))
+        .exec(&GuestCommand::new("cat").stdin(big.clone()))
         .await
         .unwrap();
     assert_eq!(out.stdout.len(), big.len());
@@ -124,7 +128,7 @@ async fn stdin_given_and_streamed() {
     // Streamed: each line comes back before the next is written.
     let mut session = agent
         .client
-        .exec_streaming(&Command::new("cat").stream_stdin())
+        .exec_streaming(&GuestCommand::new("cat").stream_stdin())
         .await
         .unwrap();
     let control = session.control();
@@ -161,7 +165,7 @@ async fn timeout_kills_the_process_group() {
     let out = agent
         .client
         .exec(
-            &Command::new("sh")
+            &GuestCommand::new("sh")
                 .args(["-c", "sleep 30 & sleep 30; echo never"])
                 .timeout(Duration::from_millis(300)),
         )
@@ -178,7 +182,7 @@ async fn signal_a_running_exec() {
     let agent = TestAgent::start().await;
     let mut session = agent
         .client
-        .exec_streaming(&Command::new("sh").args(["-c", "echo ready; sleep 30"]))
+        .exec_streaming(&GuestCommand::new("sh").args(["-c", "echo ready; sleep 30"]))
         .await
         .unwrap();
     loop {
@@ -203,7 +207,7 @@ async fn dropping_a_session_kills_the_process() {
     let mut session = agent
         .client
         .exec_streaming(
-            &Command::new("sh").args(["-c", &format!("echo $$ > {marker}; echo x; sleep 30")]),
+            &GuestCommand::new("sh").args(["-c", &format!("echo $$ > {marker}; echo x; sleep 30")]),
         )
         .await
         .unwrap();
@@ -240,7 +244,7 @@ async fn output_limit_is_enforced() {
     let agent = TestAgent::start_with(config).await;
     let err = agent
         .client
-        .exec(&Command::new("head").args(["-c", "5000", "/dev/zero"]))
+        .exec(&GuestCommand::new("head").args(["-c", "5000", "/dev/zero"]))
         .await
         .unwrap_err();
     assert!(
@@ -266,7 +270,11 @@ async fn a_dead_agent_gives_typed_errors() {
     tokio::time::timeout(Duration::from_secs(5), agent.client.closed())
         .await
         .unwrap();
-    let err = agent.client.exec(&Command::new("true")).await.unwrap_err();
+    let err = agent
+        .client
+        .exec(&GuestCommand::new("true"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
 }
 
@@ -336,7 +344,7 @@ async fn timeout_fires_while_the_host_does_not_read() {
     let agent = TestAgent::start().await;
     let mut session = agent
         .client
-        .exec_streaming(&Command::new("yes").timeout(Duration::from_millis(300)))
+        .exec_streaming(&GuestCommand::new("yes").timeout(Duration::from_millis(300)))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;

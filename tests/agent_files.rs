@@ -142,7 +142,10 @@ async fn provision_a_prompt_and_ten_skills_in_one_request() {
     assert_eq!(work.permissions().mode() & 0o7777, 0o755);
     let out = agent
         .client
-        .exec(&krunbox::client::Command::new("cat").arg(format!("{home}/skills/skill-3/SKILL.md")))
+        .exec(
+            &krunbox::client::GuestCommand::new("cat")
+                .arg(format!("{home}/skills/skill-3/SKILL.md")),
+        )
         .await
         .unwrap();
     assert_eq!(out.stdout_text(), "# skill 3\n");

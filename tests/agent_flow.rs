@@ -8,7 +8,7 @@ mod agent_support;
 use std::time::Duration;
 
 use agent_support::TestAgent;
-use krunbox::client::{Command, ExecEvent, ExecSession, OUTPUT_WINDOW};
+use krunbox::client::{ExecEvent, ExecSession, GuestCommand, OUTPUT_WINDOW};
 
 /// Reads `session` to its end, pausing `pause` after every event; returns
 /// stdout, stderr and the exit code.
@@ -34,13 +34,13 @@ async fn a_reader_that_starts_late_gets_every_byte() {
     let script = "head -c 8388608 /dev/zero; echo done >&2";
     let session = agent
         .client
-        .exec_streaming(&Command::new("sh").args(["-c", script]))
+        .exec_streaming(&GuestCommand::new("sh").args(["-c", script]))
         .await
         .unwrap();
     // The caller does not read for a while: the process must wait, and
     // the other operations must go on meanwhile.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let echo = Command::new("echo").arg("meanwhile");
+    let echo = GuestCommand::new("echo").arg("meanwhile");
     let other = tokio::time::timeout(Duration::from_secs(20), agent.client.exec(&echo))
         .await
         .expect("an exec beside a stalled one finishes")
@@ -61,7 +61,7 @@ async fn a_slow_reader_holds_the_process_back_without_losing_bytes() {
     let script = "i=0; while [ $i -lt 64 ]; do head -c 16384 /dev/zero; i=$((i+1)); done; echo end";
     let session = agent
         .client
-        .exec_streaming(&Command::new("sh").args(["-c", script]))
+        .exec_streaming(&GuestCommand::new("sh").args(["-c", script]))
         .await
         .unwrap();
     let (out, _, code) = drain(session, Duration::from_millis(2)).await;
@@ -83,7 +83,7 @@ async fn stdin_flows_while_output_is_held_back() {
     let input: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
     let session = agent
         .client
-        .exec_streaming(&Command::new("cat").stream_stdin())
+        .exec_streaming(&GuestCommand::new("cat").stream_stdin())
         .await
         .unwrap();
     let control = session.control();
@@ -111,7 +111,7 @@ async fn output_sizes_come_back_exactly_on_both_streams() {
         let script = format!("head -c {size} /dev/urandom | tee /dev/stderr");
         let out = agent
             .client
-            .exec(&Command::new("sh").args(["-c", &script]))
+            .exec(&GuestCommand::new("sh").args(["-c", &script]))
             .await
             .unwrap();
         assert_eq!(out.stdout.len(), size, "stdout of {size}");

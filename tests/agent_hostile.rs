@@ -12,7 +12,7 @@ use std::time::Duration;
 use agent_support::TestAgent;
 use bytes::{BufMut, BytesMut};
 use hostile_agent::raw_header;
-use krunbox::client::Command;
+use krunbox::client::GuestCommand;
 use krunbox_proto::{stream, ErrorKind, ErrorReply, Frame, FrameDecoder, FrameType, MAGIC};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +22,7 @@ async fn fifty_concurrent_execs() {
     for i in 0..50 {
         let client = agent.client.clone();
         tasks.spawn(async move {
-            let cmd = Command::new("sh").args(["-c", &format!("sleep 0.2; echo {i}")]);
+            let cmd = GuestCommand::new("sh").args(["-c", &format!("sleep 0.2; echo {i}")]);
             (i, client.exec(&cmd).await.unwrap())
         });
     }
@@ -98,7 +98,7 @@ async fn malformed_frames_get_errors_and_the_agent_lives_on() {
 
     let out = agent
         .client
-        .exec(&Command::new("echo").arg("alive"))
+        .exec(&GuestCommand::new("echo").arg("alive"))
         .await
         .unwrap();
     assert_eq!(out.stdout, b"alive\n");

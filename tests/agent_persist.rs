@@ -6,7 +6,7 @@ mod agent_support;
 
 use std::time::Duration;
 
-use krunbox::client::{AgentClient, ClientConfig, Command};
+use krunbox::client::{AgentClient, ClientConfig, GuestCommand};
 
 /// Runs the agent as `sh -c 'exec AGENT --persist ARGS…'`.
 const PERSIST: [&str; 3] = ["sh", "-c", "exec \"$0\" --persist \"$@\""];
@@ -24,7 +24,7 @@ async fn persistent_agent_outlives_its_announce_connection() {
 
     let attached = AgentClient::attach(&ops, hello, ClientConfig::default());
     let out = attached
-        .exec(&Command::new("echo").arg("still here"))
+        .exec(&GuestCommand::new("echo").arg("still here"))
         .await
         .unwrap();
     assert_eq!(out.stdout, b"still here\n");

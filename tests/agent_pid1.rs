@@ -7,7 +7,7 @@ mod agent_support;
 use std::process::Command as StdCommand;
 use std::time::Duration;
 
-use krunbox::client::Command;
+use krunbox::client::GuestCommand;
 
 fn pid_namespaces_work() -> bool {
     StdCommand::new("unshare")
@@ -31,7 +31,7 @@ async fn as_pid_1_orphans_are_reaped_and_exit_codes_kept() {
 
     // The shell exits at once; its background sleep becomes PID 1's orphan.
     let out = client
-        .exec(&Command::new("sh").args(["-c", "sleep 0.2 & echo $!"]))
+        .exec(&GuestCommand::new("sh").args(["-c", "sleep 0.2 & echo $!"]))
         .await
         .unwrap();
     let orphan: u32 = out.stdout_text().trim().parse().unwrap();
@@ -39,7 +39,7 @@ async fn as_pid_1_orphans_are_reaped_and_exit_codes_kept() {
     // Our own children keep their statuses while the reaper runs.
     for code in [0, 3, 42] {
         let out = client
-            .exec(&Command::new("sh").args(["-c", &format!("exit {code}")]))
+            .exec(&GuestCommand::new("sh").args(["-c", &format!("exit {code}")]))
             .await
             .unwrap();
         assert_eq!(out.status.code, Some(code));
@@ -49,7 +49,7 @@ async fn as_pid_1_orphans_are_reaped_and_exit_codes_kept() {
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let out = client
-            .exec(&Command::new("cat").arg(format!("/proc/{orphan}/stat")))
+            .exec(&GuestCommand::new("cat").arg(format!("/proc/{orphan}/stat")))
             .await
             .unwrap();
         if !out.status.success() {

@@ -5,7 +5,7 @@ mod agent_support;
 use std::time::Duration;
 
 use agent_support::TestAgent;
-use krunbox::client::{Command, ExecEvent, ExecSession, ExitStatus, WinSize};
+use krunbox::client::{ExecEvent, ExecSession, ExecStatus, GuestCommand, WinSize};
 
 /// Reads pty output until it contains `needle`; returns everything read.
 async fn read_until(session: &mut ExecSession, needle: &str) -> String {
@@ -26,7 +26,7 @@ async fn read_until(session: &mut ExecSession, needle: &str) -> String {
     seen
 }
 
-async fn exit_status(session: &mut ExecSession) -> ExitStatus {
+async fn exit_status(session: &mut ExecSession) -> ExecStatus {
     loop {
         match session.next_event().await.unwrap() {
             Some(ExecEvent::Exit(status)) => return status,
@@ -43,7 +43,7 @@ async fn pty_echo_size_and_resize() {
     let mut session = agent
         .client
         .exec_pty(
-            &Command::new("sh").args(["-c", script]),
+            &GuestCommand::new("sh").args(["-c", script]),
             WinSize { rows: 24, cols: 80 },
         )
         .await
@@ -75,7 +75,7 @@ async fn pty_ctrl_c_interrupts() {
     let mut session = agent
         .client
         .exec_pty(
-            &Command::new("sh").args(["-c", "echo ready; exec sleep 30"]),
+            &GuestCommand::new("sh").args(["-c", "echo ready; exec sleep 30"]),
             WinSize { rows: 24, cols: 80 },
         )
         .await

@@ -9,7 +9,7 @@
 mod agent_support;
 
 use agent_support::TestAgent;
-use krunbox::client::Command;
+use krunbox::client::GuestCommand;
 
 #[tokio::test]
 async fn processes_start_with_default_signal_actions() {
@@ -22,7 +22,7 @@ async fn processes_start_with_default_signal_actions() {
     let agent = TestAgent::start().await;
     let ignored = agent
         .client
-        .exec(&Command::new("grep").args(["SigIgn", "/proc/self/status"]))
+        .exec(&GuestCommand::new("grep").args(["SigIgn", "/proc/self/status"]))
         .await
         .unwrap();
     let line = String::from_utf8_lossy(&ignored.stdout).into_owned();
@@ -36,7 +36,7 @@ async fn processes_start_with_default_signal_actions() {
     assert_eq!(mask & 0x7fff_ffff, 0, "{line}");
     let interrupted = agent
         .client
-        .exec(&Command::new("sh").args(["-c", "kill -INT $$; sleep 5"]))
+        .exec(&GuestCommand::new("sh").args(["-c", "kill -INT $$; sleep 5"]))
         .await
         .unwrap();
     assert_eq!(interrupted.status.signal, Some(libc::SIGINT));

@@ -21,7 +21,7 @@ use hostile_agent::cases::{
 use hostile_agent::{
     data, dir, end_and_done, entry, file, raw_header, reply, symlink, Act, HostileAgent,
 };
-use krunbox::client::{AgentClient, ClientConfig, ClientError, Command};
+use krunbox::client::{AgentClient, ClientConfig, ClientError, GuestCommand};
 use krunbox_proto::{
     stream, ErrorKind, ErrorReply, Frame, FrameError, FrameType, Hello, OutputRange, Reply,
     Request, TreeEntry, MAX_PAYLOAD,
@@ -425,7 +425,7 @@ async fn disconnects_mid_stream_are_errors() {
 #[tokio::test]
 async fn a_dead_agent_is_reported() {
     let agent = double(vec![Act::Silence]).await;
-    let session = guarded(agent.client.exec_streaming(&Command::new("sleep")))
+    let session = guarded(agent.client.exec_streaming(&GuestCommand::new("sleep")))
         .await
         .unwrap();
     agent.die();
@@ -449,7 +449,7 @@ async fn a_halted_guest_is_noticed_and_ends_waits() {
     let session = guarded(
         agent
             .client
-            .exec_streaming(&Command::new("sleep").timeout(Duration::from_secs(3600))),
+            .exec_streaming(&GuestCommand::new("sleep").timeout(Duration::from_secs(3600))),
     )
     .await
     .unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use agent_support::peak_rss_kib;
 use hostile_agent::{dir, raw_header, reply, Act, HostileAgent};
-use krunbox::client::{ClientConfig, ClientError, Command, ExecEvent};
+use krunbox::client::{ClientConfig, ClientError, ExecEvent, GuestCommand};
 use krunbox_proto::{stream, Frame, FrameType, Reply};
 
 /// What each hostile stream pushes at the host.
@@ -59,7 +59,7 @@ async fn streams() {
     .await;
     let mut session = agent
         .client
-        .exec_streaming(&Command::new("yes"))
+        .exec_streaming(&GuestCommand::new("yes"))
         .await
         .unwrap();
     // 1 GiB consumed as it arrives; an agent that sends past the window
@@ -93,7 +93,11 @@ async fn streams() {
     let huge = raw_header(FrameType::Data as u8, stream::STDOUT, u32::MAX).to_vec();
     let agent = HostileAgent::with_script(move |_| vec![Act::Bytes(huge.clone())]).await;
     for _ in 0..1000 {
-        let err = agent.client.exec(&Command::new("x")).await.unwrap_err();
+        let err = agent
+            .client
+            .exec(&GuestCommand::new("x"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClientError::Frame { .. }), "{err:?}");
     }
     report("1000 frames claiming 4 GiB", before);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hostile_agent::cases::{copy_out, double, exec_err, guarded, started, stdout, still_usable};
 use hostile_agent::{data, dir, file, Act};
-use krunbox::client::{ClientError, Command, Provision};
+use krunbox::client::{ClientError, GuestCommand, Provision};
 use krunbox_proto::{Control, Frame, FrameType};
 
 #[tokio::test]
@@ -70,7 +70,7 @@ async fn an_agent_that_stops_reading_cannot_hold_an_exec() {
         Act::Silence,
     ])
     .await;
-    let mut session = guarded(agent.client.exec_streaming(&Command::new("cat")))
+    let mut session = guarded(agent.client.exec_streaming(&GuestCommand::new("cat")))
         .await
         .unwrap();
     let control = session.control();

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use krunbox_proto::{
-    stream, ErrorKind, ErrorReply, ExecRequest, ExitStatus, Frame, FrameType, OutputRange,
+    stream, ErrorKind, ErrorReply, ExecRequest, ExecStatus, Frame, FrameType, OutputRange,
     ProcessInfo, Reply, CHUNK_SIZE,
 };
 
@@ -102,7 +102,7 @@ impl Ring {
 struct State {
     stdout: Ring,
     stderr: Ring,
-    status: Option<ExitStatus>,
+    status: Option<ExecStatus>,
 }
 
 #[derive(Debug)]
@@ -197,12 +197,12 @@ impl Registry {
                 let status = child.wait();
                 children::untrack(proc_.pid as i32);
                 let status = match status {
-                    Ok(s) => ExitStatus {
+                    Ok(s) => ExecStatus {
                         code: s.code(),
                         signal: s.signal(),
                         timed_out: false,
                     },
-                    Err(_) => ExitStatus {
+                    Err(_) => ExecStatus {
                         code: None,
                         signal: None,
                         timed_out: false,

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use krunbox_proto::{
-    stream, ErrorKind, ErrorReply, ExecRequest, ExitStatus, Frame, FrameType, Reply,
+    stream, ErrorKind, ErrorReply, ExecRequest, ExecStatus, Frame, FrameType, Reply,
 };
 
 use crate::children;
@@ -131,7 +131,7 @@ fn not_started(program: &str, err: io::Error, writer: &FrameWriter) -> Result<()
     send(writer, &data)?;
     send(writer, &Frame::eof_counted(stream::STDOUT, 0))?;
     send(writer, &Frame::eof_counted(stream::STDERR, len))?;
-    let status = ExitStatus {
+    let status = ExecStatus {
         code: Some(code),
         signal: None,
         timed_out: false,
@@ -224,7 +224,7 @@ pub fn run(
     );
     children::untrack(pid);
     let Outcome { status, timed_out } = outcome.map_err(ExecError::Supervise)?;
-    let status = ExitStatus {
+    let status = ExecStatus {
         code: status.code(),
         signal: status.signal(),
         timed_out,

@@ -54,7 +54,7 @@ pub use frame::{
     MAX_PAYLOAD, PING_INTERVAL, VERSION,
 };
 pub use message::{
-    Control, ErrorKind, ErrorReply, ExecRequest, ExitStatus, FileKind, FileStat, Hello, HelloAck,
+    Control, ErrorKind, ErrorReply, ExecRequest, ExecStatus, FileKind, FileStat, Hello, HelloAck,
     OutputRange, ProcessInfo, ProvisionOp, Reply, Request, SkipReason, TreeEntry, WinSize,
 };
 pub use path_bytes::PathBytes;

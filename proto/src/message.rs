@@ -198,9 +198,11 @@ pub enum Control {
     },
 }
 
-/// How a process ended.
+/// How a guest process (an exec, a background process) ended. Named
+/// apart from `std::process::ExitStatus`, which the library uses for the
+/// VM's own runner process (`Vm::shutdown`, one-shot VMs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExitStatus {
+pub struct ExecStatus {
     /// Exit code, if it exited.
     pub code: Option<i32>,
     /// Signal number, if a signal killed it.
@@ -210,7 +212,7 @@ pub struct ExitStatus {
     pub timed_out: bool,
 }
 
-impl ExitStatus {
+impl ExecStatus {
     /// Exit code 0.
     pub fn success(&self) -> bool {
         self.code == Some(0)
@@ -227,7 +229,7 @@ pub struct ProcessInfo {
     /// What it runs.
     pub argv: Vec<String>,
     /// How it ended, if it has.
-    pub status: Option<ExitStatus>,
+    pub status: Option<ExecStatus>,
 }
 
 /// Where retained background output starts and ends.
@@ -285,7 +287,7 @@ pub enum Reply {
         pid: u32,
     },
     /// An exec's process ended; all its output was sent before this.
-    Exited(ExitStatus),
+    Exited(ExecStatus),
     /// A background process started.
     Spawned {
         /// Its id for later requests.
@@ -301,7 +303,7 @@ pub enum Reply {
     /// Result of waiting: `None` if it still runs after the timeout.
     Waited {
         /// Exit status.
-        status: Option<ExitStatus>,
+        status: Option<ExecStatus>,
     },
     /// Retained output follows: stdout data then end of stream, stderr data
     /// then end of stream.
@@ -311,7 +313,7 @@ pub enum Reply {
         /// Range of stderr sent.
         stderr: OutputRange,
         /// Exit status, if the process has ended.
-        status: Option<ExitStatus>,
+        status: Option<ExecStatus>,
     },
     /// Answer to stat.
     Stat(FileStat),

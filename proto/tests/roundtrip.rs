@@ -137,7 +137,7 @@ fn every_message_kind_round_trips() {
         let f = Frame::json(FrameType::Request, &r).unwrap();
         assert_eq!(f.parse_json::<Request>().unwrap(), r);
     }
-    let status = ExitStatus {
+    let status = ExecStatus {
         code: None,
         signal: Some(9),
         timed_out: true,

@@ -8,7 +8,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use krunbox::client::{ClientError, Command, ExecOutput};
+use krunbox::client::{ClientError, ExecOutput, GuestCommand};
 use krunbox::host::Kvm;
 use krunbox::vm::{BootTimeline, VmConfig};
 
@@ -169,7 +169,7 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let t = Instant::now();
     let out = vm
         .agent()
-        .exec(&Command::new("sh").arg("-c").arg(READER))
+        .exec(&GuestCommand::new("sh").arg("-c").arg(READER))
         .await
         .map_err(agent("the exec reading them"))?;
     let first_exec = t.elapsed();
@@ -190,7 +190,7 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         ));
     }
     vm.agent()
-        .exec(&Command::new("rm").args(["-rf", GUEST_DIR]))
+        .exec(&GuestCommand::new("rm").args(["-rf", GUEST_DIR]))
         .await
         .map_err(agent("removing the sample"))?;
 
@@ -221,7 +221,7 @@ async fn round_trips(vm: &krunbox::vm::Vm, n: usize) -> Result<Vec<Duration>, De
     for _ in 0..n {
         let t = Instant::now();
         vm.agent()
-            .exec(&Command::new("true"))
+            .exec(&GuestCommand::new("true"))
             .await
             .map_err(agent("exec"))?;
         samples.push(t.elapsed());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use krunbox::client::{
-    ClientError, Command, ExecControl, ExecEvent, ExecSession, ExitStatus, NO_TIMEOUT,
+    ClientError, ExecControl, ExecEvent, ExecSession, ExecStatus, GuestCommand, NO_TIMEOUT,
 };
 use krunbox::state::{NamedVm, StateDir, VmName};
 use tokio::io::AsyncReadExt;
@@ -101,8 +101,8 @@ async fn run(args: ExecArgs) -> Result<i32, CliError> {
     }
 }
 
-fn command(args: &ExecArgs) -> Command {
-    let mut cmd = Command::new(&args.command[0])
+fn command(args: &ExecArgs) -> GuestCommand {
+    let mut cmd = GuestCommand::new(&args.command[0])
         .args(&args.command[1..])
         .timeout(args.timeout.map_or(NO_TIMEOUT, Duration::from_secs));
     if args.tty {
@@ -131,7 +131,7 @@ fn command(args: &ExecArgs) -> Command {
 /// How a streamed exec ended, seen from here.
 pub(crate) enum Pumped {
     /// The command exited.
-    Exited(ExitStatus),
+    Exited(ExecStatus),
     /// The reader of this process's output went away; the command was
     /// sent SIGPIPE (and is killed when the connection closes).
     ReaderGone,
@@ -214,7 +214,7 @@ fn follow_resizes(control: ExecControl) {
     });
 }
 
-fn exit_code(status: &ExitStatus, timeout: Option<u64>) -> i32 {
+fn exit_code(status: &ExecStatus, timeout: Option<u64>) -> i32 {
     if status.timed_out {
         eprintln!(
             "krunbox: the command was killed after its timeout of {} s",
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_shell() {
-        let st = |code, signal, timed_out| ExitStatus {
+        let st = |code, signal, timed_out| ExecStatus {
             code,
             signal,
             timed_out,

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use clap::Args;
-use krunbox::client::{Command, NO_TIMEOUT};
+use krunbox::client::{GuestCommand, NO_TIMEOUT};
 use krunbox::vm::Error;
 use tokio::sync::mpsc;
 
@@ -131,7 +131,7 @@ async fn exec_in_vm(args: RunArgs) -> Result<i32, RunError> {
 
 /// The command line: with --image, the image's Entrypoint and Cmd by
 /// docker's rules (its User is the VM's default).
-fn command(args: &RunArgs, image: Option<&Image>) -> Result<Command, ImageError> {
+fn command(args: &RunArgs, image: Option<&Image>) -> Result<GuestCommand, ImageError> {
     let argv = match image {
         Some(image) => {
             let entrypoint = args.entrypoint.clone().map(|e| match e.is_empty() {
@@ -148,7 +148,7 @@ fn command(args: &RunArgs, image: Option<&Image>) -> Result<Command, ImageError>
             None => ImageError::NoCommandGiven,
         });
     };
-    Ok(Command::new(program.clone())
+    Ok(GuestCommand::new(program.clone())
         .args(rest.iter().cloned())
         .timeout(NO_TIMEOUT)
         .stream_stdin())

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use krunbox_proto::{stream, ExitStatus, FrameType, OutputRange, ProcessInfo, Reply, Request};
+use krunbox_proto::{stream, ExecStatus, FrameType, OutputRange, ProcessInfo, Reply, Request};
 
 use super::connection::{self, unexpected_reply};
-use super::exec::Command;
+use super::exec::GuestCommand;
 use super::{AgentClient, ClientError};
 
 /// A background process started by [`AgentClient::spawn_background`].
@@ -31,13 +31,16 @@ pub struct ProcessOutput {
     /// Where the stderr bytes sit in the whole stream.
     pub stderr_range: OutputRange,
     /// How it ended, if it has.
-    pub status: Option<ExitStatus>,
+    pub status: Option<ExecStatus>,
 }
 
 impl AgentClient {
     /// Starts `cmd` detached from this connection (stdin is `/dev/null`);
     /// the agent keeps the last 1 MiB of its stdout and of its stderr.
-    pub async fn spawn_background(&self, cmd: &Command) -> Result<BackgroundProcess, ClientError> {
+    pub async fn spawn_background(
+        &self,
+        cmd: &GuestCommand,
+    ) -> Result<BackgroundProcess, ClientError> {
         const OP: &str = "spawn background";
         let request = Request::Spawn {
             command: cmd.request().clone(),
@@ -62,7 +65,7 @@ impl AgentClient {
         &self,
         id: u64,
         timeout: Duration,
-    ) -> Result<Option<ExitStatus>, ClientError> {
+    ) -> Result<Option<ExecStatus>, ClientError> {
         const OP: &str = "wait for process";
         let timeout_ms = timeout.as_millis().min(u128::from(u64::MAX)) as u64;
         let mut conn = self

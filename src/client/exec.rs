@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use krunbox_proto::{ExecRequest, ExitStatus, Request, WinSize};
+use krunbox_proto::{ExecRequest, ExecStatus, Request, WinSize};
 
 use super::session::{ExecSession, EXEC_OP, OUTPUT_WINDOW, STDIN_WINDOW};
 use super::{AgentClient, ClientError};
@@ -15,13 +15,13 @@ pub const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What to run in the guest, built like `std::process::Command`.
 #[derive(Debug, Clone)]
-pub struct Command {
+pub struct GuestCommand {
     req: ExecRequest,
     stdin: Option<Bytes>,
     timeout: Option<Duration>,
 }
 
-impl Command {
+impl GuestCommand {
     /// Runs `program`, looked up in the guest's `PATH`.
     pub fn new(program: impl Into<String>) -> Self {
         Self {
@@ -90,7 +90,7 @@ impl Command {
     }
 
     /// Kills the process group after `timeout` (reported as
-    /// [`ExitStatus::timed_out`]).
+    /// [`ExecStatus::timed_out`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -106,7 +106,7 @@ impl Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutput {
     /// How it ended.
-    pub status: ExitStatus,
+    pub status: ExecStatus,
     /// Everything it wrote to stdout.
     pub stdout: Vec<u8>,
     /// Everything it wrote to stderr.
@@ -128,7 +128,7 @@ impl ExecOutput {
 impl AgentClient {
     async fn start_exec(
         &self,
-        cmd: &Command,
+        cmd: &GuestCommand,
         pty: Option<WinSize>,
     ) -> Result<ExecSession, ClientError> {
         let config = self.config();
@@ -149,8 +149,8 @@ impl AgentClient {
 
     /// Runs `cmd` to completion and collects its output (at most
     /// [`ClientConfig::max_output`](super::ClientConfig::max_output) bytes).
-    /// Stdin given with [`Command::stdin`] is sent while output is read.
-    pub async fn exec(&self, cmd: &Command) -> Result<ExecOutput, ClientError> {
+    /// Stdin given with [`GuestCommand::stdin`] is sent while output is read.
+    pub async fn exec(&self, cmd: &GuestCommand) -> Result<ExecOutput, ClientError> {
         let session = self.start_exec(cmd, None).await?;
         let control = session.control();
         let feed = async {
@@ -166,9 +166,9 @@ impl AgentClient {
     }
 
     /// Starts `cmd` and returns its events as they come. Stdin given with
-    /// [`Command::stdin`] is sent first; with [`Command::stream_stdin`] it
+    /// [`GuestCommand::stdin`] is sent first; with [`GuestCommand::stream_stdin`] it
     /// stays open for [`ExecControl::write_stdin`].
-    pub async fn exec_streaming(&self, cmd: &Command) -> Result<ExecSession, ClientError> {
+    pub async fn exec_streaming(&self, cmd: &GuestCommand) -> Result<ExecSession, ClientError> {
         let session = self.start_exec(cmd, None).await?;
         if let Some(bytes) = &cmd.stdin {
             let control = session.control();
@@ -187,7 +187,11 @@ impl AgentClient {
     /// Starts `cmd` on a new pty of `size`: raw bytes in through
     /// [`ExecControl::write_stdin`], terminal output as
     /// [`ExecEvent::Stdout`], [`ExecControl::resize`] for window changes.
-    pub async fn exec_pty(&self, cmd: &Command, size: WinSize) -> Result<ExecSession, ClientError> {
+    pub async fn exec_pty(
+        &self,
+        cmd: &GuestCommand,
+        size: WinSize,
+    ) -> Result<ExecSession, ClientError> {
         self.start_exec(cmd, Some(size)).await
     }
 }

@@ -64,8 +64,22 @@ impl Provision {
         self
     }
 
-    /// Writes `contents` to `path` atomically (parents created).
+    /// Writes `contents` to `path` atomically (parents created). The
+    /// bytes are copied into the request, so any borrow will do
+    /// (`prompt.as_bytes()`); [`Provision::write_bytes`] takes owned
+    /// bytes without a copy.
     pub fn write_file(
+        &mut self,
+        path: impl Into<String>,
+        contents: impl AsRef<[u8]>,
+        mode: u32,
+    ) -> &mut Self {
+        self.write_bytes(path, Bytes::copy_from_slice(contents.as_ref()), mode)
+    }
+
+    /// [`Provision::write_file`] for bytes the request can own as they
+    /// are (`Vec<u8>`, `String`, [`Bytes`]): no copy.
+    pub fn write_bytes(
         &mut self,
         path: impl Into<String>,
         contents: impl Into<Bytes>,
@@ -231,7 +245,7 @@ impl AgentClient {
     pub async fn write_file(
         &self,
         path: &str,
-        contents: impl Into<Bytes>,
+        contents: impl AsRef<[u8]>,
         mode: u32,
     ) -> Result<(), ClientError> {
         let mut plan = Provision::new();

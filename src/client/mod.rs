@@ -14,11 +14,11 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), krunbox::client::ClientError> {
-//! use krunbox::client::{AgentClient, ClientConfig, Command};
+//! use krunbox::client::{AgentClient, ClientConfig, GuestCommand};
 //! let listener = tokio::net::UnixListener::bind("/run/vm/announce.sock").unwrap();
 //! // … start the VM, whose agent connects to the announce socket …
 //! let agent = AgentClient::accept(&listener, "/run/vm/ops.sock", ClientConfig::default()).await?;
-//! let out = agent.exec(&Command::new("echo").arg("hi")).await?;
+//! let out = agent.exec(&GuestCommand::new("echo").arg("hi")).await?;
 //! assert_eq!(out.stdout, b"hi\n");
 //! # Ok(()) }
 //! ```
@@ -45,9 +45,9 @@ use tokio::net::{UnixListener, UnixStream};
 
 pub use background::{BackgroundProcess, ProcessOutput};
 pub use copy_options::{CopyOptions, OnSpecial, SkipReason, SkippedPath};
-pub use exec::{Command, ExecOutput, NO_TIMEOUT};
+pub use exec::{ExecOutput, GuestCommand, NO_TIMEOUT};
 pub use files::{CopyStats, Provision};
-pub use krunbox_proto::{ExitStatus, FileKind, FileStat, OutputRange, ProcessInfo, WinSize};
+pub use krunbox_proto::{ExecStatus, FileKind, FileStat, OutputRange, ProcessInfo, WinSize};
 pub use liveness::GoneReason;
 pub use session::{ExecControl, ExecEvent, ExecSession, OUTPUT_WINDOW, STDIN_WINDOW};
 

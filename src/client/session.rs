@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use krunbox_proto::{stream, Control, ExitStatus, Frame, FrameType, Reply, WinSize, CHUNK_SIZE};
+use krunbox_proto::{stream, Control, ExecStatus, Frame, FrameType, Reply, WinSize, CHUNK_SIZE};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -49,7 +49,7 @@ pub enum ExecEvent {
     /// Bytes on stderr.
     Stderr(Bytes),
     /// It ended; this is the last event.
-    Exit(ExitStatus),
+    Exit(ExecStatus),
 }
 
 /// Sends stdin, signals and window sizes to a running exec. Cheap to clone.

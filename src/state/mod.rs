@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use krunbox::client::{ClientConfig, Command};
+//! use krunbox::client::{ClientConfig, GuestCommand};
 //! use krunbox::state::{NamedVm, StateDir};
 //! use krunbox::vm::VmConfig;
 //!
@@ -21,7 +21,7 @@
 //! NamedVm::start(&state, &name, &VmConfig::new("/srv/rootfs"), ClientConfig::default()).await?;
 //! // … later, from any process of the same user …
 //! let vm = NamedVm::open(&state, &name)?;
-//! let out = vm.agent(ClientConfig::default())?.exec(&Command::new("uptime")).await?;
+//! let out = vm.agent(ClientConfig::default())?.exec(&GuestCommand::new("uptime")).await?;
 //! vm.stop(std::time::Duration::from_secs(10)).await?;
 //! # Ok(()) }
 //! ```

@@ -58,11 +58,11 @@ const WEDGED_AFTER: Duration = Duration::from_secs(30);
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use krunbox::client::Command;
+/// use krunbox::client::GuestCommand;
 /// use krunbox::vm::VmConfig;
 ///
 /// let vm = VmConfig::new("/srv/rootfs").boot().await?;
-/// let out = vm.agent().exec(&Command::new("uname").arg("-a")).await?;
+/// let out = vm.agent().exec(&GuestCommand::new("uname").arg("-a")).await?;
 /// println!("{}", out.stdout_text());
 /// vm.shutdown(std::time::Duration::from_secs(10)).await?;
 /// # Ok(()) }

@@ -7,7 +7,7 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 
 use std::time::Duration;
 
-use crate::client::{ClientConfig, Command, NO_TIMEOUT};
+use crate::client::{ClientConfig, GuestCommand, NO_TIMEOUT};
 use crate::runner::child::RUNNER_FAILED_EXIT;
 use crate::runner::{RunnerExit, RunnerProcess, StdioSpec, Workload};
 
@@ -135,7 +135,7 @@ impl OneShot {
         if self.program.is_empty() {
             return Err(ConfigError::EmptyCommand.into());
         }
-        let command = Command::new(self.program)
+        let command = GuestCommand::new(self.program)
             .args(self.args)
             .timeout(NO_TIMEOUT);
         let config = self.config;
@@ -158,7 +158,7 @@ impl OneShot {
 
 async fn output_through_agent(
     config: &VmConfig,
-    command: &Command,
+    command: &GuestCommand,
 ) -> Result<OneShotOutput, Error> {
     let vm = config
         .boot_with(ClientConfig {

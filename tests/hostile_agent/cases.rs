@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use krunbox::client::{ClientConfig, ClientError, Command};
-use krunbox_proto::{stream, ExitStatus, Frame, FrameError, Reply};
+use krunbox::client::{ClientConfig, ClientError, GuestCommand};
+use krunbox_proto::{stream, ExecStatus, Frame, FrameError, Reply};
 
 use super::{honest, reply, Act, HostileAgent};
 
@@ -55,7 +55,7 @@ pub fn stdout(bytes: &[u8]) -> Frame {
 }
 
 pub fn exited() -> Frame {
-    reply(&Reply::Exited(ExitStatus {
+    reply(&Reply::Exited(ExecStatus {
         code: Some(0),
         signal: None,
         timed_out: false,
@@ -72,7 +72,7 @@ pub fn frame_error(err: &ClientError) -> Option<&FrameError> {
 
 /// Runs an exec that must fail, and its error.
 pub async fn exec_err(agent: &HostileAgent) -> ClientError {
-    guarded(agent.client.exec(&Command::new("x")))
+    guarded(agent.client.exec(&GuestCommand::new("x")))
         .await
         .expect_err("a hostile exec must fail")
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use krunbox::client::{Command, Provision};
+use krunbox::client::{GuestCommand, Provision};
 use krunbox::vm::Vm;
 use libtest_mimic::{Failed, Trial};
 use tokio::runtime::Runtime;
@@ -63,8 +63,8 @@ where
     runtime().block_on(crate::post_mortem::explained(vm, body(vm)))
 }
 
-fn sh(script: &str) -> Command {
-    Command::new("sh").arg("-c").arg(script)
+fn sh(script: &str) -> GuestCommand {
+    GuestCommand::new("sh").arg("-c").arg(script)
 }
 
 fn boot_reports_timeline() -> Result<(), Failed> {
@@ -100,7 +100,10 @@ fn exec_output_and_exit_codes() -> Result<(), Failed> {
         check(out.stderr == b"err\n", || text(&out.stderr))?;
         let out = vm.agent().exec(&sh("exit 3")).await.map_err(chain)?;
         check(out.status.code == Some(3), || format!("{:?}", out.status))?;
-        let missing = vm.agent().exec(&Command::new("/no/such/program")).await;
+        let missing = vm
+            .agent()
+            .exec(&GuestCommand::new("/no/such/program"))
+            .await;
         match missing {
             Ok(out) => check(out.status.code == Some(127), || format!("{:?}", out.status)),
             Err(e) => check(e.io_kind() == std::io::ErrorKind::NotFound, || {
@@ -158,7 +161,7 @@ fn exec_stdin_and_env() -> Result<(), Failed> {
 }
 
 async fn sha256sum_in_guest(vm: &Vm, path: &str) -> Result<String, Failed> {
-    let cmd = Command::new("sha256sum").arg(path.to_owned());
+    let cmd = GuestCommand::new("sha256sum").arg(path.to_owned());
     let out = vm.agent().exec(&cmd).await.map_err(chain)?;
     check(out.status.success(), || text(&out.stderr))?;
     Ok(text(&out.stdout)
@@ -294,7 +297,7 @@ fn background_survives_execs() -> Result<(), Failed> {
         for _ in 0..3 {
             let out = vm
                 .agent()
-                .exec(&Command::new("true"))
+                .exec(&GuestCommand::new("true"))
                 .await
                 .map_err(chain)?;
             check(out.status.success(), || format!("{:?}", out.status))?;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use krunbox::client::{ClientConfig, ClientError, Command, ExecEvent};
+use krunbox::client::{ClientConfig, ClientError, ExecEvent, GuestCommand};
 use krunbox::vm::Vm;
 use libtest_mimic::{Failed, Trial};
 use nix::sys::signal::{kill, Signal};
@@ -42,8 +42,8 @@ pub fn all() -> Vec<Trial> {
     ]
 }
 
-fn sh(script: &str) -> Command {
-    Command::new("sh").arg("-c").arg(script)
+fn sh(script: &str) -> GuestCommand {
+    GuestCommand::new("sh").arg("-c").arg(script)
 }
 
 /// Runs an async case on a runtime of its own.

@@ -1,7 +1,7 @@
 //! The lab's own evidence, checked for real: the runner reruns a case only
 //! on what these sources show (`krunbox_suite::evidence`).
 
-use krunbox::client::Command;
+use krunbox::client::GuestCommand;
 use krunbox::vm::OneShotOutput;
 use krunbox_suite::evidence::{EvidenceSources, FaultKind, Watch, KERNEL_LOG};
 use krunbox_suite::{in_lab, trial, vcpus};
@@ -89,7 +89,7 @@ fn idle_and_busy_guests_are_not_frozen() -> Result<(), Failed> {
         check(!mine(&idle).is_empty() && idle.faults().is_empty(), || {
             format!("idle: {}", idle.describe())
         })?;
-        let spin = Command::new("sh").arg("-c").arg("while :; do :; done");
+        let spin = GuestCommand::new("sh").arg("-c").arg("while :; do :; done");
         let busy_loop = vm.agent().spawn_background(&spin).await.map_err(chain)?;
         let busy = vcpus::sample();
         let exits: usize = mine(&busy).iter().map(|v| v.exit_count()).sum();

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use krunbox::client::{AgentClient, Command};
+use krunbox::client::{AgentClient, GuestCommand};
 use krunbox::vm::Vm;
 use libtest_mimic::{Failed, Trial};
 use tokio::runtime::Runtime;
@@ -50,8 +50,8 @@ fn big_mib() -> usize {
 /// Names the size of the big copy; passed into the lab.
 pub const BIG_MIB_VAR: &str = "KRUNBOX_LOAD_COPY_MIB";
 
-fn sh(script: &str) -> Command {
-    Command::new("sh").arg("-c").arg(script)
+fn sh(script: &str) -> GuestCommand {
+    GuestCommand::new("sh").arg("-c").arg(script)
 }
 
 /// `n` execs at once on `vm`, each printing its own number after a short
@@ -117,7 +117,7 @@ fn three_vms_at_once() -> Result<(), Failed> {
                     .map_err(chain)?;
                 let id = vm
                     .agent()
-                    .exec(&Command::new("cat").arg("/proc/sys/kernel/random/boot_id"))
+                    .exec(&GuestCommand::new("cat").arg("/proc/sys/kernel/random/boot_id"))
                     .await
                     .map_err(chain)?;
                 boot_ids.push(first_word(&id.stdout));
@@ -136,7 +136,7 @@ fn three_vms_at_once() -> Result<(), Failed> {
             for (i, vm) in vms.iter().enumerate() {
                 let who = vm
                     .agent()
-                    .exec(&Command::new("cat").arg("/tmp/who"))
+                    .exec(&GuestCommand::new("cat").arg("/tmp/who"))
                     .await
                     .map_err(chain)?;
                 check(who.stdout == format!("vm{i}").as_bytes(), || {
@@ -222,7 +222,7 @@ fn copy_big_in_and_out_under_execs() -> Result<(), Failed> {
             stop.store(true, Ordering::Relaxed);
             bounded("the exec loop", load).await???;
             vm.agent()
-                .exec(&Command::new("rm").arg(guest_path))
+                .exec(&GuestCommand::new("rm").arg(guest_path))
                 .await
                 .map_err(chain)?;
             let got = sha256_host(&back)?;

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use krunbox::client::Command;
+use krunbox::client::GuestCommand;
 use krunbox::vm::{NetMode, PublishedPort, Resource, Rlimit, Vm, Volume};
 use libtest_mimic::{Failed, Trial};
 
@@ -122,8 +122,8 @@ where
     ))
 }
 
-fn sh(script: impl Into<String>) -> Command {
-    Command::new("sh").arg("-c").arg(script)
+fn sh(script: impl Into<String>) -> GuestCommand {
+    GuestCommand::new("sh").arg("-c").arg(script)
 }
 
 fn tsi_reaches_host_loopback() -> Result<(), Failed> {

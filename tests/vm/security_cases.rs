@@ -98,7 +98,7 @@ fn connect_as(uid: u32, path: &Path) -> Result<i32, Failed> {
 async fn runs_true(vm: &Vm) -> Result<(), Failed> {
     let out = vm
         .agent()
-        .exec(&krunbox::client::Command::new("true"))
+        .exec(&krunbox::client::GuestCommand::new("true"))
         .await
         .map_err(chain)?;
     check(out.status.success(), || format!("{:?}", out.status))
@@ -450,7 +450,7 @@ fn a_root_runner_drops_to_an_unprivileged_uid() -> Result<(), Failed> {
             .map_err(chain)?;
         let out = vm
             .agent()
-            .exec(&krunbox::client::Command::new("cat").arg("/tmp/in.txt"))
+            .exec(&krunbox::client::GuestCommand::new("cat").arg("/tmp/in.txt"))
             .await
             .map_err(chain)?;
         check(out.stdout == b"to the unprivileged runner's VM\n", || {

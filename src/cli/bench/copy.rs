@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use krunbox::client::{AgentClient, Command};
+use krunbox::client::{AgentClient, GuestCommand};
 
 use super::error::BenchError;
 use super::stats::Figure;
@@ -126,7 +126,7 @@ pub async fn copy(ctx: &mut Ctx) -> Result<(), BenchError> {
 /// Runs a shell command in the guest; it must succeed.
 async fn sh(agent: &AgentClient, script: &str) -> Result<(), BenchError> {
     let out = agent
-        .exec(&Command::new("sh").arg("-c").arg(script))
+        .exec(&GuestCommand::new("sh").arg("-c").arg(script))
         .await
         .map_err(BenchError::agent(CASE, "exec"))?;
     if !out.status.success() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use krunbox::client::{AgentClient, ClientConfig, Command};
+use krunbox::client::{AgentClient, ClientConfig, GuestCommand};
 use tempfile::TempDir;
 use tokio::net::UnixListener;
 
@@ -89,7 +89,7 @@ pub async fn host_exec(ctx: &mut Ctx) -> Result<(), BenchError> {
         "exec `true` via the agent as a host process (unix socket)",
     ));
     let local = ctx.figure(Figure::new(LOCAL_TRUE, "local fork/exec of `true`"));
-    let command = Command::new("true");
+    let command = GuestCommand::new("true");
     for run in ctx.all_runs() {
         for _ in 0..SAMPLES_PER_RUN {
             let t = Instant::now();

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use krunbox::client::Command;
+use krunbox::client::GuestCommand;
 use krunbox::image::Image;
 use krunbox::vm::VmConfig;
 
@@ -103,7 +103,7 @@ async fn first_exec(config: &VmConfig) -> Result<(Duration, Duration), BenchErro
     let vm = config.boot().await.map_err(BenchError::vm(CASE))?;
     let out = vm
         .agent()
-        .exec(&Command::new("true"))
+        .exec(&GuestCommand::new("true"))
         .await
         .map_err(BenchError::agent(CASE, "the first exec"))?;
     let elapsed = t.elapsed();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Output, Stdio};
 use std::time::Instant;
 
-use krunbox::client::Command;
+use krunbox::client::GuestCommand;
 use tempfile::TempDir;
 
 use super::error::BenchError;
@@ -51,7 +51,7 @@ pub async fn provision(ctx: &mut Ctx) -> Result<(), BenchError> {
         ctx.sample(run, batched, t.elapsed());
         let out = agent
             .exec(
-                &Command::new("sh")
+                &GuestCommand::new("sh")
                     .arg("-c")
                     .arg(check_and_remove(&sample, &dest)),
             )

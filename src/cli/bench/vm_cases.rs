@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use krunbox::client::Command;
+use krunbox::client::GuestCommand;
 use krunbox::vm::StdioSpec;
 use krunbox::vm::{BootTimeline, Confinement, VmConfig};
 use serde::{Deserialize, Serialize};
@@ -106,7 +106,7 @@ pub async fn boot(ctx: &mut Ctx) -> Result<(), BenchError> {
         ctx.sample(run, confining, std::time::Duration::from_micros(took_us));
         let out = vm
             .agent()
-            .exec(&Command::new("true"))
+            .exec(&GuestCommand::new("true"))
             .await
             .map_err(BenchError::agent(CASE, "the first exec"))?;
         if !out.status.success() {
@@ -153,12 +153,13 @@ pub async fn exec(ctx: &mut Ctx) -> Result<(), BenchError> {
     let fresh_1mib = ctx.figure(Figure::new(FRESH_1MIB, "printing 1 MiB in a fresh VM"));
     let config = ctx.vm();
     let vm = config.boot().await.map_err(BenchError::vm(CASE))?;
-    let print_1mib = Command::new(PRINT_1MIB[0]).args([PRINT_1MIB[1], PRINT_1MIB[2], "/dev/zero"]);
+    let print_1mib =
+        GuestCommand::new(PRINT_1MIB[0]).args([PRINT_1MIB[1], PRINT_1MIB[2], "/dev/zero"]);
     for run in ctx.all_runs() {
         let t = Instant::now();
         let out = vm
             .agent()
-            .exec(&Command::new("true"))
+            .exec(&GuestCommand::new("true"))
             .await
             .map_err(BenchError::agent(CASE, "exec `true`"))?;
         let elapsed = t.elapsed();
