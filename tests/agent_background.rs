@@ -5,7 +5,7 @@ mod agent_support;
 use std::time::Duration;
 
 use agent_support::TestAgent;
-use krunbox::client::GuestCommand;
+use krunbox::client::{ClientError, GuestCommand};
 
 #[tokio::test]
 async fn background_lifecycle() {
@@ -31,13 +31,13 @@ async fn background_lifecycle() {
         .unwrap();
     assert_eq!(out.stdout, b"meanwhile\n");
 
-    let mut output = agent.client.read_output(proc_.id, 0, 0).await.unwrap();
+    let mut output = proc_.output(0, 0).await.unwrap();
     for _ in 0..250 {
         if output.stdout == b"started\n" && output.stderr == b"warn\n" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        output = agent.client.read_output(proc_.id, 0, 0).await.unwrap();
+        output = proc_.output(0, 0).await.unwrap();
     }
     assert_eq!(output.stdout, b"started\n");
     assert_eq!(output.stderr, b"warn\n");
@@ -45,30 +45,25 @@ async fn background_lifecycle() {
     assert_eq!(output.status, None);
 
     // Still running: a short wait times out, removal is refused.
-    let waited = agent
-        .client
-        .wait_process(proc_.id, Duration::from_millis(100))
-        .await
-        .unwrap();
+    let waited = proc_.wait(Duration::from_millis(100)).await.unwrap();
     assert_eq!(waited, None);
-    let err = agent.client.remove_process(proc_.id).await.unwrap_err();
+    let err = proc_.remove().await.unwrap_err();
     assert_eq!(err.io_kind(), std::io::ErrorKind::InvalidInput);
 
-    agent.client.kill_process(proc_.id, 15).await.unwrap();
-    let status = agent
-        .client
-        .wait_process(proc_.id, Duration::from_secs(5))
+    proc_.kill(15).await.unwrap();
+    let status = proc_
+        .wait(Duration::from_secs(5))
         .await
         .unwrap()
         .expect("exited");
     assert_eq!(status.signal, Some(15));
     // Output stays readable after exit, then the process can be removed.
-    let output = agent.client.read_output(proc_.id, 8, 0).await.unwrap();
+    let output = proc_.output(8, 0).await.unwrap();
     assert_eq!(output.stdout, b"");
     assert_eq!(output.status, Some(status));
-    agent.client.remove_process(proc_.id).await.unwrap();
+    proc_.remove().await.unwrap();
     assert!(agent.client.list_processes().await.unwrap().is_empty());
-    let err = agent.client.read_output(proc_.id, 0, 0).await.unwrap_err();
+    let err = proc_.output(0, 0).await.unwrap_err();
     assert_eq!(err.io_kind(), std::io::ErrorKind::NotFound);
 }
 
@@ -139,8 +134,11 @@ async fn background_processes_die_with_the_announce_connection() {
         .await
         .unwrap();
     let pid = proc_.pid;
-    // The host goes away: the agent kills its process groups and exits.
+    // The host goes away (the handle does not keep it): the agent kills
+    // its process groups and exits, and the handle says why it can't ask.
     drop(client);
+    let err = proc_.wait(Duration::ZERO).await.unwrap_err();
+    assert!(matches!(err, ClientError::Disconnected { .. }), "{err:?}");
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();

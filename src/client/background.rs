@@ -7,15 +7,62 @@ use krunbox_proto::{stream, ExecStatus, FrameType, OutputRange, ProcessInfo, Rep
 
 use super::connection::{self, unexpected_reply};
 use super::exec::GuestCommand;
-use super::{AgentClient, ClientError};
+use super::{AgentClient, ClientError, WeakClient};
 
-/// A background process started by [`AgentClient::spawn_background`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A background process started by [`AgentClient::spawn_background`]: a
+/// handle to wait for it, signal it, read its output and forget it. It
+/// does not keep the agent connected: once every [`AgentClient`] is
+/// dropped the agent ends its processes, and the handle's calls fail with
+/// [`ClientError::Disconnected`]. The same calls by id are on
+/// [`AgentClient`], for processes found with
+/// [`AgentClient::list_processes`].
+#[derive(Debug, Clone)]
 pub struct BackgroundProcess {
     /// The agent's id for it.
     pub id: u64,
     /// Its pid in the guest.
     pub pid: u32,
+    client: WeakClient,
+}
+
+impl BackgroundProcess {
+    /// [`AgentClient::wait_process`]: its status, or `None` if it still
+    /// runs after `timeout`.
+    pub async fn wait(&self, timeout: Duration) -> Result<Option<ExecStatus>, ClientError> {
+        self.client
+            .upgrade("wait for process")?
+            .wait_process(self.id, timeout)
+            .await
+    }
+
+    /// [`AgentClient::kill_process`]: `signal` to its process group.
+    pub async fn kill(&self, signal: i32) -> Result<(), ClientError> {
+        self.client
+            .upgrade("kill process")?
+            .kill_process(self.id, signal)
+            .await
+    }
+
+    /// [`AgentClient::read_output`]: its retained output from these
+    /// offsets.
+    pub async fn output(
+        &self,
+        stdout_offset: u64,
+        stderr_offset: u64,
+    ) -> Result<ProcessOutput, ClientError> {
+        self.client
+            .upgrade("read process output")?
+            .read_output(self.id, stdout_offset, stderr_offset)
+            .await
+    }
+
+    /// [`AgentClient::remove_process`]: forgets it once it has exited.
+    pub async fn remove(&self) -> Result<(), ClientError> {
+        self.client
+            .upgrade("remove process")?
+            .remove_process(self.id)
+            .await
+    }
 }
 
 /// Output of a background process read back from the agent's ring buffers.
@@ -46,7 +93,11 @@ impl AgentClient {
             command: cmd.request().clone(),
         };
         match self.call(OP, &request).await? {
-            Reply::Spawned { id, pid } => Ok(BackgroundProcess { id, pid }),
+            Reply::Spawned { id, pid } => Ok(BackgroundProcess {
+                id,
+                pid,
+                client: WeakClient::new(self),
+            }),
             other => Err(unexpected_reply(OP, &other)),
         }
     }

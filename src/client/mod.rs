@@ -176,6 +176,14 @@ pub enum ClientError {
         /// Why it counts as gone.
         reason: GoneReason,
     },
+    /// A [`BackgroundProcess`] handle was used after every
+    /// [`AgentClient`] was dropped: the connection to the agent is closed,
+    /// and the agent has ended its processes.
+    #[error("{op}: every client of this agent was dropped, which ended its processes")]
+    Disconnected {
+        /// The operation.
+        op: &'static str,
+    },
     /// The agent did not answer in time.
     #[error("no answer from the agent within {after:?} during {op}")]
     Timeout {
@@ -268,6 +276,7 @@ impl ClientError {
             Self::Connect { source, .. } | Self::Io { source, .. } => source.kind(),
             Self::Closed { .. } => io::ErrorKind::UnexpectedEof,
             Self::Gone { .. } => io::ErrorKind::ConnectionAborted,
+            Self::Disconnected { .. } => io::ErrorKind::NotConnected,
             Self::Agent { source, .. } => source.kind.to_io(),
             Self::Tree { source, .. } => source.io_kind(),
             Self::Encode { .. } => io::ErrorKind::InvalidInput,
@@ -288,6 +297,26 @@ impl ClientError {
 #[derive(Debug, Clone)]
 pub struct AgentClient {
     inner: Arc<Inner>,
+}
+
+/// A reference to an [`AgentClient`] that does not keep the agent
+/// connected (a background process's handle holds one).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakClient(std::sync::Weak<Inner>);
+
+impl WeakClient {
+    /// A weak reference to `client`.
+    pub(crate) fn new(client: &AgentClient) -> Self {
+        Self(Arc::downgrade(&client.inner))
+    }
+
+    /// The client, unless every clone of it was dropped.
+    pub(crate) fn upgrade(&self, op: &'static str) -> Result<AgentClient, ClientError> {
+        self.0
+            .upgrade()
+            .map(|inner| AgentClient { inner })
+            .ok_or(ClientError::Disconnected { op })
+    }
 }
 
 #[derive(Debug)]
