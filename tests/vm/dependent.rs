@@ -1,7 +1,10 @@
 //! krunbox as a dependency: a program outside the workspace
 //! (`tests/dependent-crate`, copied out of the checkout) that depends on
-//! the library by path, with the library's default features off, as the
-//! README tells users to. It is built with cargo, its agent built by
+//! the library as a git dependency (`git = "file://<checkout>"`, `rev` =
+//! its HEAD: committed work only), with the library's default features
+//! off, as the README tells users to. Cargo builds krunbox from its own
+//! checkout of that commit, so the sources are found the way a user's git
+//! dependency finds them, not through the workspace. It is built with cargo, its agent built by
 //! krunbox's build script from the `krunbox-agent` build-dependency, and it
 //! boots a VM and runs a command through the agent, its own binary serving
 //! as its VMs' runner.
@@ -68,8 +71,11 @@ fn build() -> Result<PathBuf, String> {
     )?;
     println!("krunbox vm tests: building {PROGRAM} outside the workspace for {CASE}");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Not --offline: cargo does not fetch a git source offline, even from
+    // a file:// URL. The lock file pins every other package, so only the
+    // git source is read.
     let mut child = Command::new(cargo)
-        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .args(["build", "--quiet", "--manifest-path"])
         .arg(dir.path().join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target)
         .spawn()
@@ -96,13 +102,15 @@ fn build() -> Result<PathBuf, String> {
 }
 
 /// Copies the program's template into `to`, its dependency pointed at
-/// `checkout`, with the workspace's lock file (the same versions, found
-/// offline).
+/// `checkout`'s repository and HEAD, with the workspace's lock file (the
+/// same versions).
 fn copy_template(from: &Path, to: &Path, checkout: &Path) -> Result<(), String> {
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let manifest = std::fs::read_to_string(from.join("Cargo.toml"))
         .map_err(|e| io("reading the template", e))?;
-    let manifest = manifest.replace("KRUNBOX_CHECKOUT", &checkout.to_string_lossy());
+    let manifest = manifest
+        .replace("KRUNBOX_GIT_URL", &format!("file://{}", checkout.display()))
+        .replace("KRUNBOX_GIT_REV", &head(checkout)?);
     std::fs::write(to.join("Cargo.toml"), manifest).map_err(|e| io("writing Cargo.toml", e))?;
     std::fs::create_dir(to.join("src")).map_err(|e| io("making src", e))?;
     std::fs::copy(from.join("src/main.rs"), to.join("src/main.rs"))
@@ -110,6 +118,24 @@ fn copy_template(from: &Path, to: &Path, checkout: &Path) -> Result<(), String> 
     std::fs::copy(checkout.join("Cargo.lock"), to.join("Cargo.lock"))
         .map_err(|e| io("copying Cargo.lock", e))?;
     Ok(())
+}
+
+/// The commit `checkout` has checked out.
+fn head(checkout: &Path) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(checkout)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} is not a git checkout ({}): the case depends on krunbox from git",
+            checkout.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn a_crate_outside_the_workspace_boots() -> Result<(), Failed> {
