@@ -9,6 +9,7 @@ use crate::archive::ArchiveError;
 use crate::digest::{Digest, DigestError, DigestMismatch};
 use crate::layer::LayerError;
 use crate::reference::ReferenceError;
+#[cfg(feature = "registry")]
 use crate::registry::RegistryError;
 
 /// A store operation that failed.
@@ -41,6 +42,7 @@ pub enum StoreError {
     #[error("cannot load the image")]
     Load(#[from] ArchiveError),
     /// The image could not be pulled from its registry.
+    #[cfg(feature = "registry")]
     #[error("cannot pull the image")]
     Pull(#[from] RegistryError),
     /// A layer could not be applied.
