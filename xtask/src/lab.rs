@@ -111,8 +111,35 @@ fn workspace_root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_owned()
 }
 
+/// `cargo`, without the variables that `cargo run` set for xtask itself.
+/// A build script that reads one of them with `rerun-if-env-changed`
+/// (ring reads `CARGO_MANIFEST_DIR` and `CARGO_PKG_*` so) is fingerprinted
+/// on cargo's own environment: left in, they made the lab's build and a
+/// plain `cargo build` rebuild ring and everything above it each time one
+/// followed the other.
 fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_run) {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Whether `cargo run` sets `name` for the program it runs.
+fn set_by_cargo_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
 }
 
 /// The workspace's target directory, as cargo resolves it
@@ -217,6 +244,26 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         lab: LabArgs,
+    }
+
+    #[test]
+    fn only_what_cargo_run_set_is_dropped() {
+        for name in [
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_MANIFEST_DIR",
+        ] {
+            assert!(set_by_cargo_run(name), "{name}");
+        }
+        // The user's own cargo settings reach the nested build.
+        for name in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_JOBS",
+        ] {
+            assert!(!set_by_cargo_run(name), "{name}");
+        }
     }
 
     #[test]
