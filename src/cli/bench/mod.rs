@@ -431,3 +431,36 @@ fn progress_bar(total: u64) -> ProgressBar {
     );
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::COMPARISONS;
+
+    /// docs/bench.md states every target with the text the report prints,
+    /// and states no target the code lacks.
+    #[test]
+    fn the_docs_state_the_targets_the_report_prints() {
+        let docs = include_str!("../../../docs/bench.md");
+        let rows: Vec<&str> = docs.lines().filter(|l| l.starts_with("| `")).collect();
+        for spec in &COMPARISONS {
+            let row = rows
+                .iter()
+                .find(|r| r.starts_with(&format!("| `{}` |", spec.id)));
+            match (&spec.target, row) {
+                (Some(target), Some(row)) => assert!(
+                    row.contains(&format!("| {} |", target.text)),
+                    "docs/bench.md states {} otherwise: {row}",
+                    spec.id
+                ),
+                (Some(_), None) => panic!("docs/bench.md lacks the target of {}", spec.id),
+                (None, Some(row)) => panic!("docs/bench.md states a target the code lacks: {row}"),
+                (None, None) => {}
+            }
+        }
+        assert_eq!(
+            rows.len(),
+            COMPARISONS.iter().filter(|s| s.target.is_some()).count(),
+            "docs/bench.md has rows for comparisons the code does not make"
+        );
+    }
+}

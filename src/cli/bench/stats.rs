@@ -96,7 +96,7 @@ impl Summary {
 pub struct Target {
     /// The ratio must be at most this.
     pub max_ratio: f64,
-    /// The target as DESIGN.md states it.
+    /// The target as docs/bench.md states it.
     pub text: Text,
 }
 
@@ -111,7 +111,7 @@ pub struct ComparisonSpec {
     pub krunbox: &'static str,
     /// The baseline figure's id.
     pub baseline: &'static str,
-    /// The DESIGN.md target, when there is one.
+    /// The target (docs/bench.md), when there is one.
     pub target: Option<Target>,
 }
 
