@@ -35,7 +35,7 @@ pub enum BenchError {
         source: ClientError,
     },
     /// An agent operation failed because the VM stopped under it.
-    #[error("{case}: {op} failed: the VM stopped; the end of its log:\n{log_tail}")]
+    #[error("{case}: {op} failed: the VM stopped: {lost}")]
     VmLost {
         /// The case.
         case: &'static str,
@@ -44,8 +44,8 @@ pub enum BenchError {
         /// What the agent client saw.
         #[source]
         source: ClientError,
-        /// The end of the VM's log.
-        log_tail: String,
+        /// How it ended, and the ends of its logs.
+        lost: Box<LostVm>,
     },
     /// Host-side I/O failed (temporary files, the agent binary, a share).
     #[error("{case}: {what}")]
@@ -172,18 +172,51 @@ impl BenchError {
         if vm.is_running() {
             return BenchError::Agent { case, op, source };
         }
-        let log = std::fs::read(vm.log_path()).unwrap_or_default();
-        let tail = &log[log.len().saturating_sub(2048)..];
+        let status = vm
+            .exit_status()
+            .map_or_else(|| "no exit status".to_owned(), |status| status.to_string());
         BenchError::VmLost {
             case,
             op,
             source,
-            log_tail: String::from_utf8_lossy(tail).trim_end().to_owned(),
+            lost: Box::new(LostVm {
+                status,
+                console_tail: tail_of(vm.log_path()),
+                runner_tail: tail_of(vm.runner_log_path()),
+            }),
         }
     }
 
     /// A [`BenchError::Vm`] maker for `map_err`.
     pub fn vm(case: &'static str) -> impl FnOnce(krunbox::vm::Error) -> Self {
         move |source| BenchError::Vm { case, source }
+    }
+}
+
+/// The last 2 KiB of a log file, as text (empty when it cannot be read).
+fn tail_of(path: &std::path::Path) -> String {
+    let log = std::fs::read(path).unwrap_or_default();
+    let tail = &log[log.len().saturating_sub(2048)..];
+    String::from_utf8_lossy(tail).trim_end().to_owned()
+}
+
+/// What is known of a VM that stopped under a case.
+#[derive(Debug)]
+pub struct LostVm {
+    /// How the runner exited, as far as it is known.
+    status: String,
+    /// The end of the VM's console log.
+    console_tail: String,
+    /// The end of the runner's own log (libkrun's messages).
+    runner_tail: String,
+}
+
+impl std::fmt::Display for LostVm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; the end of its console:\n{}\nthe end of the runner's log:\n{}",
+            self.status, self.console_tail, self.runner_tail
+        )
     }
 }
