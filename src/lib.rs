@@ -28,6 +28,7 @@ pub mod runner;
 pub mod state;
 pub mod vm;
 
+mod dns_name;
 mod report;
 pub use report::Report;
 

@@ -167,17 +167,7 @@ fn split_port(text: &str) -> Option<(&str, Option<u16>)> {
 /// `name` in lower case without a trailing dot, if it is a host name.
 fn normalize(name: &str) -> Option<String> {
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
+    let ok = !name.is_empty() && name.len() <= 253 && crate::dns_name::labels_ok(&name, true);
     ok.then_some(name)
 }
 

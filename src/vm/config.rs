@@ -408,17 +408,7 @@ impl VmConfig {
 /// Whether `name` is a host name Linux and resolvers accept: at most 64
 /// bytes of dot-separated labels of letters, digits and inner hyphens.
 fn is_hostname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    !name.is_empty() && name.len() <= 64 && crate::dns_name::labels_ok(name, false)
 }
 
 /// The console log is created at boot: its directory must exist and the
