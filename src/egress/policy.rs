@@ -311,6 +311,8 @@ pub enum Denial {
     NoRule,
     /// Its name is allowed but it reaches a reserved range no rule names.
     Reserved(Reserved),
+    /// Its name is allowed but resolves to no address.
+    Unresolved,
 }
 
 impl fmt::Display for Denial {
@@ -318,6 +320,7 @@ impl fmt::Display for Denial {
         match self {
             Denial::NoRule => f.write_str("no rule allows it"),
             Denial::Reserved(range) => write!(f, "it reaches {range}, which no rule names"),
+            Denial::Unresolved => f.write_str("its name resolves to no address"),
         }
     }
 }

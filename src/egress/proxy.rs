@@ -33,7 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::events::{EgressEvent, Via};
-use super::policy::{Decision, Destination, Policy};
+use super::policy::{Decision, Denial, Destination, Policy};
 use super::sniff::{self, Hello, ProxyRequest};
 
 /// How long a guest has to send its request head.
@@ -181,26 +181,23 @@ impl EgressProxy {
         }
         let addrs = match self.resolver.resolve(&request.host, port).await {
             Ok(addrs) if !addrs.is_empty() => addrs,
-            _ => {
-                let decision = Decision::Denied(super::policy::Denial::NoRule);
-                return (named, decision);
-            }
+            _ => return (named, Decision::Denied(Denial::Unresolved)),
+        };
+        let at = |addr| Destination {
+            addr: Some(addr),
+            ..named.clone()
         };
         // Every address must pass: a name that also points at the host's
-        // loopback is not half allowed.
-        let mut last = None;
-        for addr in addrs {
-            let dest = Destination {
-                addr: Some(addr),
-                ..named.clone()
-            };
-            let decision = self.policy.decide(&dest);
-            if let Decision::Denied(_) = decision {
-                return (dest, decision);
+        // loopback is not half allowed. The first is the one dialled.
+        for &addr in &addrs {
+            let dest = at(addr);
+            if let Decision::Denied(why) = self.policy.decide(&dest) {
+                return (dest, Decision::Denied(why));
             }
-            last = Some((dest, decision));
         }
-        last.unwrap_or((named, Decision::Denied(super::policy::Denial::NoRule)))
+        let dest = at(addrs[0]);
+        let decision = self.policy.decide(&dest);
+        (dest, decision)
     }
 }
 
