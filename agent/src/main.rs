@@ -24,6 +24,7 @@ mod flow;
 mod image_root;
 mod provision;
 mod pty;
+mod resolv;
 mod supervise;
 mod transport;
 mod volumes;

@@ -6,7 +6,7 @@
 //! others. The host passes them on the agent's command line:
 //!
 //! ```text
-//! krunbox-agent [--root TAG] --mount TAG GUEST_PATH ro|rw … [--chdir DIR] --exec PROGRAM ARGS…
+//! krunbox-agent [--root TAG] --mount TAG GUEST_PATH ro|rw … [--nameserver ADDR] [--chdir DIR] --exec PROGRAM ARGS…
 //! krunbox-agent --mount TAG GUEST_PATH ro|rw … --vsock 1024,1025
 //! ```
 //!
@@ -47,6 +47,9 @@ pub struct GuestSetup {
     /// The user every command runs as unless its request names one
     /// (an image's `User`).
     pub user: Option<(u32, u32)>,
+    /// The name server the guest's `/etc/resolv.conf` names instead of
+    /// the root filesystem's (the egress mode's).
+    pub nameserver: Option<String>,
     /// Directory to change to after mounting (a workdir may be inside a
     /// volume, which did not exist when init changed to it).
     pub chdir: Option<PathBuf>,
@@ -77,6 +80,9 @@ pub enum SetupError {
     /// The image root could not be entered.
     #[error(transparent)]
     Root(#[from] crate::image_root::RootError),
+    /// The resolver configuration could not be put in place.
+    #[error(transparent)]
+    Resolv(#[from] crate::resolv::ResolvError),
     /// An argument cannot be passed to execve.
     #[error("the command holds a NUL byte")]
     Nul(#[source] NulError),
@@ -119,6 +125,15 @@ pub fn split_args(args: Vec<String>) -> Result<(GuestSetup, Vec<String>), String
             "--user" => {
                 let spec = args.next().ok_or("--user needs UID:GID".to_owned())?;
                 setup.user = Some(parse_user(&spec)?);
+            }
+            "--nameserver" => {
+                let addr = args
+                    .next()
+                    .ok_or("--nameserver needs an address".to_owned())?;
+                if addr.parse::<std::net::IpAddr>().is_err() {
+                    return Err(format!("--nameserver wants an IP address, not {addr:?}"));
+                }
+                setup.nameserver = Some(addr);
             }
             "--chdir" => {
                 let dir = args.next().ok_or("--chdir needs a directory".to_owned())?;
@@ -173,6 +188,9 @@ impl GuestSetup {
                 path: m.path.clone(),
                 errno,
             })?;
+        }
+        if let Some(addr) = &self.nameserver {
+            crate::resolv::point_at(addr)?;
         }
         if let Some(dir) = &self.chdir {
             if self.root.is_some() {

@@ -1,18 +1,27 @@
-//! Egress policy: which destinations a sandbox's network may reach.
+//! The egress network mode: a guest that reaches only what an allow-list
+//! names, with the host kernel as the wall (docs/egress.md).
 //!
-//! The first parts of the egress network mode (issue 12): the allow-list
-//! and the decision it makes for a connection ([`policy`]), and where a
-//! connection says it goes, from its first bytes ([`sniff`]), and the
-//! record of each attempt ([`events`]), and the host-side proxy that
-//! applies the list to a guest's HTTP(S) connections ([`proxy`]). The mode
-//! itself (the runner in a network namespace of its own, and a host-side
-//! proxy that applies the list and records each attempt) builds on it.
+//! - [`policy`]: the allow-list and the decision it makes for a
+//!   destination;
+//! - [`sniff`]: where a connection says it goes, from its first bytes;
+//! - [`events`]: the record of each attempt;
+//! - [`proxy`]: the HTTP(S) proxy that applies the list;
+//! - [`dns`]: the guest's DNS server (allowed names only, fake addresses);
+//! - [`netns`]: the runner's network namespace, whose only way out is
+//!   the listeners it makes for the egress process;
+//! - [`handover`]: those listeners passed over a socket pair;
+//! - [`service`]: the egress process the runner forks, serving them.
 
+pub mod dns;
 pub mod events;
+pub mod handover;
+pub mod netns;
 pub mod policy;
 pub mod proxy;
+pub mod service;
 pub mod sniff;
 
 pub use events::{EgressEvent, Via};
 pub use policy::{Decision, Denial, Destination, Policy, Reserved, Rule, RuleError};
 pub use proxy::{EgressProxy, Resolver};
+pub use service::{EgressSetup, WallError};

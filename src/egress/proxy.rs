@@ -47,8 +47,11 @@ pub enum Resolver {
     /// The host's resolver.
     #[default]
     System,
-    /// Only these names, to these addresses (tests; pinned names).
+    /// Only these names, to these addresses (tests).
     Static(HashMap<String, Vec<IpAddr>>),
+    /// These names to these addresses (as `docker --add-host` pins them),
+    /// every other name by the host's resolver.
+    Pinned(HashMap<String, Vec<IpAddr>>),
 }
 
 impl Resolver {
@@ -61,6 +64,10 @@ impl Resolver {
             Resolver::Static(names) => names.get(name).cloned().ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotFound, format!("{name} is not known"))
             }),
+            Resolver::Pinned(names) => match names.get(name) {
+                Some(addrs) => Ok(addrs.clone()),
+                None => Box::pin(Resolver::System.resolve(name, port)).await,
+            },
         }
     }
 }
@@ -83,6 +90,12 @@ impl EgressProxy {
             events,
         };
         (proxy, receiver)
+    }
+
+    /// Where this proxy sends its events (for other parts of the egress
+    /// process to send theirs to the same place).
+    pub fn events(&self) -> mpsc::UnboundedSender<EgressEvent> {
+        self.events.clone()
     }
 
     /// Serves `listener` until it fails, one task per connection.

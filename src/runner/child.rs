@@ -84,6 +84,17 @@ fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, Runn
     // Before the runner's first thread: no_new_privs and Landlock bind
     // the calling thread and those it starts afterwards.
     let started = monotonic_us();
+    if config.net == NetMode::Egress {
+        // Forks the egress process: before any thread, Landlock or seccomp.
+        let setup = config.egress.clone().unwrap_or_default();
+        crate::egress::service::wall_in(&setup).map_err(|e| RunnerFailure {
+            message: format!(
+                "could not wall the VM's network in: {}",
+                crate::error_chain(&e)
+            ),
+            errno: None,
+        })?;
+    }
     let mut confined = confine::before_threads(config).map_err(confine_failure)?;
     let first_steps = monotonic_us() - started;
     if !config.detached {
@@ -122,7 +133,7 @@ pub(crate) fn configure(config: &RunnerConfig) -> Result<Context, krun::Error> {
     // hijack sockets and its init sets up no interface but loopback.
     ctx.set_vsock_tsi(match config.net {
         NetMode::None => 0,
-        NetMode::Tsi => sys::KRUN_TSI_HIJACK_INET as u32,
+        NetMode::Tsi | NetMode::Egress => sys::KRUN_TSI_HIJACK_INET as u32,
     })?;
     if !config.ports.is_empty() {
         ctx.set_port_map(&config.ports)?;

@@ -62,6 +62,9 @@ pub struct RunnerConfig {
     /// `confinement.cgroup` asks for one and removed by whoever reaps it.
     #[serde(default)]
     pub cgroup_dir: Option<PathBuf>,
+    /// With [`NetMode::Egress`]: what the egress process applies.
+    #[serde(default)]
+    pub egress: Option<crate::egress::EgressSetup>,
 }
 
 /// The guest's workload.
@@ -96,6 +99,14 @@ pub enum NetMode {
     /// (the guest's `127.0.0.1` is the host's), with no filtering; guest
     /// listeners bind host ports (published ones remapped).
     Tsi,
+    /// TSI inside a wall: the runner runs in a network namespace of its
+    /// own whose only way out is a krunbox egress process on the host,
+    /// which lets the guest reach only what an allow-list names (HTTP(S)
+    /// through a proxy the guest's `HTTP_PROXY` variables name, by host
+    /// name; DNS answers for allowed names only) and records each attempt.
+    /// The host's loopback, private networks and the metadata address are
+    /// out of reach unless a rule names them. See `docs/egress.md`.
+    Egress,
 }
 
 /// A guest vsock port bridged to a host unix socket.
@@ -143,6 +154,7 @@ mod tests {
             own_user_namespace: true,
             confinement: Default::default(),
             cgroup_dir: None,
+            egress: None,
         };
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<RunnerConfig>(&json).unwrap(), config);

@@ -51,6 +51,8 @@ use crate::vm::{SocketDir, VmConfig};
 /// The file in a VM's directory where its runner's monitor writes how the
 /// VM ended ([`RunnerEnd`]).
 pub const EXIT_RECORD_FILE: &str = "exit.json";
+/// The egress mode's record of attempts, in the VM's directory.
+pub const EGRESS_LOG_FILE: &str = "egress.log";
 
 /// What a named VM is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -49,6 +49,7 @@ pub struct VmConfig {
     pub(crate) overlay_root: bool,
     pub(crate) user: Option<(u32, u32)>,
     pub(crate) confinement: Confinement,
+    pub(crate) egress: super::egress::EgressOptions,
 }
 
 /// A configuration that cannot boot, found before anything started.
@@ -143,6 +144,7 @@ impl VmConfig {
             overlay_root: false,
             confinement: Confinement::default(),
             user: None,
+            egress: Default::default(),
         }
     }
 
@@ -320,6 +322,7 @@ impl VmConfig {
         if let Some(name) = &self.hostname {
             env.push(format!("HOSTNAME={name}"));
         }
+        env.extend(self.egress_env());
         env
     }
 
@@ -332,11 +335,15 @@ impl VmConfig {
     ) -> Result<RunnerConfig, ConfigError> {
         let env = self.env_strings();
         let root_share = self.overlay_root.then_some(super::root::ROOT_SHARE_TAG);
+        let nameserver = self.egress_nameserver();
         let workload = volume::mounting(
-            root_share,
-            self.user,
-            &self.volumes,
-            self.workdir.as_deref(),
+            volume::GuestSetup {
+                root_share,
+                user: self.user,
+                volumes: &self.volumes,
+                nameserver: nameserver.as_deref(),
+                workdir: self.workdir.as_deref(),
+            },
             workload,
         );
         let rlimits: Vec<String> = self.rlimits.iter().map(|l| l.to_libkrun()).collect();
@@ -401,6 +408,7 @@ impl VmConfig {
             own_user_namespace: self.overlay_root && !nix::unistd::geteuid().is_root(),
             confinement: self.runner_confinement(),
             cgroup_dir: self.cgroup_dir(),
+            egress: self.egress_setup(),
         })
     }
 }

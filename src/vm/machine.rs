@@ -89,6 +89,8 @@ struct Logs {
     console: PathBuf,
     /// The runner's standard output and error (libkrun's messages).
     runner: PathBuf,
+    /// The egress mode's record of attempts, one JSON line each.
+    egress: Option<PathBuf>,
 }
 
 /// Where a VM's sockets and log live.
@@ -193,9 +195,15 @@ impl VmConfig {
             .console_log
             .get_or_insert_with(|| dir.path().join("console.log"))
             .clone();
+        let egress = config.egress.as_mut().map(|setup| {
+            let path = dir.path().join(crate::state::EGRESS_LOG_FILE);
+            setup.events = Some(path.clone());
+            path
+        });
         let log = Logs {
             console,
             runner: runner_log,
+            egress,
         };
         let log_file = File::options()
             .write(true)
@@ -299,6 +307,22 @@ impl Vm {
     /// The file holding the runner's own messages (libkrun's log).
     pub fn runner_log_path(&self) -> &Path {
         &self.log.runner
+    }
+
+    /// The egress mode's record: one [`EgressEvent`] as a JSON line per
+    /// attempt, appended as they happen; `None` in the other modes.
+    ///
+    /// [`EgressEvent`]: crate::egress::EgressEvent
+    pub fn egress_log_path(&self) -> Option<&Path> {
+        self.log.egress.as_deref()
+    }
+
+    /// The egress attempts recorded so far (none in the other modes).
+    pub fn egress_events(&self) -> std::io::Result<Vec<crate::egress::EgressEvent>> {
+        match &self.log.egress {
+            Some(path) => crate::egress::events::read_log(path),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Whether the VM is still running.

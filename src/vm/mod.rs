@@ -5,6 +5,7 @@
 
 mod config;
 mod confinement;
+mod egress;
 mod error;
 mod image;
 mod machine;

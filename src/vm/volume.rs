@@ -138,21 +138,38 @@ impl FromStr for Volume {
     }
 }
 
+/// What the agent sets up in the guest before its workload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GuestSetup<'a> {
+    /// The read-only root's share tag, if the root is an image's.
+    pub root_share: Option<&'a str>,
+    /// The default user of every command.
+    pub user: Option<(u32, u32)>,
+    /// Shares to mount.
+    pub volumes: &'a [Volume],
+    /// The name server `/etc/resolv.conf` names (the egress mode's).
+    pub nameserver: Option<&'a str>,
+    /// The workload's working directory.
+    pub workdir: Option<&'a str>,
+}
+
 /// `workload`, wrapped so that the agent first enters the read-only root
 /// shared as `root_share` (`--root TAG`), if any, takes `user` as the
-/// default of every command (`--user UID:GID`), and mounts `volumes`: the
+/// default of every command (`--user UID:GID`), points the guest's
+/// resolver at `nameserver` (`--nameserver ADDR`), and mounts `volumes`: the
 /// agent's own arguments get `--mount`s and `--chdir WORKDIR` (its execs
 /// then start there); a command becomes
 /// `agent --mount … [--chdir WORKDIR] --exec PROGRAM ARGS…` (a workdir
 /// inside a volume exists only once it is mounted).
-pub(crate) fn mounting(
-    root_share: Option<&str>,
-    user: Option<(u32, u32)>,
-    volumes: &[Volume],
-    workdir: Option<&str>,
-    workload: Workload,
-) -> Workload {
-    if volumes.is_empty() && root_share.is_none() && user.is_none() {
+pub(crate) fn mounting(setup: GuestSetup<'_>, workload: Workload) -> Workload {
+    let GuestSetup {
+        root_share,
+        user,
+        volumes,
+        nameserver,
+        workdir,
+    } = setup;
+    if volumes.is_empty() && root_share.is_none() && user.is_none() && nameserver.is_none() {
         return workload;
     }
     let mut args: Vec<String> = root_share
@@ -162,6 +179,9 @@ pub(crate) fn mounting(
         .collect();
     if let Some((uid, gid)) = user {
         args.extend(["--user".to_owned(), format!("{uid}:{gid}")]);
+    }
+    if let Some(addr) = nameserver {
+        args.extend(["--nameserver".to_owned(), addr.to_owned()]);
     }
     args.extend(
         volumes

@@ -283,7 +283,7 @@ fn rule(conditions: &[(u8, SeccompCmpOp, u64)]) -> Result<SeccompRule, SeccompEr
 fn refusals(net: NetMode) -> Result<BpfProgram, SeccompError> {
     let families: &[i32] = match net {
         NetMode::None => &[libc::AF_UNIX],
-        NetMode::Tsi => &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6],
+        NetMode::Tsi | NetMode::Egress => &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6],
     };
     // The family is none of these.
     let outside: Vec<_> = families

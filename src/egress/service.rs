@@ -1,0 +1,201 @@
+//! The egress process: the host-side half of the egress mode, forked by
+//! the runner before it walls itself in.
+//!
+//! ```text
+//!  runner (single-threaded) ─fork─► egress process (host namespace)
+//!    │ unshare: netns with only lo           │ waits on the pair
+//!    │ listeners at 198.18.0.1 ─SCM_RIGHTS──►│ serves proxy (3128) + DNS (53)
+//!    │ libkrun, TSI: guest sockets here      │ dials allowed hosts from the host
+//!    ▼ exits ── PR_SET_PDEATHSIG ──────────► dies with it
+//! ```
+//!
+//! The egress process lives exactly as long as its runner (a named VM's
+//! wall outlives the `krunbox start` that made it), writes its
+//! [`EgressEvent`]s as JSON lines to the file [`EgressSetup::events`]
+//! names, and holds nothing of the runner's but the pair: its standard
+//! streams are `/dev/null` (the runner's are the guest's), every other
+//! inherited descriptor is closed.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::dns::{DnsServer, FakeNames};
+use super::netns::{self, Listeners, NetnsError};
+use super::policy::{Policy, Rule, RuleError};
+use super::proxy::{EgressProxy, Resolver};
+use super::{handover, EgressEvent};
+
+/// What the runner's egress process applies: part of the runner config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EgressSetup {
+    /// The allow-list, one rule each as written (`pypi.org:443`).
+    pub allow: Vec<String>,
+    /// Names resolved to these addresses instead of by the host's
+    /// resolver (as `docker --add-host` pins them).
+    pub hosts: Vec<(String, IpAddr)>,
+    /// Where each attempt is appended as a JSON line; `None`: nowhere.
+    pub events: Option<PathBuf>,
+}
+
+impl EgressSetup {
+    /// The policy its rules make.
+    pub fn policy(&self) -> Result<Policy, RuleError> {
+        let rules = self.allow.iter().map(|text| text.parse::<Rule>());
+        Ok(Policy::new(rules.collect::<Result<Vec<_>, _>>()?))
+    }
+
+    fn resolver(&self) -> Resolver {
+        let mut pinned: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        for (name, addr) in &self.hosts {
+            pinned.entry(name.to_lowercase()).or_default().push(*addr);
+        }
+        Resolver::Pinned(pinned)
+    }
+}
+
+/// The wall could not be put up.
+#[derive(Debug, thiserror::Error)]
+pub enum WallError {
+    /// A rule of the allow-list is not one.
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    /// The pair to the egress process could not be made.
+    #[error("cannot make the egress process's socket pair")]
+    Pair(#[source] io::Error),
+    /// The egress process could not be forked.
+    #[error("cannot fork the egress process")]
+    Fork(#[source] nix::Error),
+    /// The namespace could not be made or its listeners opened.
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// The listeners could not be handed over.
+    #[error("cannot hand the listeners to the egress process")]
+    Handover(#[source] io::Error),
+}
+
+/// In the runner, while it is single-threaded: forks the egress process,
+/// moves the runner into a network namespace of its own, and hands the
+/// egress process the listeners made there. Returns in the runner only.
+pub fn wall_in(setup: &EgressSetup) -> Result<(), WallError> {
+    let policy = setup.policy()?;
+    let (runner_end, egress_end) = UnixStream::pair().map_err(WallError::Pair)?;
+    let runner = nix::unistd::getpid();
+    // SAFETY: the runner is single-threaded here (the caller's promise),
+    // so the child may allocate and run anything.
+    match unsafe { nix::unistd::fork() }.map_err(WallError::Fork)? {
+        nix::unistd::ForkResult::Child => {
+            drop(runner_end);
+            egress_process(egress_end, runner, policy, setup)
+        }
+        nix::unistd::ForkResult::Parent { .. } => drop(egress_end),
+    }
+    netns::enter()?;
+    let listeners = Listeners::open()?;
+    handover::send(&runner_end, &listeners).map_err(WallError::Handover)?;
+    // The egress process holds them now; if it dies, they close, and the
+    // guest's connections are refused rather than left waiting.
+    drop(listeners);
+    Ok(())
+}
+
+/// The egress process's life; it never returns.
+fn egress_process(
+    channel: UnixStream,
+    runner: nix::unistd::Pid,
+    policy: Policy,
+    setup: &EgressSetup,
+) -> ! {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if nix::unistd::getppid() != runner {
+        std::process::exit(0);
+    }
+    let channel = match keep_only(channel) {
+        Ok(channel) => channel,
+        Err(_) => std::process::exit(1),
+    };
+    match serve(&channel, policy, setup) {
+        Ok(()) => std::process::exit(0),
+        Err(_) => std::process::exit(1),
+    }
+}
+
+/// Standard streams to `/dev/null`, the pair to fd 3, every other
+/// descriptor closed.
+fn keep_only(channel: UnixStream) -> io::Result<UnixStream> {
+    let dup2 = |from: i32, to: i32| {
+        // SAFETY: dup2 takes integers; it replaces fd 3 (the runner's
+        // event pipe) and the standard streams, which nothing here holds.
+        match unsafe { libc::dup2(from, to) } {
+            -1 => Err(io::Error::last_os_error()),
+            _ => Ok(()),
+        }
+    };
+    dup2(channel.as_raw_fd(), 3)?;
+    // The pair's old descriptor is closed by close_range below.
+    std::mem::forget(channel);
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    for fd in 0..3 {
+        dup2(null.as_raw_fd(), fd)?;
+    }
+    std::mem::forget(null);
+    // SAFETY: close_range takes integers only; nothing above fd 3 is held
+    // as an owned handle in this process any more.
+    if unsafe { libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd 3 is the pair, owned only here.
+    Ok(unsafe { UnixStream::from_raw_fd(3) })
+}
+
+/// Receives the listeners and serves them until the process is killed.
+fn serve(channel: &UnixStream, policy: Policy, setup: &EgressSetup) -> io::Result<()> {
+    let listeners = handover::receive(channel)?;
+    let mut log = match &setup.events {
+        Some(path) => Some(
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(path)?,
+        ),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        listeners.proxy.set_nonblocking(true)?;
+        listeners.dns.set_nonblocking(true)?;
+        let proxy_listener = tokio::net::TcpListener::from_std(listeners.proxy)?;
+        let dns_socket = tokio::net::UdpSocket::from_std(listeners.dns)?;
+        let names = Arc::new(Mutex::new(FakeNames::default()));
+        let (proxy, mut events) = EgressProxy::new(policy.clone(), setup.resolver());
+        let dns = DnsServer::new(Arc::new(policy), names, proxy.events());
+        tokio::spawn(proxy.serve(proxy_listener));
+        tokio::spawn(dns.serve(dns_socket));
+        while let Some(event) = events.recv().await {
+            write_event(log.as_mut(), &event);
+        }
+        Ok(())
+    })
+}
+
+fn write_event(log: Option<&mut std::fs::File>, event: &EgressEvent) {
+    if let Some(file) = log {
+        // A full disk loses the record, not the connection.
+        let _ = file.write_all(event.to_line().as_bytes());
+    }
+}
