@@ -1,9 +1,11 @@
 //! The VM options shared by `krunbox run` and `krunbox start`, mapped one
 //! to one onto [`VmConfig`].
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use krunbox::egress::{Policy, Rule};
 use krunbox::image::store::Image;
 use krunbox::runner::NetMode;
 use krunbox::vm::{CgroupLimits, Confinement, PublishedPort, Rlimit, RunAs, VmConfig, Volume};
@@ -42,11 +44,23 @@ pub struct VmArgs {
     /// exec's unless it gives its own (`start`).
     #[arg(short, long, value_name = "PATH")]
     pub workdir: Option<String>,
-    /// Guest network: none (loopback only), or tsi (guest sockets go
-    /// through the host's: the guest reaches whatever the host reaches,
-    /// host loopback included, unfiltered).
-    #[arg(long, value_enum, default_value_t = Net::Tsi)]
-    pub net: Net,
+    /// Guest network: none (loopback only); tsi (guest sockets go through
+    /// the host's: the guest reaches whatever the host reaches, host
+    /// loopback included, unfiltered); egress (only what --allow names,
+    /// through a host-side proxy and DNS, each attempt recorded: `krunbox
+    /// logs --egress`). Default: tsi, or egress when --allow is given.
+    #[arg(long, value_enum)]
+    pub net: Option<Net>,
+    /// With --net egress: a destination the guest may reach (repeatable):
+    /// NAME[:PORT], *.DOMAIN[:PORT], ADDR[/LEN][:PORT] or [V6][/LEN]:PORT.
+    /// The host's loopback, private and link-local ranges stay closed
+    /// unless a rule names the address.
+    #[arg(long = "allow", value_name = "RULE")]
+    pub allow: Vec<Rule>,
+    /// With --net egress: resolve NAME to ADDR on the host instead of
+    /// asking the host's resolver (repeatable).
+    #[arg(long = "egress-host", value_name = "NAME=ADDR", value_parser = parse_host)]
+    pub egress_host: Vec<(String, IpAddr)>,
     /// Publish a guest TCP port on the host (repeatable; needs --net tsi).
     #[arg(short, long = "publish", value_name = "HOST:GUEST")]
     pub publish: Vec<PublishedPort>,
@@ -100,6 +114,8 @@ pub enum Net {
     None,
     /// libkrun's transparent socket impersonation.
     Tsi,
+    /// TSI walled in: only what --allow names.
+    Egress,
 }
 
 /// What a VM boots from: the library configuration, and the image it
@@ -155,10 +171,17 @@ impl VmArgs {
                 }),
                 ..Confinement::default()
             })
-            .net(match self.net {
-                Net::None => NetMode::None,
-                Net::Tsi => NetMode::Tsi,
-            });
+            .egress(Policy::new(self.allow.iter().cloned()));
+        // The allow-list chose the mode unless --net did; a list with
+        // another mode is refused when the VM is checked.
+        config = config.net(match (self.net, self.allow.is_empty()) {
+            (Some(Net::None), _) => NetMode::None,
+            (Some(Net::Tsi), _) | (None, true) => NetMode::Tsi,
+            (Some(Net::Egress), _) | (None, false) => NetMode::Egress,
+        });
+        for (name, addr) in &self.egress_host {
+            config = config.egress_host(name, *addr);
+        }
         for (key, value) in &self.env {
             config = config.env(key, value);
         }
@@ -181,6 +204,17 @@ impl VmArgs {
             config = config.console_log(path);
         }
         config
+    }
+}
+
+/// `NAME=ADDR`.
+fn parse_host(text: &str) -> Result<(String, IpAddr), String> {
+    let bad = || format!("expected NAME=ADDR, got {text:?}");
+    let (name, addr) = text.split_once('=').ok_or_else(bad)?;
+    let addr = addr.parse().map_err(|_| bad())?;
+    match name.is_empty() {
+        true => Err(bad()),
+        false => Ok((name.to_owned(), addr)),
     }
 }
 

@@ -208,6 +208,12 @@ impl NamedVm {
         self.dir.join("vm.log")
     }
 
+    /// The egress mode's record of attempts (JSON lines; absent in the
+    /// other modes).
+    pub fn egress_log_path(&self) -> PathBuf {
+        self.dir.join(EGRESS_LOG_FILE)
+    }
+
     /// What it is doing now.
     pub fn status(&self) -> VmStatus {
         match (&self.record.runner, &self.record.starter) {

@@ -87,6 +87,13 @@ pub enum ConfigError {
         /// The limit.
         max: usize,
     },
+    /// Egress rules or pinned names given, but the network mode is not
+    /// [`NetMode::Egress`].
+    #[error(
+        "an egress allow-list (or a pinned egress host) was given, but the guest network is \
+         {0:?}: the list applies only to the egress mode (--net egress)"
+    )]
+    EgressOff(NetMode),
     /// A published port that cannot work.
     #[error("invalid published port")]
     Port(#[from] PortError),
@@ -297,6 +304,7 @@ impl VmConfig {
             v.host_dir()?;
         }
         publish::check(&self.ports, self.net)?;
+        self.check_egress()?;
         Ok(())
     }
 

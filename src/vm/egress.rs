@@ -50,6 +50,15 @@ impl VmConfig {
         self
     }
 
+    /// An allow-list or pinned names without the mode is a mistake.
+    pub(crate) fn check_egress(&self) -> Result<(), super::ConfigError> {
+        let given = !self.egress.policy.rules().is_empty() || !self.egress.hosts.is_empty();
+        match given && self.net != NetMode::Egress {
+            true => Err(super::ConfigError::EgressOff(self.net)),
+            false => Ok(()),
+        }
+    }
+
     /// The egress process's setup, if the mode is on (the events file is
     /// placed by whoever owns the VM's directory).
     pub(crate) fn egress_setup(&self) -> Option<EgressSetup> {

@@ -50,9 +50,10 @@ pub enum PortError {
     /// Two mappings for one guest port.
     #[error("guest port {0} is published twice")]
     GuestTwice(u16),
-    /// Ports are published through TSI, which `NetMode::None` turns off.
-    #[error("publishing ports needs TSI networking (--net tsi); this VM has none")]
-    NeedsTsi,
+    /// Ports are published through TSI, which `NetMode::None` turns off;
+    /// the egress mode does not publish ports yet.
+    #[error("publishing ports needs TSI networking (--net tsi); this VM has {0:?}")]
+    NeedsTsi(NetMode),
     /// The host port cannot be listened on (in use, or privileged).
     #[error("host port {port} is not available")]
     Unavailable {
@@ -114,7 +115,7 @@ pub(crate) fn check(ports: &[PublishedPort], net: NetMode) -> Result<(), PortErr
         return Ok(());
     }
     if net != NetMode::Tsi {
-        return Err(PortError::NeedsTsi);
+        return Err(PortError::NeedsTsi(net));
     }
     for (i, port) in ports.iter().enumerate() {
         for side in [("host", port.host), ("guest", port.guest)] {
@@ -184,7 +185,7 @@ mod tests {
         let err = check(&[p(18080, 80), p(18081, 80)], NetMode::Tsi).unwrap_err();
         assert!(matches!(err, PortError::GuestTwice(80)), "{err}");
         let err = check(&[p(18080, 80)], NetMode::None).unwrap_err();
-        assert!(matches!(err, PortError::NeedsTsi), "{err}");
+        assert!(matches!(err, PortError::NeedsTsi(NetMode::None)), "{err}");
         assert!(check(&[], NetMode::None).is_ok());
     }
 

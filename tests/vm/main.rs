@@ -28,6 +28,7 @@ mod bench_cases;
 mod cases;
 mod debian;
 mod dependent;
+mod egress_cases;
 mod example_cases;
 mod fault_cases;
 mod fault_support;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
     cases.extend(image_user_cases::all());
     cases.extend(example_cases::all());
     cases.extend(dependent::all());
+    cases.extend(egress_cases::all());
     cases.extend(lab_cases::all());
     Suite::new(cases, lab_plan())
         .losing_a_vm_with(lab_cases::lose_a_vm)

@@ -1,0 +1,174 @@
+//! The egress mode on a booted VM: what its allow-list lets out, what it
+//! keeps in, and the record of both. The "internet" is two HTTP servers
+//! on the host's loopback (the lab's): one a rule names, one no rule
+//! names; a pinned name points at the first.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use krunbox::client::GuestCommand;
+use krunbox::egress::{EgressEvent, Policy, Via};
+use libtest_mimic::{Failed, Trial};
+
+use crate::cases::{chain, check};
+use crate::shared_vm::runtime;
+use crate::support::agent_vm;
+use krunbox_suite::trial;
+
+/// The cases, by name.
+pub fn all() -> Vec<Trial> {
+    vec![trial(
+        "egress::allow_list_holds_on_a_booted_vm",
+        allow_list_holds_on_a_booted_vm,
+    )]
+}
+
+/// An HTTP server on the host's loopback answering every request with
+/// `body`; counts its connections.
+struct Upstream {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    fn start(body: &'static str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let reply = format!(
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        Ok(Self { port, connections })
+    }
+}
+
+fn allow_list_holds_on_a_booted_vm() -> Result<(), Failed> {
+    let allowed = Upstream::start("hello from upstream")?;
+    let closed = Upstream::start("this must not be reached")?;
+    let (open, shut) = (allowed.port, closed.port);
+    let policy = Policy::new([
+        format!("upstream.test:{open}").parse().map_err(chain)?,
+        format!("127.0.0.1/32:{open}").parse().map_err(chain)?,
+    ]);
+    let config = agent_vm()
+        .egress(policy)
+        .egress_host("upstream.test", Ipv4Addr::LOCALHOST.into());
+    // Each line: what was tried, its exit code, what it printed.
+    let script = format!(
+        "try() {{ out=$(\"$@\" 2>&1); rc=$?; echo \"$* => $rc $out\" | tr '\\n' ' '; echo; }}
+         grep nameserver /etc/resolv.conf
+         try nslookup upstream.test
+         try nslookup example.com
+         try wget -q -O- http://upstream.test:{open}/
+         try wget -q -O- http://127.0.0.1:{open}/
+         try wget -q -O- http://127.0.0.1:{shut}/
+         try wget -q -O- http://169.254.169.254/
+         try wget -q -O- http://denied.test:{open}/
+         try nc -w 5 127.0.0.1 {shut} </dev/null
+         try nc -w 5 192.0.2.1 80 </dev/null"
+    );
+    let (out, events) = runtime().block_on(async {
+        let vm = config.boot().await.map_err(chain)?;
+        let mut stdout = String::new();
+        let run = crate::post_mortem::explained(&vm, async {
+            let out = vm
+                .agent()
+                .exec(&GuestCommand::new("sh").arg("-c").arg(&script))
+                .await
+                .map_err(chain)?;
+            stdout = out.stdout_text();
+            Ok(())
+        })
+        .await;
+        // The last attempt's event is written when its connection closes.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let events = vm.egress_events();
+        let _ = vm.shutdown(std::time::Duration::from_secs(10)).await;
+        run?;
+        Ok::<_, Failed>((stdout, events?))
+    })?;
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.contains(prefix))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let expect = |prefix: &str, want: &[&str]| {
+        let got = line(prefix);
+        check(want.iter().all(|w| got.contains(w)), || {
+            format!("{prefix}: wanted {want:?} in {got:?}; the whole output:\n{out}")
+        })
+    };
+    expect("nameserver", &["198.18.0.1"])?;
+    expect("nslookup upstream.test", &["=> 0", "198.18.1.0"])?;
+    expect("nslookup example.com", &["NXDOMAIN"])?;
+    expect(
+        &format!("http://upstream.test:{open}/"),
+        &["=> 0", "hello from upstream"],
+    )?;
+    expect(
+        &format!("http://127.0.0.1:{open}/"),
+        &["=> 0", "hello from upstream"],
+    )?;
+    expect(&format!("http://127.0.0.1:{shut}/"), &["=> 1", "403"])?;
+    expect("http://169.254.169.254/", &["=> 1", "403"])?;
+    expect(&format!("http://denied.test:{open}/"), &["=> 1", "403"])?;
+    expect("nc -w 5 127.0.0.1", &["=> 1", "refused"])?;
+    expect("nc -w 5 192.0.2.1", &["=> 1", "unreachable"])?;
+    check(closed.connections.load(Ordering::SeqCst) == 0, || {
+        "the server no rule names was reached".into()
+    })?;
+    check(allowed.connections.load(Ordering::SeqCst) == 2, || {
+        format!(
+            "the allowed server had {} connections",
+            allowed.connections.load(Ordering::SeqCst)
+        )
+    })?;
+    check_events(&events, open, shut)
+}
+
+/// The record holds each attempt through the host side, as it went.
+fn check_events(events: &[EgressEvent], open: u16, shut: u16) -> Result<(), Failed> {
+    let find = |via: Via, name: Option<&str>, port: u16, allowed: bool| {
+        events.iter().find(|e| {
+            e.via == via
+                && (e.name.as_deref() == name || e.addr.map(|a| a.to_string()).as_deref() == name)
+                && (via == Via::Dns || e.port == port)
+                && e.allowed == allowed
+        })
+    };
+    let wanted = [
+        (Via::Dns, Some("upstream.test"), 0, true),
+        (Via::Dns, Some("example.com"), 0, false),
+        (Via::Http, Some("upstream.test"), open, true),
+        (Via::Http, Some("127.0.0.1"), open, true),
+        (Via::Http, Some("127.0.0.1"), shut, false),
+        (Via::Http, Some("169.254.169.254"), 80, false),
+        (Via::Http, Some("denied.test"), open, false),
+    ];
+    for (via, name, port, allowed) in wanted {
+        check(find(via, name, port, allowed).is_some(), || {
+            format!("no {via} event for {name:?}:{port} allowed={allowed} in {events:#?}")
+        })?;
+    }
+    let fetched = find(Via::Http, Some("upstream.test"), open, true).expect("found above");
+    check(fetched.bytes_in > 19 && fetched.bytes_out > 0, || {
+        format!("the allowed fetch moved no bytes: {fetched:?}")
+    })
+}
