@@ -10,6 +10,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use krunbox::egress::netns::{DNS_PORT, GATEWAY, PROXY_PORT};
 use krunbox::egress::{EgressSetup, Via};
+use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
 
 const AS_NOBODY: &str = "KRUNBOX_EGRESS_WALL_DIR";
 
@@ -58,6 +60,20 @@ fn scenario(dir: &Path) {
     let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = upstream.local_addr().unwrap().port();
     let events = dir.join("egress.log");
+    // A published port: a host client's socket, made outside now and
+    // connected once the wall is up.
+    let published = TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host_client = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
     let setup = EgressSetup {
         allow: vec![
             format!("upstream.test:{port}"),
@@ -65,8 +81,11 @@ fn scenario(dir: &Path) {
         ],
         hosts: vec![("upstream.test".into(), "127.0.0.1".parse().unwrap())],
         events: Some(events.clone()),
+        published: vec![published],
     };
-    krunbox::egress::service::wall_in(&setup).expect("wall in");
+    let factory = krunbox::egress::service::wall_in(&setup).expect("wall in");
+    // As the runner does, once walled in.
+    std::thread::spawn(move || krunbox::egress::factory::serve(factory));
     std::thread::spawn(move || {
         for conn in upstream.incoming() {
             let mut conn = conn.unwrap();
@@ -114,9 +133,40 @@ fn scenario(dir: &Path) {
     let reply = through_proxy("CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n", false);
     assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
 
+    // Transparent TCP: the name's fake address, at its allowed port,
+    // reaches upstream without the proxy; another port of it is refused.
+    let fake = SocketAddr::from((Ipv4Addr::new(198, 18, 1, 0), port));
+    let mut direct = TcpStream::connect(fake).expect("the fake address listens");
+    direct
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    direct.write_all(b"hello").unwrap();
+    let mut body = [0u8; 19];
+    direct.read_exact(&mut body).unwrap();
+    assert_eq!(&body, b"hello from upstream");
+    drop(direct);
+    let err = TcpStream::connect((Ipv4Addr::new(198, 18, 1, 0), 1)).expect_err("port 1");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+
+    // A published port: the host's client reaches a server in here.
+    let inside = TcpListener::bind(("0.0.0.0", published)).unwrap();
+    connect(
+        host_client.as_raw_fd(),
+        &SockaddrIn::new(127, 0, 0, 1, published),
+    )
+    .unwrap();
+    let mut host_client = TcpStream::from(host_client);
+    host_client.write_all(b"ping").unwrap();
+    let (mut served, _) = inside.accept().unwrap();
+    let mut ping = [0u8; 4];
+    served.read_exact(&mut ping).unwrap();
+    served.write_all(b"pong").unwrap();
+    host_client.read_exact(&mut ping).unwrap();
+    assert_eq!(&ping, b"pong");
+
     // Every attempt recorded (a tunnel's when it closes, so the order
     // of the last three may vary).
-    let recorded = wait_for_events(&events, 5);
+    let recorded = wait_for_events(&events, 6);
     let mut seen: Vec<_> = recorded
         .iter()
         .map(|e| {
@@ -134,6 +184,7 @@ fn scenario(dir: &Path) {
         ("connect", "upstream.test", true),
         ("dns", "example.com", false),
         ("dns", "upstream.test", true),
+        ("tcp", "upstream.test", true),
     ];
     let expected: Vec<_> = expected
         .iter()

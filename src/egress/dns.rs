@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use super::events::{EgressEvent, Via};
 use super::netns::{DNS_PORT, GATEWAY};
 use super::policy::Policy;
+use super::transparent::Transparent;
 
 /// How long a guest may cache an answer: the fake address of a name
 /// never changes while the VM lives.
@@ -62,12 +63,16 @@ impl FakeNames {
     }
 }
 
+/// An allowed name and the address it was answered with.
+type Answered = (String, Ipv4Addr);
+
 /// The DNS server: a policy, the names handed out, where events go.
 #[derive(Debug, Clone)]
 pub struct DnsServer {
     policy: Arc<Policy>,
     names: Arc<Mutex<FakeNames>>,
     events: mpsc::UnboundedSender<EgressEvent>,
+    transparent: Option<Arc<Transparent>>,
 }
 
 impl DnsServer {
@@ -82,7 +87,15 @@ impl DnsServer {
             policy,
             names,
             events,
+            transparent: None,
         }
+    }
+
+    /// Opens `transparent`'s listeners for each name before its address
+    /// is answered.
+    pub fn with_transparent(mut self, transparent: Arc<Transparent>) -> Self {
+        self.transparent = Some(transparent);
+        self
     }
 
     /// Answers datagrams on `socket` until it fails.
@@ -90,15 +103,24 @@ impl DnsServer {
         let mut buf = vec![0u8; 4096];
         loop {
             let (len, from) = socket.recv_from(&mut buf).await?;
-            if let Some(reply) = self.answer(&buf[..len]) {
-                // A guest that left does not stop the server.
-                let _ = socket.send_to(&reply, from).await;
+            let Some((reply, answered)) = self.respond(&buf[..len]) else {
+                continue;
+            };
+            if let (Some(transparent), Some((name, addr))) = (&self.transparent, answered) {
+                transparent.open(&name, addr).await;
             }
+            // A guest that left does not stop the server.
+            let _ = socket.send_to(&reply, from).await;
         }
     }
 
     /// The reply to one query, or `None` for a packet to drop.
     pub fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+        self.respond(query).map(|(reply, _)| reply)
+    }
+
+    /// The reply, and the allowed name and its address if it gave one.
+    fn respond(&self, query: &[u8]) -> Option<(Vec<u8>, Option<Answered>)> {
         let query = Packet::parse(query).ok()?;
         if query.has_flags(PacketFlag::RESPONSE) {
             return None;
@@ -110,7 +132,7 @@ impl DnsServer {
         }
         let [question] = query.questions.as_slice() else {
             *reply.rcode_mut() = RCODE::FormatError;
-            return reply.build_bytes_vec().ok();
+            return Some((reply.build_bytes_vec().ok()?, None));
         };
         reply.questions.push(question.clone());
         let name = question
@@ -139,9 +161,10 @@ impl DnsServer {
         }
         let asks_aaaa = question.qtype == QTYPE::TYPE(TYPE::AAAA);
         if asks_a || (!allowed && !asks_aaaa) {
-            self.record(name, addr, allowed);
+            self.record(name.clone(), addr, allowed);
         }
-        reply.build_bytes_vec().ok()
+        let answered = addr.map(|addr| (name, addr));
+        Some((reply.build_bytes_vec().ok()?, answered))
     }
 
     fn record(&self, name: String, addr: Option<Ipv4Addr>, allowed: bool) {

@@ -10,16 +10,23 @@
 //! - [`netns`]: the runner's network namespace, whose only way out is
 //!   the listeners it makes for the egress process;
 //! - [`handover`]: those listeners passed over a socket pair;
+//! - [`factory`]: sockets the runner makes inside later, on request;
+//! - [`transparent`]: listeners on the fake addresses, for programs that
+//!   ignore the proxy;
+//! - [`published`]: published ports carried in through the wall;
 //! - [`service`]: the egress process the runner forks, serving them.
 
 pub mod dns;
 pub mod events;
+pub mod factory;
 pub mod handover;
 pub mod netns;
 pub mod policy;
 pub mod proxy;
+pub mod published;
 pub mod service;
 pub mod sniff;
+pub mod transparent;
 
 pub use events::{EgressEvent, Via};
 pub use policy::{Decision, Denial, Destination, Policy, Reserved, Rule, RuleError};

@@ -352,6 +352,27 @@ impl Policy {
         self.rules.iter().any(|r| name_matches(r, &name))
     }
 
+    /// The ports a guest may reach `name` at without the proxy: each
+    /// matching rule's port, 80 and 443 for a rule without one (a
+    /// transparent listener cannot cover every port).
+    pub fn ports_for(&self, name: &str) -> Vec<u16> {
+        let Some(name) = normalize(name) else {
+            return Vec::new();
+        };
+        let mut ports: Vec<u16> = self
+            .rules
+            .iter()
+            .filter(|r| name_matches(r, &name))
+            .flat_map(|r| match r {
+                Rule::Host { port: Some(p), .. } => vec![*p],
+                _ => vec![80, 443],
+            })
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
     /// The decision for `dest`. An address rule decides by address; a
     /// name rule by name, and then the address it reaches must not be
     /// reserved.

@@ -113,12 +113,12 @@ impl EgressProxy {
             Ok(Ok(head)) => head,
             Ok(Err(why)) => {
                 let _ = self.events.send(EgressEvent::refused(Via::Http, &why));
-                return refuse(&mut guest, 400, &why).await;
+                return refuse(&mut guest, Via::Http, 400, &why).await;
             }
             Err(_) => {
                 let why = "no request head in time";
                 let _ = self.events.send(EgressEvent::refused(Via::Http, why));
-                return refuse(&mut guest, 408, why).await;
+                return refuse(&mut guest, Via::Http, 408, why).await;
             }
         };
         let (request, buffered) = head;
@@ -128,18 +128,49 @@ impl EgressProxy {
             Via::Http
         };
         let (dest, decision) = self.decide(&request).await;
+        self.carry(guest, via, &request, &buffered, dest, decision)
+            .await;
+    }
+
+    /// A guest connection to `name`'s fake address at `port` (transparent
+    /// TCP): decided and relayed as a `CONNECT name:port` would be, with
+    /// no request head and no answer to it; a denial closes it.
+    pub(crate) async fn transparent(&self, guest: TcpStream, name: String, port: u16) {
+        let request = ProxyRequest {
+            tunnel: true,
+            host: name,
+            port,
+            head_len: 0,
+        };
+        let (dest, decision) = self.decide(&request).await;
+        self.carry(guest, Via::Tcp, &request, &[], dest, decision)
+            .await;
+    }
+
+    /// Applies `decision` to `guest`'s connection: refused, or connected
+    /// upstream and relayed; recorded either way.
+    async fn carry(
+        &self,
+        mut guest: TcpStream,
+        via: Via,
+        request: &ProxyRequest,
+        buffered: &[u8],
+        dest: Destination,
+        decision: Decision,
+    ) {
         let mut event = EgressEvent::decided(via, &dest, &decision);
         let Decision::Allowed(_) = decision else {
             let _ = self.events.send(event.clone());
             return refuse(
                 &mut guest,
+                via,
                 403,
                 &format!("krunbox egress: {}", event.reason),
             )
             .await;
         };
         let Some(addr) = dest.addr else {
-            return refuse(&mut guest, 502, "no address").await;
+            return refuse(&mut guest, via, 502, "no address").await;
         };
         let upstream = tokio::time::timeout(
             CONNECT_TIMEOUT,
@@ -151,18 +182,20 @@ impl EgressProxy {
             Ok(Err(e)) => {
                 event.reason = format!("{}; connecting failed: {e}", event.reason);
                 let _ = self.events.send(event);
-                return refuse(&mut guest, 502, &format!("cannot connect: {e}")).await;
+                let why = format!("cannot connect: {e}");
+                return refuse(&mut guest, via, 502, &why).await;
             }
             Err(_) => {
                 event.reason = format!("{}; connecting timed out", event.reason);
                 let _ = self.events.send(event);
-                return refuse(&mut guest, 504, "connecting timed out").await;
+                return refuse(&mut guest, via, 504, "connecting timed out").await;
             }
         };
         let relayed = if request.tunnel {
-            tunnel(&mut guest, &mut upstream, &request, &buffered).await
+            let answer = via == Via::Connect;
+            tunnel(&mut guest, &mut upstream, request, buffered, answer).await
         } else {
-            forward_one(&mut guest, &mut upstream, &request, &buffered).await
+            forward_one(&mut guest, &mut upstream, request, buffered).await
         };
         match relayed {
             Ok((out, inn)) => (event.bytes_out, event.bytes_in) = (out, inn),
@@ -240,11 +273,14 @@ async fn tunnel(
     upstream: &mut TcpStream,
     request: &ProxyRequest,
     buffered: &[u8],
+    answer: bool,
 ) -> Result<(u64, u64), String> {
-    guest
-        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-        .await
-        .map_err(|e| e.to_string())?;
+    if answer {
+        guest
+            .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let (mut guest_read, mut guest_write) = guest.split();
     let (mut up_read, mut up_write) = upstream.split();
     let down = async {
@@ -407,7 +443,12 @@ fn origin_form(head: &str) -> Result<(String, u64), String> {
 }
 
 /// Answers `status` with `why` as the body, and closes.
-async fn refuse(guest: &mut TcpStream, status: u16, why: &str) {
+async fn refuse(guest: &mut TcpStream, via: Via, status: u16, why: &str) {
+    if via == Via::Tcp {
+        // Transparent TCP has no one to read an HTTP answer: it closes.
+        let _ = guest.shutdown().await;
+        return;
+    }
     let reason = match status {
         400 => "Bad Request",
         403 => "Forbidden",

@@ -29,9 +29,11 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::dns::{DnsServer, FakeNames};
+use super::factory::Factory;
 use super::netns::{self, Listeners, NetnsError};
 use super::policy::{Policy, Rule, RuleError};
 use super::proxy::{EgressProxy, Resolver};
+use super::transparent::Transparent;
 use super::{handover, EgressEvent};
 
 /// What the runner's egress process applies: part of the runner config.
@@ -44,6 +46,10 @@ pub struct EgressSetup {
     pub hosts: Vec<(String, IpAddr)>,
     /// Where each attempt is appended as a JSON line; `None`: nowhere.
     pub events: Option<PathBuf>,
+    /// Published host ports: each carried in to the same port inside
+    /// the wall, where libkrun binds it for the guest.
+    #[serde(default)]
+    pub published: Vec<u16>,
 }
 
 impl EgressSetup {
@@ -80,13 +86,36 @@ pub enum WallError {
     /// The listeners could not be handed over.
     #[error("cannot hand the listeners to the egress process")]
     Handover(#[source] io::Error),
+    /// A published host port cannot be listened on.
+    #[error("cannot listen on the published host port {port}")]
+    Publish {
+        /// The port.
+        port: u16,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// In the runner, while it is single-threaded: forks the egress process,
 /// moves the runner into a network namespace of its own, and hands the
-/// egress process the listeners made there. Returns in the runner only.
-pub fn wall_in(setup: &EgressSetup) -> Result<(), WallError> {
+/// egress process the listeners made there. Returns in the runner only,
+/// with the pair, on which the runner's [`factory`](super::factory)
+/// thread then serves the egress process.
+pub fn wall_in(setup: &EgressSetup) -> Result<UnixStream, WallError> {
     let policy = setup.policy()?;
+    // Published ports are the host's: bound here, before the wall, and
+    // inherited by the egress process.
+    let published = setup
+        .published
+        .iter()
+        .map(|&port| {
+            let listener = std::net::TcpListener::bind(("0.0.0.0", port));
+            listener
+                .map(|l| (port, l))
+                .map_err(|source| WallError::Publish { port, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let (runner_end, egress_end) = UnixStream::pair().map_err(WallError::Pair)?;
     let runner = nix::unistd::getpid();
     // SAFETY: the runner is single-threaded here (the caller's promise),
@@ -94,9 +123,12 @@ pub fn wall_in(setup: &EgressSetup) -> Result<(), WallError> {
     match unsafe { nix::unistd::fork() }.map_err(WallError::Fork)? {
         nix::unistd::ForkResult::Child => {
             drop(runner_end);
-            egress_process(egress_end, runner, policy, setup)
+            egress_process(egress_end, runner, policy, setup, published)
         }
-        nix::unistd::ForkResult::Parent { .. } => drop(egress_end),
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(egress_end);
+            drop(published);
+        }
     }
     netns::enter()?;
     let listeners = Listeners::open()?;
@@ -104,8 +136,11 @@ pub fn wall_in(setup: &EgressSetup) -> Result<(), WallError> {
     // The egress process holds them now; if it dies, they close, and the
     // guest's connections are refused rather than left waiting.
     drop(listeners);
-    Ok(())
+    Ok(runner_end)
 }
+
+/// Published ports: the host port and its listener.
+type Published = Vec<(u16, std::net::TcpListener)>;
 
 /// The egress process's life; it never returns.
 fn egress_process(
@@ -113,25 +148,27 @@ fn egress_process(
     runner: nix::unistd::Pid,
     policy: Policy,
     setup: &EgressSetup,
+    published: Published,
 ) -> ! {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     if nix::unistd::getppid() != runner {
         std::process::exit(0);
     }
-    let channel = match keep_only(channel) {
+    let kept: Vec<i32> = published.iter().map(|(_, l)| l.as_raw_fd()).collect();
+    let channel = match keep_only(channel, &kept) {
         Ok(channel) => channel,
         Err(_) => std::process::exit(1),
     };
-    match serve(&channel, policy, setup) {
+    match serve(channel, policy, setup, published) {
         Ok(()) => std::process::exit(0),
         Err(_) => std::process::exit(1),
     }
 }
 
 /// Standard streams to `/dev/null`, the pair to fd 3, every other
-/// descriptor closed.
-fn keep_only(channel: UnixStream) -> io::Result<UnixStream> {
+/// descriptor closed but `kept`.
+fn keep_only(channel: UnixStream, kept: &[i32]) -> io::Result<UnixStream> {
     let dup2 = |from: i32, to: i32| {
         // SAFETY: dup2 takes integers; it replaces fd 3 (the runner's
         // event pipe) and the standard streams, which nothing here holds.
@@ -140,9 +177,10 @@ fn keep_only(channel: UnixStream) -> io::Result<UnixStream> {
             _ => Ok(()),
         }
     };
+    if kept.contains(&3) {
+        return Err(io::Error::other("a kept descriptor is at fd 3"));
+    }
     dup2(channel.as_raw_fd(), 3)?;
-    // The pair's old descriptor is closed by close_range below.
-    std::mem::forget(channel);
     let null = OpenOptions::new()
         .read(true)
         .write(true)
@@ -150,19 +188,30 @@ fn keep_only(channel: UnixStream) -> io::Result<UnixStream> {
     for fd in 0..3 {
         dup2(null.as_raw_fd(), fd)?;
     }
-    std::mem::forget(null);
-    // SAFETY: close_range takes integers only; nothing above fd 3 is held
-    // as an owned handle in this process any more.
-    if unsafe { libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) } < 0 {
-        return Err(io::Error::last_os_error());
+    drop(null);
+    // The pair's old descriptor is closed below with the rest.
+    std::mem::forget(channel);
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open.into_iter().filter(|fd| *fd > 3 && !kept.contains(fd)) {
+        // SAFETY: nothing in this process holds these as owned handles
+        // (inherited from the runner, or the listing's own, now closed).
+        unsafe { libc::close(fd) };
     }
     // SAFETY: fd 3 is the pair, owned only here.
     Ok(unsafe { UnixStream::from_raw_fd(3) })
 }
 
 /// Receives the listeners and serves them until the process is killed.
-fn serve(channel: &UnixStream, policy: Policy, setup: &EgressSetup) -> io::Result<()> {
-    let listeners = handover::receive(channel)?;
+fn serve(
+    channel: UnixStream,
+    policy: Policy,
+    setup: &EgressSetup,
+    published: Published,
+) -> io::Result<()> {
+    let listeners = handover::receive(&channel)?;
+    let factory = Arc::new(Factory::new(channel));
     let mut log = match &setup.events {
         Some(path) => Some(
             OpenOptions::new()
@@ -183,7 +232,15 @@ fn serve(channel: &UnixStream, policy: Policy, setup: &EgressSetup) -> io::Resul
         let dns_socket = tokio::net::UdpSocket::from_std(listeners.dns)?;
         let names = Arc::new(Mutex::new(FakeNames::default()));
         let (proxy, mut events) = EgressProxy::new(policy.clone(), setup.resolver());
-        let dns = DnsServer::new(Arc::new(policy), names, proxy.events());
+        let policy = Arc::new(policy);
+        let transparent = Transparent::new(proxy.clone(), policy.clone(), factory.clone());
+        let dns =
+            DnsServer::new(policy, names, proxy.events()).with_transparent(Arc::new(transparent));
+        for (port, listener) in published {
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::spawn(super::published::forward(listener, port, factory.clone()));
+        }
         tokio::spawn(proxy.serve(proxy_listener));
         tokio::spawn(dns.serve(dns_socket));
         while let Some(event) = events.recv().await {

@@ -84,18 +84,16 @@ fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, Runn
     // Before the runner's first thread: no_new_privs and Landlock bind
     // the calling thread and those it starts afterwards.
     let started = monotonic_us();
-    if config.net == NetMode::Egress {
-        // Forks the egress process: before any thread, Landlock or seccomp.
-        let setup = config.egress.clone().unwrap_or_default();
-        crate::egress::service::wall_in(&setup).map_err(|e| RunnerFailure {
-            message: format!(
-                "could not wall the VM's network in: {}",
-                crate::error_chain(&e)
-            ),
-            errno: None,
-        })?;
-    }
+    // Forks the egress process: before any thread, Landlock or seccomp.
+    let factory = match config.net {
+        NetMode::Egress => Some(wall_in(config)?),
+        _ => None,
+    };
     let mut confined = confine::before_threads(config).map_err(confine_failure)?;
+    if let Some(channel) = factory {
+        // Under Landlock, as every later thread is.
+        std::thread::spawn(move || crate::egress::factory::serve(channel));
+    }
     let first_steps = monotonic_us() - started;
     if !config.detached {
         watch_parent();
@@ -117,6 +115,20 @@ fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, Runn
         at_us: monotonic_us(),
     });
     Err(failure(ctx.start_enter()))
+}
+
+/// The egress mode's wall (see `egress::service`); the pair on which the
+/// runner's socket factory serves the egress process.
+fn wall_in(config: &RunnerConfig) -> Result<std::os::unix::net::UnixStream, RunnerFailure> {
+    let setup = config.egress.clone().unwrap_or_default();
+    crate::egress::service::wall_in(&setup).map_err(|e| RunnerFailure {
+        message: format!(
+            "could not wall the VM's network in: {}",
+            crate::error_chain(&e)
+        ),
+        errno: std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .find_map(|e| e.downcast_ref::<std::io::Error>()?.raw_os_error()),
+    })
 }
 
 /// Applies `config` to a new libkrun context.

@@ -72,6 +72,7 @@ impl VmConfig {
                 .collect(),
             hosts: self.egress.hosts.clone(),
             events: None,
+            published: self.ports.iter().map(|p| p.host).collect(),
         })
     }
 

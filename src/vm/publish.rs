@@ -50,9 +50,8 @@ pub enum PortError {
     /// Two mappings for one guest port.
     #[error("guest port {0} is published twice")]
     GuestTwice(u16),
-    /// Ports are published through TSI, which `NetMode::None` turns off;
-    /// the egress mode does not publish ports yet.
-    #[error("publishing ports needs TSI networking (--net tsi); this VM has {0:?}")]
+    /// Ports are published through TSI, which `NetMode::None` turns off.
+    #[error("publishing ports needs TSI networking (--net tsi or egress); this VM has {0:?}")]
     NeedsTsi(NetMode),
     /// The host port cannot be listened on (in use, or privileged).
     #[error("host port {port} is not available")]
@@ -114,7 +113,7 @@ pub(crate) fn check(ports: &[PublishedPort], net: NetMode) -> Result<(), PortErr
     if ports.is_empty() {
         return Ok(());
     }
-    if net != NetMode::Tsi {
+    if net == NetMode::None {
         return Err(PortError::NeedsTsi(net));
     }
     for (i, port) in ports.iter().enumerate() {

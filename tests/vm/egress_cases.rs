@@ -7,12 +7,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use krunbox::client::GuestCommand;
 use krunbox::egress::{EgressEvent, Policy, Via};
+use krunbox::vm::PublishedPort;
 use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{chain, check};
+use crate::loopback::{exchange_when_listening, free_port};
 use crate::shared_vm::runtime;
 use crate::support::agent_vm;
 use krunbox_suite::trial;
@@ -24,6 +27,9 @@ pub fn all() -> Vec<Trial> {
         allow_list_holds_on_a_booted_vm,
     )]
 }
+
+/// The guest port the VM publishes.
+const GUEST_PORT: u16 = 8080;
 
 /// An HTTP server on the host's loopback answering every request with
 /// `body`; counts its connections.
@@ -66,9 +72,11 @@ fn allow_list_holds_on_a_booted_vm() -> Result<(), Failed> {
         format!("upstream.test:{open}").parse().map_err(chain)?,
         format!("127.0.0.1/32:{open}").parse().map_err(chain)?,
     ]);
+    let host_port = free_port()?;
     let config = agent_vm()
         .egress(policy)
-        .egress_host("upstream.test", Ipv4Addr::LOCALHOST.into());
+        .egress_host("upstream.test", Ipv4Addr::LOCALHOST.into())
+        .publish(PublishedPort::new(host_port, GUEST_PORT));
     // Each line: what was tried, its exit code, what it printed.
     let script = format!(
         "try() {{ out=$(\"$@\" 2>&1); rc=$?; echo \"$* => $rc $out\" | tr '\\n' ' '; echo; }}
@@ -80,6 +88,7 @@ fn allow_list_holds_on_a_booted_vm() -> Result<(), Failed> {
          try wget -q -O- http://127.0.0.1:{shut}/
          try wget -q -O- http://169.254.169.254/
          try wget -q -O- http://denied.test:{open}/
+         try sh -c 'printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | nc -w 10 upstream.test {open}'
          try nc -w 5 127.0.0.1 {shut} </dev/null
          try nc -w 5 192.0.2.1 80 </dev/null"
     );
@@ -93,13 +102,23 @@ fn allow_list_holds_on_a_booted_vm() -> Result<(), Failed> {
                 .await
                 .map_err(chain)?;
             stdout = out.stdout_text();
-            Ok(())
+            let server = GuestCommand::new("sh").arg("-c").arg(format!(
+                "echo from-guest | timeout 60 nc -l -p {GUEST_PORT}"
+            ));
+            let guest = vm.agent().exec(&server);
+            let host = tokio::task::spawn_blocking(move || exchange_when_served(host_port));
+            let (guest, host) = tokio::join!(guest, host);
+            let (guest, host) = (guest.map_err(chain)?, host.map_err(|e| e.to_string())??);
+            check(host == "from-guest\n", || format!("the host got {host:?}"))?;
+            check(guest.stdout_text() == "from-host\n", || {
+                format!("the guest server got {:?}", guest.stdout_text())
+            })
         })
         .await;
         // The last attempt's event is written when its connection closes.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let events = vm.egress_events();
-        let _ = vm.shutdown(std::time::Duration::from_secs(10)).await;
+        let _ = vm.shutdown(Duration::from_secs(10)).await;
         run?;
         Ok::<_, Failed>((stdout, events?))
     })?;
@@ -129,12 +148,13 @@ fn allow_list_holds_on_a_booted_vm() -> Result<(), Failed> {
     expect(&format!("http://127.0.0.1:{shut}/"), &["=> 1", "403"])?;
     expect("http://169.254.169.254/", &["=> 1", "403"])?;
     expect(&format!("http://denied.test:{open}/"), &["=> 1", "403"])?;
+    expect("nc -w 10 upstream.test", &["=> 0", "hello from upstream"])?;
     expect("nc -w 5 127.0.0.1", &["=> 1", "refused"])?;
     expect("nc -w 5 192.0.2.1", &["=> 1", "unreachable"])?;
     check(closed.connections.load(Ordering::SeqCst) == 0, || {
         "the server no rule names was reached".into()
     })?;
-    check(allowed.connections.load(Ordering::SeqCst) == 2, || {
+    check(allowed.connections.load(Ordering::SeqCst) == 3, || {
         format!(
             "the allowed server had {} connections",
             allowed.connections.load(Ordering::SeqCst)
@@ -161,6 +181,7 @@ fn check_events(events: &[EgressEvent], open: u16, shut: u16) -> Result<(), Fail
         (Via::Http, Some("127.0.0.1"), shut, false),
         (Via::Http, Some("169.254.169.254"), 80, false),
         (Via::Http, Some("denied.test"), open, false),
+        (Via::Tcp, Some("upstream.test"), open, true),
     ];
     for (via, name, port, allowed) in wanted {
         check(find(via, name, port, allowed).is_some(), || {
@@ -171,4 +192,19 @@ fn check_events(events: &[EgressEvent], open: u16, shut: u16) -> Result<(), Fail
     check(fetched.bytes_in > 19 && fetched.bytes_out > 0, || {
         format!("the allowed fetch moved no bytes: {fetched:?}")
     })
+}
+
+/// Like [`exchange_when_listening`], for a port the egress process holds
+/// open from the start: until the guest server listens, a connection is
+/// accepted and closed at once (empty, or reset); it retries then too.
+fn exchange_when_served(port: u16) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = exchange_when_listening(port, "from-host", Duration::from_secs(10));
+        match got {
+            Ok(text) if !text.is_empty() => return Ok(text),
+            _ if std::time::Instant::now() > deadline => return got,
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
