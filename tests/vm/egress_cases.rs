@@ -22,10 +22,16 @@ use krunbox_suite::trial;
 
 /// The cases, by name.
 pub fn all() -> Vec<Trial> {
-    vec![trial(
-        "egress::allow_list_holds_on_a_booted_vm",
-        allow_list_holds_on_a_booted_vm,
-    )]
+    vec![
+        trial(
+            "egress::allow_list_holds_on_a_booted_vm",
+            allow_list_holds_on_a_booted_vm,
+        ),
+        trial(
+            "egress::cli_named_vm_keeps_its_list_and_logs_it",
+            cli_named_vm_keeps_its_list_and_logs_it,
+        ),
+    ]
 }
 
 /// The guest port the VM publishes.
@@ -88,7 +94,7 @@ fn allow_list_holds_on_a_booted_vm() -> Result<(), Failed> {
          try wget -q -O- http://127.0.0.1:{shut}/
          try wget -q -O- http://169.254.169.254/
          try wget -q -O- http://denied.test:{open}/
-         try sh -c 'printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | nc -w 10 upstream.test {open}'
+         try sh -c 'printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | nc -w 3 upstream.test {open}'
          try nc -w 5 127.0.0.1 {shut} </dev/null
          try nc -w 5 192.0.2.1 80 </dev/null"
     );
@@ -148,7 +154,7 @@ fn allow_list_holds_on_a_booted_vm() -> Result<(), Failed> {
     expect(&format!("http://127.0.0.1:{shut}/"), &["=> 1", "403"])?;
     expect("http://169.254.169.254/", &["=> 1", "403"])?;
     expect(&format!("http://denied.test:{open}/"), &["=> 1", "403"])?;
-    expect("nc -w 10 upstream.test", &["=> 0", "hello from upstream"])?;
+    expect("nc -w 3 upstream.test", &["=> 0", "hello from upstream"])?;
     expect("nc -w 5 127.0.0.1", &["=> 1", "refused"])?;
     expect("nc -w 5 192.0.2.1", &["=> 1", "unreachable"])?;
     check(closed.connections.load(Ordering::SeqCst) == 0, || {
@@ -207,4 +213,70 @@ fn exchange_when_served(port: u16) -> Result<String, String> {
             _ => std::thread::sleep(Duration::from_millis(200)),
         }
     }
+}
+
+/// The CLI: `start --allow` on a named VM, whose list holds for every
+/// later `exec`; `logs --egress` prints what was tried, `--json` as
+/// JSON lines.
+fn cli_named_vm_keeps_its_list_and_logs_it() -> Result<(), Failed> {
+    let upstream = Upstream::start("hello from upstream")?;
+    let port = upstream.port.to_string();
+    let state = crate::named_cases::State::new()?;
+    let root = crate::support::rootfs();
+    let root = root.to_str().ok_or("rootfs path is not UTF-8")?;
+    let rule = format!("127.0.0.1/32:{port}");
+    state.expect(
+        0,
+        &[
+            "start", "--name", "walled", "--rootfs", root, "--allow", &rule,
+        ],
+    )?;
+    let result = (|| {
+        let url = format!("http://127.0.0.1:{port}/");
+        let out = state.expect(0, &["exec", "walled", "wget", "-q", "-O-", &url])?;
+        check(out.stdout == b"hello from upstream", || {
+            format!(
+                "the allowed fetch printed {:?}",
+                crate::cases::text(&out.stdout)
+            )
+        })?;
+        let out = state.expect(
+            1,
+            &["exec", "walled", "wget", "-q", "-O-", "http://192.0.2.7/"],
+        )?;
+        check(crate::cases::text(&out.stderr).contains("403"), || {
+            format!(
+                "the denied fetch said {:?}",
+                crate::cases::text(&out.stderr)
+            )
+        })?;
+        let ls = state.expect(0, &["ls", "--json"])?;
+        check(
+            crate::cases::text(&ls.stdout).contains("\"egress\""),
+            || {
+                format!(
+                    "ls does not show the mode: {}",
+                    crate::cases::text(&ls.stdout)
+                )
+            },
+        )?;
+        let logs = crate::cases::text(&state.expect(0, &["logs", "--egress", "walled"])?.stdout);
+        let allowed = format!("ALLOW http 127.0.0.1:{port}");
+        check(
+            logs.contains(&allowed) && logs.contains("DENY  http 192.0.2.7:80"),
+            || format!("logs --egress printed:\n{logs}"),
+        )?;
+        let json = state.expect(0, &["logs", "--egress", "--json", "walled"])?;
+        let events: Vec<EgressEvent> = crate::cases::text(&json.stdout)
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .map_err(chain)?;
+        check(
+            events.len() == 2 && events[0].allowed && !events[1].allowed,
+            || format!("logs --egress --json: {events:#?}"),
+        )
+    })();
+    let stopped = state.expect(0, &["stop", "walled"]);
+    result.and(stopped.map(drop))
 }
