@@ -10,6 +10,7 @@ mod copy;
 mod error;
 mod host;
 mod image;
+mod net;
 mod output;
 mod provision;
 mod pull;
@@ -91,17 +92,21 @@ pub enum Case {
     /// --image pulled into an empty store, against skopeo copy + umoci
     /// unpack.
     Pull,
+    /// Connections and a 64 MiB download through the egress mode, against
+    /// plain TSI.
+    Net,
 }
 
 impl Case {
     /// The cases run when none are named.
-    const DEFAULT: [Case; 6] = [
+    const DEFAULT: [Case; 7] = [
         Case::Boot,
         Case::Exec,
         Case::Provision,
         Case::Copy,
         Case::HostExec,
         Case::Image,
+        Case::Net,
     ];
 
     /// Whether the case boots VMs.
@@ -119,6 +124,7 @@ impl Case {
             Case::HostExec => 2 * host::SAMPLES_PER_RUN as u64,
             Case::Image => image::SAMPLES_PER_RUN,
             Case::Pull => pull::SAMPLES_PER_RUN,
+            Case::Net => net::SAMPLES_PER_RUN,
         }
     }
 
@@ -131,13 +137,14 @@ impl Case {
             Case::HostExec => "host-exec",
             Case::Image => "image",
             Case::Pull => "pull",
+            Case::Net => "net",
         }
     }
 }
 
 /// Every comparison `bench` can make; those whose figures were measured
 /// are reported.
-const COMPARISONS: [ComparisonSpec; 12] = [
+const COMPARISONS: [ComparisonSpec; 14] = [
     ComparisonSpec {
         id: "boot_vs_floor",
         label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
@@ -240,6 +247,26 @@ const COMPARISONS: [ComparisonSpec; 12] = [
         target: Some(Target {
             max_ratio: 1.0,
             text: Cow::Borrowed("pull + unpack at least as fast as skopeo + umoci"),
+        }),
+    },
+    ComparisonSpec {
+        id: "egress_setup_vs_tsi",
+        label: "10 connections + first byte through the egress mode / plain TSI",
+        krunbox: net::SETUP_EGRESS,
+        baseline: net::SETUP_TSI,
+        target: Some(Target {
+            max_ratio: 1.5,
+            text: Cow::Borrowed("egress connection setup <= 1.5x tsi"),
+        }),
+    },
+    ComparisonSpec {
+        id: "egress_download_vs_tsi",
+        label: "64 MiB download through the egress mode / plain TSI",
+        krunbox: net::DOWNLOAD_EGRESS,
+        baseline: net::DOWNLOAD_TSI,
+        target: Some(Target {
+            max_ratio: 1.25,
+            text: Cow::Borrowed("egress download throughput >= 0.8x tsi"),
         }),
     },
     ComparisonSpec {
@@ -360,6 +387,7 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
             Case::Exec => vm_cases::exec(&mut ctx).await?,
             Case::Provision => provision::provision(&mut ctx).await?,
             Case::Copy => copy::copy(&mut ctx).await?,
+            Case::Net => net::net(&mut ctx).await?,
             Case::HostExec => host::host_exec(&mut ctx).await?,
             Case::Image => image::image(&mut ctx, image.as_ref()).await?,
             Case::Pull => {
