@@ -21,31 +21,47 @@ use krunbox::egress::{EgressSetup, Via};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
 
 const AS_NOBODY: &str = "KRUNBOX_EGRESS_WALL_DIR";
+/// Set: the scenario drops from root to uid 65534 itself, as a runner
+/// with `--runner-user` does (which leaves it not dumpable).
+const DROP_IN_PROCESS: &str = "KRUNBOX_EGRESS_WALL_DROP";
 
 fn main() {
     if let Some(dir) = std::env::var_os(AS_NOBODY) {
+        if std::env::var_os(DROP_IN_PROCESS).is_some() {
+            let nobody = nix::unistd::Uid::from_raw(65534);
+            let nogroup = nix::unistd::Gid::from_raw(65534);
+            nix::unistd::setgroups(&[]).unwrap();
+            nix::unistd::setresgid(nogroup, nogroup, nogroup).unwrap();
+            nix::unistd::setresuid(nobody, nobody, nobody).unwrap();
+        }
         scenario(Path::new(&dir));
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    scenario_in_child(dir.path(), None);
+    scenario_in_child(dir.path(), None, false);
     if nix::unistd::geteuid().is_root() {
-        let unprivileged = dir.path().join("nobody");
-        std::fs::create_dir(&unprivileged).unwrap();
-        std::fs::set_permissions(&unprivileged, std::fs::Permissions::from_mode(0o777)).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        scenario_in_child(&unprivileged, Some(65534));
+        for (name, in_process) in [("nobody", false), ("dropped", true)] {
+            let unprivileged = dir.path().join(name);
+            std::fs::create_dir(&unprivileged).unwrap();
+            let open = std::fs::Permissions::from_mode(0o777);
+            std::fs::set_permissions(&unprivileged, open).unwrap();
+            scenario_in_child(&unprivileged, Some(65534), in_process);
+        }
     }
     println!("egress wall: every way out checked");
 }
 
 /// Runs the scenario in a fresh process (a walled-in process cannot be
-/// let out again), as `uid` if given.
-fn scenario_in_child(dir: &Path, uid: Option<u32>) {
+/// let out again), as `uid` if given: from its start, or `in_process`,
+/// dropping to it first thing.
+fn scenario_in_child(dir: &Path, uid: Option<u32>, in_process: bool) {
     let mut command = std::process::Command::new(std::env::current_exe().unwrap());
     command.env(AS_NOBODY, dir);
-    if let Some(uid) = uid {
-        command.uid(uid).gid(uid);
+    match (uid, in_process) {
+        (Some(_), true) => _ = command.env(DROP_IN_PROCESS, "1"),
+        (Some(uid), false) => _ = command.uid(uid).gid(uid),
+        (None, _) => {}
     }
     let status = command.status().expect("run the scenario");
     assert!(

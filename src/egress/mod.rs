@@ -24,6 +24,7 @@ pub mod netns;
 pub mod policy;
 pub mod proxy;
 pub mod published;
+pub mod rule;
 pub mod service;
 pub mod sniff;
 pub mod transparent;

@@ -86,9 +86,23 @@ pub fn enter() -> Result<(), NetnsError> {
 }
 
 fn map_ids(uid: u32, gid: u32) -> io::Result<()> {
-    std::fs::write("/proc/self/setgroups", "deny")?;
-    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
-    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
+    // A process that changed its uid (the runner dropping root) is not
+    // dumpable, and its /proc/self files are root's: it could not write
+    // its own maps. Dumpable for the three writes only.
+    // SAFETY: prctl(PR_GET_DUMPABLE / PR_SET_DUMPABLE) takes integers.
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
+    let written = (|| {
+        std::fs::write("/proc/self/setgroups", "deny")?;
+        std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
+        std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
+    })();
+    if dumpable >= 0 {
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable) };
+    }
+    written
 }
 
 /// Brings `lo` up and gives it [`GATEWAY`]/[`PREFIX_LEN`] as the alias

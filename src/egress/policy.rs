@@ -1,18 +1,8 @@
 //! An egress allow-list and the decision it makes for one connection.
 //!
-//! A rule is a host name (exact, or `*.` for any name below a domain) or
-//! an address block, each with an optional port:
-//!
-//! ```text
-//! registry.npmjs.org          any port
-//! api.example.com:443         one port
-//! *.githubusercontent.com:443 names below the domain, not the domain
-//! 203.0.113.7                 one address, any port
-//! 10.20.0.0/16:5432           a block, one port
-//! [2001:db8::]/32:443         IPv6, bracketed when a port follows
-//! ```
-//!
-//! Nothing else is allowed. Addresses of the host's own and of networks
+//! A [`Rule`] is a host name (exact, or `*.` for any name below a domain),
+//! an address block, or `*` (any name or public address), each with an
+//! optional port. Nothing else is allowed. Addresses of the host's own and of networks
 //! behind it ([`Reserved`]: loopback, private ranges, link-local and the
 //! cloud metadata address, carrier-grade NAT, unique-local IPv6, …) are
 //! denied even when an allowed *name* resolves to them: only a rule naming
@@ -21,189 +11,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
-/// One entry of the allow-list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rule {
-    /// A host name, lower case, without a trailing dot.
-    Host {
-        /// The name; with `wildcard`, the domain whose names below match.
-        name: String,
-        /// `*.name`: any name below `name` (not `name` itself).
-        wildcard: bool,
-        /// The only port allowed, if one is given.
-        port: Option<u16>,
-    },
-    /// An address block.
-    Block {
-        /// The block's first address.
-        net: IpAddr,
-        /// Its prefix length.
-        prefix: u8,
-        /// The only port allowed, if one is given.
-        port: Option<u16>,
-    },
-}
-
-/// Why a rule's text is not a rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad egress rule {text:?}: {problem}")]
-pub struct RuleError {
-    /// The text.
-    pub text: String,
-    /// What is wrong with it.
-    pub problem: &'static str,
-}
-
-impl FromStr for Rule {
-    type Err = RuleError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = |problem| RuleError {
-            text: text.to_owned(),
-            problem,
-        };
-        let (host, port) =
-            split_port(text).ok_or_else(|| bad("the port is not a number 1-65535"))?;
-        if host.is_empty() {
-            return Err(bad("it names no host or address"));
-        }
-        if let Some((addr, prefix)) = host.split_once('/') {
-            let net: IpAddr = addr
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .map_err(|_| bad("the block's address is not an IP address"))?;
-            let max = if net.is_ipv4() { 32 } else { 128 };
-            let prefix: u8 = prefix
-                .parse()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| bad("the prefix length is out of range"))?;
-            return Ok(Rule::Block {
-                net: mask(net, prefix),
-                prefix,
-                port,
-            });
-        }
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(addr) = bare.parse::<IpAddr>() {
-            let prefix = if addr.is_ipv4() { 32 } else { 128 };
-            return Ok(Rule::Block {
-                net: addr,
-                prefix,
-                port,
-            });
-        }
-        let (wildcard, name) = match host.strip_prefix("*.") {
-            Some(rest) => (true, rest),
-            None => (false, host),
-        };
-        let name = normalize(name).ok_or_else(|| bad("it is not a host name"))?;
-        Ok(Rule::Host {
-            name,
-            wildcard,
-            port,
-        })
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let port = |f: &mut fmt::Formatter<'_>, port: &Option<u16>| match port {
-            Some(p) => write!(f, ":{p}"),
-            None => Ok(()),
-        };
-        match self {
-            Rule::Host {
-                name,
-                wildcard,
-                port: p,
-            } => {
-                write!(f, "{}{name}", if *wildcard { "*." } else { "" })?;
-                port(f, p)
-            }
-            Rule::Block {
-                net,
-                prefix,
-                port: p,
-            } => {
-                match (net, p) {
-                    (IpAddr::V6(_), Some(_)) => write!(f, "[{net}]/{prefix}")?,
-                    _ => write!(f, "{net}/{prefix}")?,
-                }
-                port(f, p)
-            }
-        }
-    }
-}
-
-/// `host[:port]`, `[v6]:port`, `v6` (no port): the host part and the port.
-/// `None` when a port is there but not a valid one.
-fn split_port(text: &str) -> Option<(&str, Option<u16>)> {
-    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0);
-    if text.starts_with('[') {
-        // [v6] or [v6]/len, then maybe :port after the last ']' or the
-        // prefix length.
-        let close = text.rfind(']')?;
-        let after = &text[close + 1..];
-        return match after.rsplit_once(':') {
-            Some((head, p)) => Some((&text[..close + 1 + head.len()], Some(port(p)?))),
-            None => Some((text, None)),
-        };
-    }
-    match text.matches(':').count() {
-        0 => Some((text, None)),
-        1 => {
-            let (host, p) = text.split_once(':')?;
-            Some((host, Some(port(p)?)))
-        }
-        // A bare IPv6 address: no port.
-        _ => Some((text, None)),
-    }
-}
-
-/// `name` in lower case without a trailing dot, if it is a host name.
-fn normalize(name: &str) -> Option<String> {
-    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    let ok = !name.is_empty() && name.len() <= 253 && crate::dns_name::labels_ok(&name, true);
-    ok.then_some(name)
-}
-
-/// `addr` with the bits past `prefix` cleared.
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let bits = u32::from(a);
-            let keep = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix)
-            };
-            IpAddr::V4((bits & keep).into())
-        }
-        IpAddr::V6(a) => {
-            let bits = u128::from(a);
-            let keep = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix)
-            };
-            IpAddr::V6((bits & keep).into())
-        }
-    }
-}
-
-/// Whether `addr` is in the block `net`/`prefix`.
-fn contains(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
-    // An IPv4-mapped IPv6 address is the IPv4 address.
-    let addr = match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-        v4 => v4,
-    };
-    net.is_ipv4() == addr.is_ipv4() && mask(addr, prefix) == net
-}
+use super::rule::{contains, normalize};
+pub use super::rule::{Rule, RuleError};
 
 /// The address ranges of the host and of networks behind it, denied
 /// unless a rule names the address.
@@ -221,6 +31,9 @@ pub enum Reserved {
     Unspecified,
     /// Multicast and broadcast.
     Multicast,
+    /// An address of one of the host's own interfaces (its public
+    /// address, say, where its services listen too).
+    HostAddress,
 }
 
 impl Reserved {
@@ -278,6 +91,7 @@ impl fmt::Display for Reserved {
             Reserved::SharedAddressSpace => "carrier-grade NAT space",
             Reserved::Unspecified => "the unspecified address",
             Reserved::Multicast => "multicast or broadcast",
+            Reserved::HostAddress => "an address of the host itself",
         })
     }
 }
@@ -329,6 +143,7 @@ impl fmt::Display for Denial {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     rules: Vec<Rule>,
+    host_addrs: Vec<IpAddr>,
 }
 
 impl Policy {
@@ -336,7 +151,29 @@ impl Policy {
     pub fn new(rules: impl IntoIterator<Item = Rule>) -> Self {
         Self {
             rules: rules.into_iter().collect(),
+            host_addrs: Vec::new(),
         }
+    }
+
+    /// The same, also denying `addrs` (the host's own interfaces'
+    /// addresses) as [`Reserved::HostAddress`] unless a rule names them.
+    pub fn with_host_addresses(mut self, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.host_addrs = addrs.into_iter().collect();
+        self
+    }
+
+    /// The reserved range `addr` is in, the host's own addresses
+    /// included.
+    fn reserved(&self, addr: IpAddr) -> Option<Reserved> {
+        let plain = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        Reserved::of(addr).or_else(|| {
+            self.host_addrs
+                .contains(&plain)
+                .then_some(Reserved::HostAddress)
+        })
     }
 
     /// The rules.
@@ -364,7 +201,7 @@ impl Policy {
             .iter()
             .filter(|r| name_matches(r, &name))
             .flat_map(|r| match r {
-                Rule::Host { port: Some(p), .. } => vec![*p],
+                Rule::Host { port: Some(p), .. } | Rule::Public { port: Some(p) } => vec![*p],
                 _ => vec![80, 443],
             })
             .collect();
@@ -390,10 +227,18 @@ impl Policy {
         let name = dest.name.as_deref().and_then(normalize);
         let by_name = name.and_then(|name| {
             self.rules.iter().find(|r| {
-                name_matches(r, &name) && matches!(r, Rule::Host { port, .. } if port_ok(port))
+                name_matches(r, &name)
+                    && matches!(r, Rule::Host { port, .. } | Rule::Public { port } if port_ok(port))
             })
         });
-        match (by_name, dest.addr.and_then(Reserved::of)) {
+        // An address alone (no name) passes a public rule.
+        let by_name = by_name.or_else(|| {
+            self.rules
+                .iter()
+                .find(|r| matches!(r, Rule::Public { port } if port_ok(port)))
+                .filter(|_| dest.name.is_none() && dest.addr.is_some())
+        });
+        match (by_name, dest.addr.and_then(|a| self.reserved(a))) {
             (Some(_), Some(range)) => Decision::Denied(Denial::Reserved(range)),
             (Some(rule), None) => Decision::Allowed(rule.clone()),
             (None, _) => Decision::Denied(Denial::NoRule),
@@ -415,6 +260,7 @@ fn name_matches(rule: &Rule, name: &str) -> bool {
         } => name
             .strip_suffix(domain.as_str())
             .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        Rule::Public { .. } => true,
         Rule::Block { .. } => false,
     }
 }
@@ -511,5 +357,38 @@ mod tests {
             Policy::default().decide(&dest(Some("pypi.org"), Some("151.101.0.223"), 443)),
             Decision::Denied(Denial::NoRule)
         );
+    }
+
+    #[test]
+    fn the_public_rule_opens_every_name_and_address_but_the_hosts() {
+        let policy =
+            Policy::new(["*:443"].map(rule)).with_host_addresses(["198.51.100.4".parse().unwrap()]);
+        let allowed = |d: &Destination| matches!(policy.decide(d), Decision::Allowed(_));
+        assert!(allowed(&dest(Some("pypi.org"), Some("151.101.0.223"), 443)));
+        assert!(allowed(&dest(None, Some("151.101.0.223"), 443)));
+        assert!(
+            !allowed(&dest(None, Some("151.101.0.223"), 80)),
+            "its port only"
+        );
+        assert!(policy.may_resolve("anything.example") && policy.ports_for("a.b") == [443]);
+        for (addr, range) in [
+            ("127.0.0.1", Reserved::Loopback),
+            ("169.254.169.254", Reserved::LinkLocal),
+            ("198.51.100.4", Reserved::HostAddress),
+            ("::ffff:198.51.100.4", Reserved::HostAddress),
+        ] {
+            let denied = Decision::Denied(Denial::Reserved(range));
+            assert_eq!(
+                policy.decide(&dest(None, Some(addr), 443)),
+                denied,
+                "{addr}"
+            );
+            assert_eq!(
+                policy.decide(&dest(Some("x.test"), Some(addr), 443)),
+                denied
+            );
+        }
+        assert_eq!(rule("*").to_string(), "*");
+        assert_eq!(rule("*:8080").to_string(), "*:8080");
     }
 }

@@ -212,6 +212,7 @@ fn serve(
 ) -> io::Result<()> {
     let listeners = handover::receive(&channel)?;
     let factory = Arc::new(Factory::new(channel));
+    let policy = policy.with_host_addresses(host_addresses());
     let mut log = match &setup.events {
         Some(path) => Some(
             OpenOptions::new()
@@ -222,8 +223,11 @@ fn serve(
         ),
         None => None,
     };
+    // Few blocking threads (name lookups, the factory's requests): they
+    // count against the VM's cgroup pids limit.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(4)
         .build()?;
     runtime.block_on(async move {
         listeners.proxy.set_nonblocking(true)?;
@@ -248,6 +252,24 @@ fn serve(
         }
         Ok(())
     })
+}
+
+/// The addresses of the host's own interfaces (in the namespace the
+/// egress process dials from), which no rule but one naming them opens.
+fn host_addresses() -> Vec<IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|interface| {
+            let addr = interface.address?;
+            match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+                (Some(v4), _) => Some(IpAddr::V4(v4.ip())),
+                (_, Some(v6)) => Some(IpAddr::V6(v6.ip())),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 fn write_event(log: Option<&mut std::fs::File>, event: &EgressEvent) {

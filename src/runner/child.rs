@@ -84,12 +84,14 @@ fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, Runn
     // Before the runner's first thread: no_new_privs and Landlock bind
     // the calling thread and those it starts afterwards.
     let started = monotonic_us();
-    // Forks the egress process: before any thread, Landlock or seccomp.
+    let mut confined = confine::identity(config).map_err(confine_failure)?;
+    // Forks the egress process, which shares the steps above (the
+    // cgroup, the user); before any thread, Landlock or seccomp.
     let factory = match config.net {
         NetMode::Egress => Some(wall_in(config)?),
         _ => None,
     };
-    let mut confined = confine::before_threads(config).map_err(confine_failure)?;
+    confine::fences(config, &mut confined).map_err(confine_failure)?;
     if let Some(channel) = factory {
         // Under Landlock, as every later thread is.
         std::thread::spawn(move || crate::egress::factory::serve(channel));

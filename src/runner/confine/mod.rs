@@ -208,9 +208,10 @@ pub(crate) enum ConfineError {
     },
 }
 
-/// The first steps, before the runner's first thread: `no_new_privs` and
-/// the Landlock ruleset.
-pub(crate) fn before_threads(config: &RunnerConfig) -> Result<ConfinementReport, ConfineError> {
+/// The first steps before any thread: no_new_privs, the VM's cgroup, the
+/// unprivileged user. What the runner forks afterwards (the egress
+/// process) shares them.
+pub(crate) fn identity(config: &RunnerConfig) -> Result<ConfinementReport, ConfineError> {
     no_new_privs().map_err(ConfineError::NoNewPrivs)?;
     // Before Landlock, which leaves /sys/fs/cgroup out.
     let cgroup = match (&config.confinement.cgroup, &config.cgroup_dir) {
@@ -223,21 +224,26 @@ pub(crate) fn before_threads(config: &RunnerConfig) -> Result<ConfinementReport,
         None => Applied::Off,
     };
     require(config.confinement.required, "an unprivileged uid", &user)?;
-    let landlock = if config.confinement.landlock {
-        landlock::restrict(config).map_err(ConfineError::Landlock)?
-    } else {
-        Applied::Off
-    };
-    let report = ConfinementReport {
+    Ok(ConfinementReport {
         no_new_privs: true,
-        landlock,
+        landlock: Applied::Off,
         seccomp: Applied::Off,
         cgroup,
         user,
         took_us: 0,
-    };
-    require(config.confinement.required, "Landlock", &report.landlock)?;
-    Ok(report)
+    })
+}
+
+/// Landlock, after [`identity`], still before any thread: it binds the
+/// calling thread and those it starts afterwards.
+pub(crate) fn fences(
+    config: &RunnerConfig,
+    report: &mut ConfinementReport,
+) -> Result<(), ConfineError> {
+    if config.confinement.landlock {
+        report.landlock = landlock::restrict(config).map_err(ConfineError::Landlock)?;
+    }
+    require(config.confinement.required, "Landlock", &report.landlock)
 }
 
 /// The last step, just before `krun_start_enter`: the seccomp filter on
