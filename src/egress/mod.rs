@@ -14,11 +14,13 @@
 //! - [`transparent`]: listeners on the fake addresses, for programs that
 //!   ignore the proxy;
 //! - [`published`]: published ports carried in through the wall;
-//! - [`service`]: the egress process the runner forks, serving them.
+//! - [`service`]: the egress process the runner forks, serving them;
+//! - [`fence`]: the egress process's own Landlock ruleset.
 
 pub mod dns;
 pub mod events;
 pub mod factory;
+pub mod fence;
 pub mod handover;
 pub mod netns;
 pub mod policy;

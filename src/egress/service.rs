@@ -225,6 +225,9 @@ fn serve(
     };
     // Few blocking threads (name lookups, the factory's requests): they
     // count against the VM's cgroup pids limit.
+    // Everything it opens for good is open: from here on, only what the
+    // resolver reads. (A kernel without Landlock: not fenced.)
+    let _ = super::fence::restrict();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)
