@@ -152,13 +152,17 @@ fn scenario(dir: &Path) {
     // rule opens only for 127.0.0.1: ::1 may be denied), never
     // unresolved.
     let mut conn = TcpStream::connect((GATEWAY, PROXY_PORT)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let head = format!("CONNECT localhost:{port} HTTP/1.1\r\n\r\n");
     conn.write_all(head.as_bytes()).unwrap();
     let mut reply = [0u8; 512];
     let n = conn.read(&mut reply).unwrap();
     let reply = String::from_utf8_lossy(&reply[..n]);
-    assert!(reply.starts_with("HTTP/1.1 200") || reply.contains("loopback"), "{reply}");
+    assert!(
+        reply.starts_with("HTTP/1.1 200") || reply.contains("loopback"),
+        "{reply}"
+    );
     drop(conn);
     let reply = through_proxy("CONNECT example.com:443 HTTP/1.1\r\n\r\n", false);
     assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");

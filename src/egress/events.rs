@@ -142,6 +142,67 @@ pub fn read_log(path: &std::path::Path) -> std::io::Result<Vec<EgressEvent>> {
         .collect()
 }
 
+/// Follows an egress log as it grows: each event once, in order (the
+/// library's stream of a running VM's attempts; see `Vm::egress_tail`).
+#[derive(Debug)]
+pub struct EventTail {
+    path: std::path::PathBuf,
+    offset: u64,
+    pending: std::collections::VecDeque<EgressEvent>,
+}
+
+impl EventTail {
+    /// How often [`EventTail::next`] looks for new lines.
+    pub const POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+    /// Follows `path` from its start (a file not there yet is empty).
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            offset: 0,
+            pending: Default::default(),
+        }
+    }
+
+    /// The events whose lines were completed since the last call.
+    pub fn poll(&mut self) -> std::io::Result<Vec<EgressEvent>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let complete = text.rfind('\n').map_or(0, |end| end + 1);
+        let events = text[..complete]
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.offset += complete as u64;
+        Ok(events)
+    }
+
+    /// The next event, waiting for it (checking every [`Self::POLL`]).
+    /// It waits for ever once the VM is gone: race it with the VM's end.
+    pub async fn next(&mut self) -> std::io::Result<EgressEvent> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event);
+            }
+            let new = self.poll()?;
+            self.pending.extend(new);
+            if self.pending.is_empty() {
+                tokio::time::sleep(Self::POLL).await;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +237,36 @@ mod tests {
             event.describe(),
             "DENY  tcp 169.254.169.254:80 out 0 in 0 — denied: no rule allows it"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tail_sees_each_completed_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("egress.log");
+        let mut tail = EventTail::new(&path);
+        assert!(tail.poll().unwrap().is_empty(), "no file yet");
+        let event = |port| {
+            let mut e = EgressEvent::refused(Via::Tcp, "test");
+            e.port = port;
+            e
+        };
+        let first = event(1).to_line() + &event(2).to_line();
+        std::fs::write(&path, &first).unwrap();
+        assert_eq!(tail.next().await.unwrap().port, 1);
+        let half = event(3).to_line();
+        let (head, rest) = half.split_at(10);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, head.as_bytes()).unwrap();
+        assert_eq!(tail.next().await.unwrap().port, 2);
+        assert!(
+            tail.poll().unwrap().is_empty(),
+            "a line being written waits"
+        );
+        std::io::Write::write_all(&mut file, rest.as_bytes()).unwrap();
+        assert_eq!(tail.next().await.unwrap().port, 3);
+        assert_eq!(read_log(&path).unwrap().len(), 3);
     }
 }

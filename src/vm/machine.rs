@@ -317,6 +317,15 @@ impl Vm {
         self.log.egress.as_deref()
     }
 
+    /// Follows the egress attempts as they are recorded, from the first
+    /// (`None` in the other modes).
+    pub fn egress_tail(&self) -> Option<crate::egress::events::EventTail> {
+        self.log
+            .egress
+            .as_ref()
+            .map(crate::egress::events::EventTail::new)
+    }
+
     /// The egress attempts recorded so far (none in the other modes).
     pub fn egress_events(&self) -> std::io::Result<Vec<crate::egress::EgressEvent>> {
         match &self.log.egress {

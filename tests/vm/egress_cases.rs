@@ -121,12 +121,21 @@ fn allow_list_holds_on_a_booted_vm() -> Result<(), Failed> {
             })
         })
         .await;
-        // The last attempt's event is written when its connection closes.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let events = vm.egress_events();
+        // Followed as a stream until every expected attempt is in (a
+        // tunnel's event is written when its connection closes).
+        let mut events = Vec::new();
+        if let Some(mut tail) = vm.egress_tail() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                while check_events(&events, open, shut).is_err() {
+                    events.push(tail.next().await?);
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+        }
         let _ = vm.shutdown(Duration::from_secs(10)).await;
         run?;
-        Ok::<_, Failed>((stdout, events?))
+        Ok::<_, Failed>((stdout, events))
     })?;
     let line = |prefix: &str| {
         out.lines()
