@@ -97,7 +97,7 @@ fn scenario(dir: &Path) {
             format!("127.0.0.1/32:{port}"),
         ],
         hosts: vec![("upstream.test".into(), "127.0.0.1".parse().unwrap())],
-        events: Some(events.clone()),
+        logs: vec![events.clone()],
         published: vec![published],
     };
     let factory = krunbox::egress::service::wall_in(&setup).expect("wall in");

@@ -61,6 +61,10 @@ pub struct VmArgs {
     /// asking the host's resolver (repeatable).
     #[arg(long = "egress-host", value_name = "NAME=ADDR", value_parser = parse_host)]
     pub egress_host: Vec<(String, IpAddr)>,
+    /// With --net egress: append each attempt to FILE as a JSON line (a
+    /// named VM also keeps them for `krunbox logs --egress`).
+    #[arg(long, value_name = "FILE")]
+    pub egress_log: Option<PathBuf>,
     /// Publish a guest TCP port on the host (repeatable; needs --net tsi).
     #[arg(short, long = "publish", value_name = "HOST:GUEST")]
     pub publish: Vec<PublishedPort>,
@@ -181,6 +185,9 @@ impl VmArgs {
         });
         for (name, addr) in &self.egress_host {
             config = config.egress_host(name, *addr);
+        }
+        if let Some(path) = &self.egress_log {
+            config = config.egress_log(path);
         }
         for (key, value) in &self.env {
             config = config.env(key, value);

@@ -17,13 +17,13 @@
 //!           b'E' errno(4, big endian)
 //! ```
 
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 const CONNECT: u8 = b'C';
 const LISTEN: u8 = b'L';
@@ -117,31 +117,11 @@ impl Factory {
     fn request(&self, request: &[u8]) -> io::Result<OwnedFd> {
         let mut channel = self.channel.lock().expect("factory lock");
         channel.write_all(request)?;
-        let mut kind = [0u8; 1];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let mut iov = [IoSliceMut::new(&mut kind)];
-        let message = recvmsg::<()>(
-            channel.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(io::Error::from)?;
-        let mut fd = None;
-        for cmsg in message.cmsgs().map_err(io::Error::from)? {
-            if let ControlMessageOwned::ScmRights(received) = cmsg {
-                for raw in received {
-                    // SAFETY: the kernel just installed this descriptor
-                    // in this process for this message.
-                    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                    fd.get_or_insert(owned);
-                }
-            }
-        }
-        match (message.bytes, kind[0], fd) {
-            (0, _, _) => Err(io::ErrorKind::UnexpectedEof.into()),
-            (_, OK, Some(fd)) => Ok(fd),
-            (_, FAILED, None) => {
+        let (kind, mut fds, _) = super::handover::receive_tag(&channel)?;
+        let fd = fds.pop().filter(|_| fds.is_empty());
+        match (kind, fd) {
+            (OK, Some(fd)) => Ok(fd),
+            (FAILED, None) => {
                 let mut errno = [0u8; 4];
                 channel.read_exact(&mut errno)?;
                 Err(io::Error::from_raw_os_error(i32::from_be_bytes(errno)))

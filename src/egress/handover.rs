@@ -33,6 +33,25 @@ pub fn send(channel: &UnixStream, listeners: &Listeners) -> io::Result<()> {
 /// of the channel first (the runner failed before it could send) is
 /// `UnexpectedEof`.
 pub fn receive(channel: &UnixStream) -> io::Result<Listeners> {
+    let (tag, mut fds, truncated) = receive_tag(channel)?;
+    if tag != TAG || fds.len() != 2 || truncated {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the runner's hand-over was not one tag and two descriptors",
+        ));
+    }
+    let dns = fds.pop().expect("two descriptors");
+    let proxy = fds.pop().expect("two descriptors");
+    Ok(Listeners {
+        proxy: proxy.into(),
+        dns: dns.into(),
+    })
+}
+
+/// One message of one tag byte, and the descriptors it carried (at most
+/// two kept; `true` when the kernel had to drop some). An end of the
+/// channel is `UnexpectedEof`.
+pub(crate) fn receive_tag(channel: &UnixStream) -> io::Result<(u8, Vec<OwnedFd>, bool)> {
     let mut tag = [0u8; 1];
     let mut space = nix::cmsg_space!([RawFd; 2]);
     let mut iov = [IoSliceMut::new(&mut tag)];
@@ -59,16 +78,5 @@ pub fn receive(channel: &UnixStream) -> io::Result<Listeners> {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
     let truncated = message.flags.contains(MsgFlags::MSG_CTRUNC);
-    if tag != [TAG] || fds.len() != 2 || truncated {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the runner's hand-over was not one tag and two descriptors",
-        ));
-    }
-    let dns = fds.pop().expect("two descriptors");
-    let proxy = fds.pop().expect("two descriptors");
-    Ok(Listeners {
-        proxy: proxy.into(),
-        dns: dns.into(),
-    })
+    Ok((tag[0], fds, truncated))
 }

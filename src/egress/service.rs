@@ -11,7 +11,7 @@
 //!
 //! The egress process lives exactly as long as its runner (a named VM's
 //! wall outlives the `krunbox start` that made it), writes its
-//! [`EgressEvent`]s as JSON lines to the file [`EgressSetup::events`]
+//! [`EgressEvent`]s as JSON lines to the files [`EgressSetup::logs`]
 //! names, and holds nothing of the runner's but the pair: its standard
 //! streams are `/dev/null` (the runner's are the guest's), every other
 //! inherited descriptor is closed.
@@ -30,11 +30,11 @@ use serde::{Deserialize, Serialize};
 
 use super::dns::{DnsServer, FakeNames};
 use super::factory::Factory;
+use super::handover;
 use super::netns::{self, Listeners, NetnsError};
 use super::policy::{Policy, Rule, RuleError};
 use super::proxy::{EgressProxy, Resolver};
 use super::transparent::Transparent;
-use super::{handover, EgressEvent};
 
 /// What the runner's egress process applies: part of the runner config.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -44,8 +44,10 @@ pub struct EgressSetup {
     /// Names resolved to these addresses instead of by the host's
     /// resolver (as `docker --add-host` pins them).
     pub hosts: Vec<(String, IpAddr)>,
-    /// Where each attempt is appended as a JSON line; `None`: nowhere.
-    pub events: Option<PathBuf>,
+    /// The files each attempt is appended to as a JSON line (the VM's
+    /// own, a caller's); none: nowhere.
+    #[serde(default)]
+    pub logs: Vec<PathBuf>,
     /// Published host ports: each carried in to the same port inside
     /// the wall, where libkrun binds it for the guest.
     #[serde(default)]
@@ -86,6 +88,15 @@ pub enum WallError {
     /// The listeners could not be handed over.
     #[error("cannot hand the listeners to the egress process")]
     Handover(#[source] io::Error),
+    /// An egress log cannot be opened for appending.
+    #[error("cannot open the egress log {}", path.display())]
+    Log {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A published host port cannot be listened on.
     #[error("cannot listen on the published host port {port}")]
     Publish {
@@ -116,6 +127,22 @@ pub fn wall_in(setup: &EgressSetup) -> Result<UnixStream, WallError> {
                 .map_err(|source| WallError::Publish { port, source })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Opened here, where a failure is the runner's to report.
+    let logs = setup
+        .logs
+        .iter()
+        .map(|path| {
+            let opened = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(path);
+            opened.map_err(|source| WallError::Log {
+                path: path.clone(),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let (runner_end, egress_end) = UnixStream::pair().map_err(WallError::Pair)?;
     let runner = nix::unistd::getpid();
     // SAFETY: the runner is single-threaded here (the caller's promise),
@@ -123,11 +150,12 @@ pub fn wall_in(setup: &EgressSetup) -> Result<UnixStream, WallError> {
     match unsafe { nix::unistd::fork() }.map_err(WallError::Fork)? {
         nix::unistd::ForkResult::Child => {
             drop(runner_end);
-            egress_process(egress_end, runner, policy, setup, published)
+            egress_process(egress_end, runner, policy, setup, (published, logs))
         }
         nix::unistd::ForkResult::Parent { .. } => {
             drop(egress_end);
             drop(published);
+            drop(logs);
         }
     }
     netns::enter()?;
@@ -141,6 +169,9 @@ pub fn wall_in(setup: &EgressSetup) -> Result<UnixStream, WallError> {
 
 /// Published ports: the host port and its listener.
 type Published = Vec<(u16, std::net::TcpListener)>;
+/// What the egress process inherits: the published ports' listeners and
+/// the logs, open.
+type Inherited = (Published, Vec<std::fs::File>);
 
 /// The egress process's life; it never returns.
 fn egress_process(
@@ -148,19 +179,22 @@ fn egress_process(
     runner: nix::unistd::Pid,
     policy: Policy,
     setup: &EgressSetup,
-    published: Published,
+    inherited: Inherited,
 ) -> ! {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     if nix::unistd::getppid() != runner {
         std::process::exit(0);
     }
-    let kept: Vec<i32> = published.iter().map(|(_, l)| l.as_raw_fd()).collect();
+    let (published, logs) = &inherited;
+    let kept: Vec<i32> = (published.iter().map(|(_, l)| l.as_raw_fd()))
+        .chain(logs.iter().map(|f| f.as_raw_fd()))
+        .collect();
     let channel = match keep_only(channel, &kept) {
         Ok(channel) => channel,
         Err(_) => std::process::exit(1),
     };
-    match serve(channel, policy, setup, published) {
+    match serve(channel, policy, setup, inherited) {
         Ok(()) => std::process::exit(0),
         Err(_) => std::process::exit(1),
     }
@@ -208,21 +242,11 @@ fn serve(
     channel: UnixStream,
     policy: Policy,
     setup: &EgressSetup,
-    published: Published,
+    (published, mut logs): Inherited,
 ) -> io::Result<()> {
     let listeners = handover::receive(&channel)?;
     let factory = Arc::new(Factory::new(channel));
     let policy = policy.with_host_addresses(host_addresses());
-    let mut log = match &setup.events {
-        Some(path) => Some(
-            OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .open(path)?,
-        ),
-        None => None,
-    };
     // Few blocking threads (name lookups, the factory's requests): they
     // count against the VM's cgroup pids limit.
     // Everything it opens for good is open: from here on, only what the
@@ -251,7 +275,11 @@ fn serve(
         tokio::spawn(proxy.serve(proxy_listener));
         tokio::spawn(dns.serve(dns_socket));
         while let Some(event) = events.recv().await {
-            write_event(log.as_mut(), &event);
+            let line = event.to_line();
+            for log in &mut logs {
+                // A full disk loses the record, not the connection.
+                let _ = log.write_all(line.as_bytes());
+            }
         }
         Ok(())
     })
@@ -273,11 +301,4 @@ fn host_addresses() -> Vec<IpAddr> {
             }
         })
         .collect()
-}
-
-fn write_event(log: Option<&mut std::fs::File>, event: &EgressEvent) {
-    if let Some(file) = log {
-        // A full disk loses the record, not the connection.
-        let _ = file.write_all(event.to_line().as_bytes());
-    }
 }

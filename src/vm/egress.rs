@@ -2,6 +2,7 @@
 //! guest is told (proxy variables, name server).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use super::config::VmConfig;
 use crate::egress::netns::{GATEWAY, PROXY_PORT};
@@ -18,6 +19,7 @@ const PROXY_VARS: [&str; 4] = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https
 pub(crate) struct EgressOptions {
     policy: Policy,
     hosts: Vec<(String, IpAddr)>,
+    log: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -50,17 +52,27 @@ impl VmConfig {
         self
     }
 
+    /// In the egress mode, also appends each attempt to `path` (JSON
+    /// lines): the only record a one-shot command keeps (a booted VM
+    /// keeps its own too). Created if missing, mode 0600.
+    pub fn egress_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.egress.log = Some(path.into());
+        self
+    }
+
     /// An allow-list or pinned names without the mode is a mistake.
     pub(crate) fn check_egress(&self) -> Result<(), super::ConfigError> {
-        let given = !self.egress.policy.rules().is_empty() || !self.egress.hosts.is_empty();
+        let given = !self.egress.policy.rules().is_empty()
+            || !self.egress.hosts.is_empty()
+            || self.egress.log.is_some();
         match given && self.net != NetMode::Egress {
             true => Err(super::ConfigError::EgressOff(self.net)),
             false => Ok(()),
         }
     }
 
-    /// The egress process's setup, if the mode is on (the events file is
-    /// placed by whoever owns the VM's directory).
+    /// The egress process's setup, if the mode is on (a booted VM adds
+    /// the log in its directory).
     pub(crate) fn egress_setup(&self) -> Option<EgressSetup> {
         (self.net == NetMode::Egress).then(|| EgressSetup {
             allow: self
@@ -71,7 +83,7 @@ impl VmConfig {
                 .map(|r| r.to_string())
                 .collect(),
             hosts: self.egress.hosts.clone(),
-            events: None,
+            logs: self.egress.log.iter().cloned().collect(),
             published: self.ports.iter().map(|p| p.host).collect(),
         })
     }

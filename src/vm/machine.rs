@@ -197,7 +197,7 @@ impl VmConfig {
             .clone();
         let egress = config.egress.as_mut().map(|setup| {
             let path = dir.path().join(crate::state::EGRESS_LOG_FILE);
-            setup.events = Some(path.clone());
+            setup.logs.push(path.clone());
             path
         });
         let log = Logs {

@@ -4,6 +4,7 @@
 //! driven through its agent.
 
 mod config;
+mod config_error;
 mod confinement;
 mod egress;
 mod error;

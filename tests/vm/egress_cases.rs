@@ -287,5 +287,44 @@ fn cli_named_vm_keeps_its_list_and_logs_it() -> Result<(), Failed> {
         )
     })();
     let stopped = state.expect(0, &["stop", "walled"]);
-    result.and(stopped.map(drop))
+    result.and(stopped.map(drop))?;
+    one_shot_keeps_its_log_where_asked(&state, root, &rule, &port)
+}
+
+/// `run --egress-log FILE`: a one-shot command's attempts, in FILE; a
+/// FILE that cannot be opened stops the VM before it boots, saying so.
+fn one_shot_keeps_its_log_where_asked(
+    state: &crate::named_cases::State,
+    root: &str,
+    rule: &str,
+    port: &str,
+) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(chain)?;
+    let log = dir.path().join("attempts.jsonl");
+    let log = log.to_str().ok_or("temporary path is not UTF-8")?;
+    let url = format!("http://127.0.0.1:{port}/");
+    let run = ["run", "--rootfs", root, "--allow", rule, "--egress-log"];
+    let out = state.expect(
+        0,
+        &[&run[..], &[log, "--", "wget", "-q", "-O-", &url]].concat(),
+    )?;
+    check(out.stdout == b"hello from upstream", || {
+        format!(
+            "the one-shot fetch printed {:?}",
+            crate::cases::text(&out.stdout)
+        )
+    })?;
+    let events = krunbox::egress::events::read_log(std::path::Path::new(log)).map_err(chain)?;
+    check(events.len() == 1 && events[0].allowed, || {
+        format!("--egress-log holds {events:#?}")
+    })?;
+    let out = state.expect(
+        125,
+        &[&run[..], &["/nonexistent/dir/x.jsonl", "--", "true"]].concat(),
+    )?;
+    let stderr = crate::cases::text(&out.stderr);
+    check(
+        stderr.contains("cannot open the egress log /nonexistent/dir/x.jsonl"),
+        || format!("a bad --egress-log said {stderr:?}"),
+    )
 }

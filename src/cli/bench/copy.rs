@@ -13,11 +13,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use krunbox::client::{AgentClient, GuestCommand};
-
 use super::error::BenchError;
 use super::stats::Figure;
-use super::Ctx;
+use super::{sh, Ctx};
 
 /// Host file → guest file through the agent.
 pub const COPY_IN: &str = "copy.in_agent";
@@ -101,14 +99,15 @@ pub async fn copy(ctx: &mut Ctx) -> Result<(), BenchError> {
         let t = Instant::now();
         fs::copy(&source, &shared_in).map_err(BenchError::io(CASE, "writing into the share"))?;
         let from_share = format!("{}/in.bin", share.guest);
-        sh(agent, &format!("cp {from_share} {GUEST_VIRTIOFS_FILE}")).await?;
+        sh(CASE, &vm, &format!("cp {from_share} {GUEST_VIRTIOFS_FILE}")).await?;
         ctx.sample(run, vfs_in, t.elapsed());
-        sh(agent, &format!("rm {GUEST_VIRTIOFS_FILE}")).await?;
+        sh(CASE, &vm, &format!("rm {GUEST_VIRTIOFS_FILE}")).await?;
         remove(&shared_in)?;
 
         let t = Instant::now();
         sh(
-            agent,
+            CASE,
+            &vm,
             &format!("cp {GUEST_FILE} {}/out.bin && sync", share.guest),
         )
         .await?;
@@ -117,28 +116,9 @@ pub async fn copy(ctx: &mut Ctx) -> Result<(), BenchError> {
         check_size("written through the share", file_len(&shared_out)?)?;
         ctx.sample(run, vfs_out, elapsed);
         remove(&shared_out)?;
-        sh(agent, &format!("rm {GUEST_FILE}")).await?;
+        sh(CASE, &vm, &format!("rm {GUEST_FILE}")).await?;
     }
     vm.kill().await;
-    Ok(())
-}
-
-/// Runs a shell command in the guest; it must succeed.
-async fn sh(agent: &AgentClient, script: &str) -> Result<(), BenchError> {
-    let out = agent
-        .exec(&GuestCommand::new("sh").arg("-c").arg(script))
-        .await
-        .map_err(BenchError::agent(CASE, "exec"))?;
-    if !out.status.success() {
-        return Err(BenchError::wrong(
-            CASE,
-            format!(
-                "`{script}` failed ({:?}): {}",
-                out.status,
-                out.stderr_text().trim_end()
-            ),
-        ));
-    }
     Ok(())
 }
 

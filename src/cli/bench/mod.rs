@@ -322,6 +322,29 @@ impl Ctx {
     }
 }
 
+/// Runs a shell command in `vm`; it must succeed. A failure of the VM
+/// says how it ended.
+async fn sh(case: &'static str, vm: &krunbox::vm::Vm, script: &str) -> Result<(), BenchError> {
+    let command = krunbox::client::GuestCommand::new("sh")
+        .arg("-c")
+        .arg(script);
+    let out = match vm.agent().exec(&command).await {
+        Ok(out) => out,
+        Err(e) => return Err(BenchError::agent_on(case, "exec", vm, e).await),
+    };
+    if !out.status.success() {
+        return Err(BenchError::wrong(
+            case,
+            format!(
+                "`{script}` failed ({:?}): {}",
+                out.status,
+                out.stderr_text().trim_end()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn bench(args: BenchArgs) -> i32 {
     if let Some(saved) = &args.report {
         return match show_saved(saved, args.svg.as_deref()) {

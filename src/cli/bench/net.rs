@@ -13,13 +13,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::Instant;
 
-use krunbox::client::GuestCommand;
 use krunbox::egress::Policy;
-use krunbox::vm::{NetMode, Vm};
+use krunbox::vm::NetMode;
 
 use super::error::BenchError;
 use super::stats::Figure;
-use super::Ctx;
+use super::{sh, Ctx};
 
 /// Ten fetches of one byte, plain TSI.
 pub const SETUP_TSI: &str = "net.setup_tsi";
@@ -64,10 +63,10 @@ pub async fn net(ctx: &mut Ctx) -> Result<(), BenchError> {
     for run in ctx.all_runs() {
         for (vm, setup_figure, download_figure) in modes {
             let t = Instant::now();
-            sh(vm, &setup).await?;
+            sh(CASE, vm, &setup).await?;
             ctx.sample(run, setup_figure, t.elapsed());
             let t = Instant::now();
-            sh(vm, &download).await?;
+            sh(CASE, vm, &download).await?;
             ctx.sample(run, download_figure, t.elapsed());
         }
     }
@@ -119,24 +118,4 @@ fn answer(mut stream: TcpStream) {
             return;
         }
     }
-}
-
-/// Runs a shell command in the guest; it must succeed.
-async fn sh(vm: &Vm, script: &str) -> Result<(), BenchError> {
-    let command = GuestCommand::new("sh").arg("-c").arg(script);
-    let out = match vm.agent().exec(&command).await {
-        Ok(out) => out,
-        Err(e) => return Err(BenchError::agent_on(CASE, "exec", vm, e).await),
-    };
-    if !out.status.success() {
-        return Err(BenchError::wrong(
-            CASE,
-            format!(
-                "`{script}` failed ({:?}): {}",
-                out.status,
-                out.stderr_text().trim_end()
-            ),
-        ));
-    }
-    Ok(())
 }
