@@ -52,9 +52,10 @@ pub struct VmArgs {
     #[arg(long, value_enum)]
     pub net: Option<Net>,
     /// With --net egress: a destination the guest may reach (repeatable):
-    /// NAME[:PORT], *.DOMAIN[:PORT], ADDR[/LEN][:PORT] or [V6][/LEN]:PORT.
-    /// The host's loopback, private and link-local ranges stay closed
-    /// unless a rule names the address.
+    /// NAME[:PORT], *.DOMAIN[:PORT], ADDR[/LEN][:PORT], [V6][/LEN]:PORT,
+    /// or * (any name or public address). The host's loopback, private
+    /// and link-local ranges and its own addresses stay closed unless a
+    /// rule names the address.
     #[arg(long = "allow", value_name = "RULE")]
     pub allow: Vec<Rule>,
     /// With --net egress: resolve NAME to ADDR on the host instead of
@@ -65,7 +66,8 @@ pub struct VmArgs {
     /// named VM also keeps them for `krunbox logs --egress`).
     #[arg(long, value_name = "FILE")]
     pub egress_log: Option<PathBuf>,
-    /// Publish a guest TCP port on the host (repeatable; needs --net tsi).
+    /// Publish a guest TCP port on the host (repeatable; needs --net tsi
+    /// or egress).
     #[arg(short, long = "publish", value_name = "HOST:GUEST")]
     pub publish: Vec<PublishedPort>,
     /// Share a host directory at a guest path, read-only with :ro

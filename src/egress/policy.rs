@@ -34,6 +34,9 @@ pub enum Reserved {
     /// An address of one of the host's own interfaces (its public
     /// address, say, where its services listen too).
     HostAddress,
+    /// 198.18.0.0/15: the egress mode's own addresses inside its wall
+    /// (RFC 2544's benchmarking range, not reachable on the internet).
+    Internal,
 }
 
 impl Reserved {
@@ -56,6 +59,8 @@ impl Reserved {
                     Some(Reserved::SharedAddressSpace)
                 } else if o[0] == 0 {
                     Some(Reserved::Unspecified)
+                } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
+                    Some(Reserved::Internal)
                 } else if a.is_multicast() || a.is_broadcast() {
                     Some(Reserved::Multicast)
                 } else {
@@ -92,6 +97,7 @@ impl fmt::Display for Reserved {
             Reserved::Unspecified => "the unspecified address",
             Reserved::Multicast => "multicast or broadcast",
             Reserved::HostAddress => "an address of the host itself",
+            Reserved::Internal => "the egress mode's own range 198.18.0.0/15",
         })
     }
 }
@@ -376,6 +382,7 @@ mod tests {
             ("169.254.169.254", Reserved::LinkLocal),
             ("198.51.100.4", Reserved::HostAddress),
             ("::ffff:198.51.100.4", Reserved::HostAddress),
+            ("198.19.1.0", Reserved::Internal),
         ] {
             let denied = Decision::Denied(Denial::Reserved(range));
             assert_eq!(
