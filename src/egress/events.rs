@@ -127,19 +127,7 @@ impl EgressEvent {
 /// Reads an egress log: every complete line (a line still being written
 /// is left for the next read). A line that is not an event is an error.
 pub fn read_log(path: &std::path::Path) -> std::io::Result<Vec<EgressEvent>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    complete
-        .lines()
-        .map(|line| {
-            serde_json::from_str(line)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        })
-        .collect()
+    EventTail::new(path).poll()
 }
 
 /// Follows an egress log as it grows: each event once, in order (the
