@@ -42,10 +42,7 @@ pub enum Reserved {
 impl Reserved {
     /// The range `addr` falls in, if it is one of these.
     pub fn of(addr: IpAddr) -> Option<Self> {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
+        let addr = addr.to_canonical();
         match addr {
             IpAddr::V4(a) => {
                 let o = a.octets();
@@ -171,10 +168,7 @@ impl Policy {
     /// The reserved range `addr` is in, the host's own addresses
     /// included.
     fn reserved(&self, addr: IpAddr) -> Option<Reserved> {
-        let plain = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
+        let plain = addr.to_canonical();
         Reserved::of(addr).or_else(|| {
             self.host_addrs
                 .contains(&plain)

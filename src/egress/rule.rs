@@ -202,9 +202,6 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
 /// Whether `addr` is in the block `net`/`prefix`.
 pub(crate) fn contains(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
     // An IPv4-mapped IPv6 address is the IPv4 address.
-    let addr = match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-        v4 => v4,
-    };
+    let addr = addr.to_canonical();
     net.is_ipv4() == addr.is_ipv4() && mask(addr, prefix) == net
 }
