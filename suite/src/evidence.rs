@@ -31,6 +31,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::guest_console::Marks;
+
 /// Where the lab's tracefs is mounted.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -67,17 +69,21 @@ pub enum FaultKind {
     /// or one interrupt window over and over at one instruction, as the
     /// lab's kernel saw it ([`crate::vcpus`]).
     FrozenVcpu,
+    /// The guest's kernel faulted inside its own exception entry code, as
+    /// its console shows ([`crate::guest_console`]).
+    GuestEntryFault,
 }
 
 impl FaultKind {
     /// Every kind, for parsing tags.
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::TripleFault,
         Self::EmulationFailure,
         Self::Lockup,
         Self::RcuStall,
         Self::KernelOops,
         Self::FrozenVcpu,
+        Self::GuestEntryFault,
     ];
 
     /// One word, for lab notes.
@@ -89,6 +95,7 @@ impl FaultKind {
             Self::RcuStall => "rcu-stall",
             Self::KernelOops => "kernel-oops",
             Self::FrozenVcpu => "frozen-vcpu",
+            Self::GuestEntryFault => "guest-entry-fault",
         }
     }
 
@@ -107,6 +114,7 @@ impl fmt::Display for FaultKind {
             Self::RcuStall => "lab RCU stall",
             Self::KernelOops => "lab kernel oops",
             Self::FrozenVcpu => "vCPU frozen by the emulation",
+            Self::GuestEntryFault => "guest kernel faulted in its entry code",
         })
     }
 }
@@ -138,6 +146,9 @@ pub struct EvidenceSources {
     /// Whether a failure with no evidence in the two files above has the
     /// live VMs' vCPUs watched ([`crate::vcpus`]): the lab's, not a test's.
     pub watch_vcpus: bool,
+    /// The directory of the cases' guest consoles
+    /// ([`crate::guest_console`]), if they keep them there.
+    pub guest_consoles: Option<PathBuf>,
 }
 
 impl EvidenceSources {
@@ -147,6 +158,7 @@ impl EvidenceSources {
             kvm_exits: Path::new(TRACEFS).join("trace"),
             kernel_log: PathBuf::from(KERNEL_LOG),
             watch_vcpus: true,
+            guest_consoles: Some(crate::guest_console::dir()),
         }
     }
 }
@@ -234,6 +246,8 @@ pub struct Watch {
     since: Duration,
     /// The kernel log, positioned after its last record at the start.
     kernel_log: Option<File>,
+    /// How long each guest console was at the start.
+    consoles: Marks,
 }
 
 impl Watch {
@@ -252,6 +266,7 @@ impl Watch {
             sources: sources.clone(),
             since: Duration::new(now.as_secs(), now.subsec_micros() * 1000),
             kernel_log,
+            consoles: Marks::take(sources.guest_consoles.as_deref()),
         }
     }
 
@@ -276,6 +291,7 @@ impl Watch {
                 })
             }));
         }
+        faults.extend(self.consoles.faults());
         faults
     }
 

@@ -16,6 +16,8 @@
 //! - [`evidence`]: what shows that the lab's emulation lost a VM (KVM's
 //!   triple-fault exits, the lab kernel's lockups), read by the runner
 //!   itself;
+//! - [`guest_console`]: the cases' guest consoles, kept past their VMs
+//!   and read for a guest kernel that faulted in its own entry code;
 //! - [`rerun`]: a failed case runs again only on such evidence, within a
 //!   [`Budget`];
 //! - [`fixture`]: a VM shared by a group of cases, set up by the first
@@ -62,6 +64,7 @@ pub mod boots;
 mod case;
 pub mod evidence;
 pub mod fixture;
+pub mod guest_console;
 pub mod notes;
 pub mod post_mortem;
 mod procfs;

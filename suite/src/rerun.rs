@@ -7,7 +7,9 @@
 //! faults"). So, inside the lab only, each run of a case is watched
 //! ([`Watch`]): a run that fails while the lab's KVM reports a
 //! triple fault or an emulation failure to a runner, or while the lab's
-//! kernel logs a lockup, an RCU stall or an oops, or whose failure finds
+//! kernel logs a lockup, an RCU stall or an oops, or while a guest's
+//! console shows its kernel faulting inside its own exception entry code
+//! ([`crate::guest_console`]), or whose failure finds
 //! a live VM's vCPU frozen by the emulation ([`crate::vcpus`]: running
 //! without a single exit, or taking one nested page fault or interrupt
 //! window over and over at one instruction),

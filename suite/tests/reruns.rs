@@ -38,6 +38,7 @@ impl Planted {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("trace"), "# tracer: nop\n#\n")?;
         std::fs::write(dir.path().join("kmsg"), "6,1,10,-;Linux version 6.1\n")?;
+        std::fs::create_dir(dir.path().join("consoles"))?;
         Ok(Self { dir })
     }
 
@@ -46,6 +47,7 @@ impl Planted {
             kvm_exits: self.dir.path().join("trace"),
             kernel_log: self.dir.path().join("kmsg"),
             watch_vcpus: false,
+            guest_consoles: Some(self.dir.path().join("consoles")),
         }
     }
 
@@ -66,6 +68,27 @@ impl Planted {
         let record =
             "0,700,5000000,-;watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [krunbox:7]\n";
         append(&self.dir.path().join("kmsg"), record);
+    }
+}
+
+impl Planted {
+    /// A guest console, written during the run, whose kernel faulted in
+    /// its entry code (as the lab's emulation made one do in CI).
+    fn guest_entry_fault(&self) {
+        let console = "[    0.000000] Linux version 6.12\n\
+                       [   41.2] BUG: unable to handle page fault for address: fffffe0000001ff8\n\
+                       [   41.2] RIP: 0010:error_entry+0x20/0x130\n\
+                       [   41.3] Kernel panic - not syncing: Fatal exception in interrupt\n";
+        std::fs::write(self.dir.path().join("consoles/7-0.log"), console)
+            .expect("planting a console");
+    }
+
+    /// A guest console whose kernel panicked elsewhere: not the sign.
+    fn guest_panic(&self) {
+        let console = "[   41.2] RIP: 0010:virtqueue_add_split+0x1/0x2\n\
+                       [   41.3] Kernel panic - not syncing: Fatal exception\n";
+        std::fs::write(self.dir.path().join("consoles/7-1.log"), console)
+            .expect("planting a console");
     }
 }
 
@@ -124,7 +147,25 @@ fn lost_with_evidence_is_rerun() -> Result<(), Failed> {
     let kinds: Vec<FaultKind> = policy.reruns().iter().map(|r| r.fault.kind).collect();
     check(kinds == [FaultKind::TripleFault, FaultKind::Lockup], || {
         format!("{kinds:?}")
-    })
+    })?;
+    // So is a guest console whose kernel faulted in its entry code.
+    let runs = AtomicUsize::new(0);
+    let result = policy.run("fake::guest_kernel_lost", &|| {
+        if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+            planted.guest_entry_fault();
+            return Err("agent closed the connection during exec".into());
+        }
+        Ok(())
+    });
+    check(result.is_ok(), || format!("not rerun: {result:?}"))?;
+    let last = policy.reruns().pop().map(|r| (r.fault.kind, r.fault.line));
+    check(
+        last == Some((
+            FaultKind::GuestEntryFault,
+            "[   41.2] RIP: 0010:error_entry+0x20/0x130".to_owned(),
+        )),
+        || format!("{last:?}"),
+    )
 }
 
 #[test]
@@ -144,6 +185,8 @@ fn same_failure_without_evidence_is_not_rerun() -> Result<(), Failed> {
             &planted.sources().kvm_exits,
             "fc_vcpu 0-1 [000] ..... 1.000001: kvm_userspace_exit: reason KVM_EXIT_MMIO (6)\n",
         );
+        // Nor a guest kernel that panicked outside its entry code.
+        planted.guest_panic();
         Err(SILENT_AGENT.into())
     });
     check(runs.load(Ordering::SeqCst) == 1, || {

@@ -59,6 +59,7 @@ fn watching_policy() -> Result<(tempfile::TempDir, RerunPolicy), Failed> {
         kvm_exits: dir.path().join("trace"),
         kernel_log: dir.path().join("kmsg"),
         watch_vcpus: true,
+        guest_consoles: None,
     };
     let policy = RerunPolicy::new(Budget::SUITE, sources, 0, |_: &Rerun, _: Option<&str>| {});
     Ok((dir, policy))

@@ -170,13 +170,7 @@ fn copy_big_in_and_out_under_execs() -> Result<(), Failed> {
         // filesystem), the host's in the temporary directory (the lab's
         // /tmp): in the lab both are RAM, each limited to half of it.
         let host = tempfile::tempdir()?;
-        let console = host.path().join("console.log");
-        let vm = agent_vm()
-            .memory_mib(512)
-            .console_log(&console)
-            .boot()
-            .await
-            .map_err(chain)?;
+        let vm = agent_vm().memory_mib(512).boot().await.map_err(chain)?;
         let big_mib = big_mib();
         explained(&vm, async {
             let guest_path = "/tmp/krunbox-load-big.bin";

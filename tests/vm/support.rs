@@ -58,9 +58,22 @@ pub fn agent_vm() -> VmConfig {
     agent_vm_on(&rootfs())
 }
 
-/// Like [`agent_vm`], on another rootfs (a private copy, say).
+/// Like [`agent_vm`], on another rootfs (a private copy, say). Inside the
+/// lab its console goes where the harness reads it after the VM is gone
+/// ([`krunbox_suite::guest_console`]: a guest kernel that faulted in its
+/// entry code is evidence of a lab fault); a case may still set its own.
 pub fn agent_vm_on(rootfs: &Path) -> VmConfig {
-    vm_on(rootfs).log_level(libkrun_log_level())
+    let config = vm_on(rootfs).log_level(libkrun_log_level());
+    if !in_lab() {
+        return config;
+    }
+    match krunbox_suite::guest_console::next_path() {
+        Ok(path) => config.console_log(path),
+        Err(e) => panic!(
+            "cannot make a console path in {}: {e}",
+            krunbox_suite::guest_console::dir().display()
+        ),
+    }
 }
 
 /// libkrun's log level for the cases' VMs (into each runner's log, quoted
