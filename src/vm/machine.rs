@@ -224,6 +224,11 @@ impl VmConfig {
         let (exit_tx, exit) = watch::channel(None);
         let sockets = [announce.clone(), ops.clone()];
         std::thread::spawn(move || follow_runner(runner, started_tx, exit_tx, sockets));
+        let unfinished = UnfinishedBoot {
+            runner_pid,
+            exit: exit.clone(),
+            armed: true,
+        };
 
         let hello = AgentClient::accept(&listener, ops.clone(), client_config);
         let died = wait_exit(exit.clone());
@@ -236,7 +241,6 @@ impl VmConfig {
         let client = match client {
             Ok(client) => client,
             Err(e) => {
-                let _ = kill(runner_pid, Signal::SIGKILL);
                 return Err(Error::Agent {
                     source: e,
                     log_tail: log.tail(),
@@ -258,6 +262,7 @@ impl VmConfig {
         drop(listener);
         let _ = std::fs::remove_file(dir.path().join("announce.sock"));
         let watchdog = tokio::spawn(kill_when_wedged(client.clone(), exit.clone(), runner_pid));
+        unfinished.booted();
         Ok(Vm {
             client,
             runner_pid,
@@ -339,6 +344,16 @@ impl Vm {
         self.exit.borrow().is_none()
     }
 
+    /// Resolves once the VM's runner has exited (at once if it has): the
+    /// VM's liveness, without polling. The future holds no borrow of the
+    /// handle.
+    pub fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let exit = self.exit.clone();
+        async move {
+            wait_exit(exit).await;
+        }
+    }
+
     /// How the runner exited, once it has (`None` while the VM runs, or
     /// when its status could not be read).
     pub fn exit_status(&self) -> Option<ExitStatus> {
@@ -412,6 +427,32 @@ impl Drop for Vm {
         if let Ok(mut dir) = self.dir.lock() {
             // Removes the sockets and the log.
             drop(dir.take());
+        }
+    }
+}
+
+/// A runner whose boot has not finished: dropped before
+/// [`UnfinishedBoot::booted`] (the boot failed, or its future was dropped
+/// by a caller's timeout, an aborted task, a closing pool), it kills the
+/// runner, so that no VM outlives a boot that did not return it.
+struct UnfinishedBoot {
+    runner_pid: Pid,
+    exit: watch::Receiver<Option<ExitSummary>>,
+    armed: bool,
+}
+
+impl UnfinishedBoot {
+    /// The boot returned its [`Vm`], which owns the runner from now on.
+    fn booted(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for UnfinishedBoot {
+    fn drop(&mut self) {
+        // Not reaped until `exit` is set: the pid is still the runner's.
+        if self.armed && self.exit.borrow().is_none() {
+            let _ = kill(self.runner_pid, Signal::SIGKILL);
         }
     }
 }
