@@ -24,6 +24,7 @@ pub mod host;
 /// ([`krunbox_image`], re-exported).
 pub use krunbox_image as image;
 pub mod krun;
+pub mod pool;
 pub mod runner;
 pub mod state;
 pub mod vm;

@@ -37,7 +37,7 @@ pub fn sweep(case: &str, spared: &[u32]) {
 
 /// The VM processes running now (zombies excluded), but `except`, with
 /// their command lines.
-fn running_vms(except: &[i32]) -> Vec<(i32, String)> {
+pub fn running_vms(except: &[i32]) -> Vec<(i32, String)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -41,6 +41,7 @@ mod loopback;
 mod named_cases;
 mod net_cases;
 mod net_oneshot_cases;
+mod pool_cases;
 mod post_mortem;
 mod registry;
 mod security_cases;
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
     cases.extend(example_cases::all());
     cases.extend(dependent::all());
     cases.extend(egress_cases::all());
+    cases.extend(pool_cases::all());
     cases.extend(lab_cases::all());
     Suite::new(cases, lab_plan())
         .losing_a_vm_with(lab_cases::lose_a_vm)
