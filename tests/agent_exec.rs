@@ -357,3 +357,19 @@ async fn timeout_fires_while_the_host_does_not_read() {
     };
     assert!(status.timed_out);
 }
+
+/// The clock round trip: an agent on the host reads the host's own
+/// `CLOCK_BOOTTIME`, which is `CLOCK_MONOTONIC` plus any suspended time,
+/// so its zero lands at (or saturates to) the host's monotonic zero,
+/// within the round trip's error.
+#[tokio::test]
+async fn a_host_agents_clock_starts_with_the_hosts() {
+    let agent = TestAgent::start().await;
+    let clock = agent.client.guest_clock().await.unwrap();
+    let slack_us = 1_000;
+    assert!(
+        clock.zero_us <= clock.error.as_micros() as u64 + slack_us,
+        "{clock:?}"
+    );
+    assert!(clock.error < std::time::Duration::from_secs(1), "{clock:?}");
+}

@@ -176,6 +176,15 @@ fn serve(registry: &Registry, conn: Conn) {
             watch(&writer);
             Ok(())
         }
+        Request::Clock => {
+            let reply = Reply::Clock {
+                uptime_ns: uptime_ns(),
+            };
+            let frame = Frame::json(FrameType::Reply, &reply).expect("small");
+            // A host gone before the answer has nothing to read it.
+            let _ = writer.send(&frame);
+            Ok(())
+        }
     };
     if let Err(reply) = result {
         send_error(&writer, &reply);

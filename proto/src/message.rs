@@ -175,6 +175,9 @@ pub enum Request {
     /// named VM's later commands): answered with `Ok`, then a ping frame
     /// every [`crate::PING_INTERVAL`] until the host closes.
     Watch,
+    /// The guest's clock: answered with [`Reply::Clock`] (the host times
+    /// the round trip to place the guest's clock on its own).
+    Clock,
 }
 
 /// Host to agent during an operation.
@@ -317,6 +320,12 @@ pub enum Reply {
     },
     /// Answer to stat.
     Stat(FileStat),
+    /// Answer to [`Request::Clock`].
+    Clock {
+        /// The guest's uptime (`CLOCK_BOOTTIME`, which starts with its
+        /// kernel) when the agent answered, in ns.
+        uptime_ns: u64,
+    },
     /// A tree copy finished.
     CopyDone {
         /// Entries copied.

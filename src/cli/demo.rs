@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use krunbox::client::{ClientError, ExecOutput, GuestCommand};
 use krunbox::host::Kvm;
-use krunbox::vm::{BootTimeline, VmConfig};
+use krunbox::vm::{BootPhases, BootTimeline, VmConfig};
 
 use super::report;
 use super::rootfs::RootfsError;
@@ -195,6 +195,10 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         .map_err(agent("removing the sample"))?;
 
     let timeline = vm.timeline();
+    let phases = vm
+        .boot_phases()
+        .await
+        .map_err(agent("placing the guest's clock"))?;
     let t = Instant::now();
     let status = vm.shutdown(Duration::from_secs(60)).await?;
     let report = Report {
@@ -207,6 +211,7 @@ async fn run(args: DemoArgs) -> Result<(), DemoError> {
         output: &out,
         samples: &samples,
         timeline: &timeline,
+        phases,
         shutdown: t.elapsed(),
         status,
         total: start.elapsed(),
@@ -242,6 +247,8 @@ struct Report<'a> {
     /// Round trips of `true`, sorted.
     samples: &'a [Duration],
     timeline: &'a BootTimeline,
+    /// The boot's phases in host time, when every stamp is there.
+    phases: Option<BootPhases>,
     shutdown: Duration,
     status: ExitStatus,
     total: Duration,
@@ -253,6 +260,10 @@ impl Report<'_> {
         if !json {
             println!("== boot timeline (from spawning the runner):");
             println!("{}", self.timeline);
+            if let Some(phases) = &self.phases {
+                println!("== boot phases in host time (they add up to agent ready):");
+                println!("{phases}");
+            }
             println!("== shutdown: {} ({})", ms(self.shutdown), self.status);
             println!(
                 "== total: {} (boot {}, provision {}, first exec {}, shutdown {})",
@@ -279,6 +290,7 @@ impl Report<'_> {
             },
             "exec_round_trip_ms": self.samples.iter().map(|d| json_ms(*d)).collect::<Vec<_>>(),
             "timeline": super::timings::timeline(self.timeline),
+            "phases": self.phases.as_ref().map(super::timings::phases),
             "shutdown_ms": json_ms(self.shutdown),
             "exit_code": self.status.code(),
             "total_ms": json_ms(self.total),

@@ -3,12 +3,24 @@
 
 use std::time::Duration;
 
-use krunbox::vm::BootTimeline;
+use krunbox::vm::{BootPhases, BootTimeline};
 use serde_json::{json, Value};
 
 /// Milliseconds, as a float.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// A boot's phases in host time, as JSON: each phase's ms by name, the
+/// total and the guest clock's error.
+pub fn phases(p: &BootPhases) -> Value {
+    let mut map = serde_json::Map::new();
+    for (name, took) in p.named() {
+        map.insert(format!("{name}_ms"), json!(ms(took)));
+    }
+    map.insert("total_ms".into(), json!(ms(p.total)));
+    map.insert("error_ms".into(), json!(ms(p.error)));
+    Value::Object(map)
 }
 
 /// `BootTimeline`'s phases, by the names its text form uses.

@@ -24,6 +24,7 @@
 //! ```
 
 mod background;
+mod clock;
 mod connection;
 mod copy_options;
 mod exec;
@@ -44,6 +45,7 @@ use krunbox_proto::{
 use tokio::net::{UnixListener, UnixStream};
 
 pub use background::{BackgroundProcess, ProcessOutput};
+pub use clock::GuestClock;
 pub use copy_options::{CopyOptions, OnSpecial, SkipReason, SkippedPath};
 pub use exec::{ExecOutput, GuestCommand, NO_TIMEOUT};
 pub use files::{CopyStats, Provision};

@@ -29,9 +29,10 @@ use tokio::sync::{oneshot, watch};
 
 use super::config::VmConfig;
 use super::error::Error;
+use super::phases::BootPhases;
 use super::preflight;
 use super::timeline::BootTimeline;
-use crate::client::{AgentClient, ClientConfig};
+use crate::client::{AgentClient, ClientConfig, ClientError};
 use crate::runner::{
     monotonic_us, ConfinementReport, RunnerEvent, RunnerExit, RunnerProcess, StdioSpec, VsockPort,
     Workload,
@@ -342,6 +343,15 @@ impl Vm {
     /// Whether the VM is still running.
     pub fn is_running(&self) -> bool {
         self.exit.borrow().is_none()
+    }
+
+    /// The boot's phases, every one in host time, summing to the time to
+    /// ready: places the guest's clock on the host's (a few round trips to
+    /// the agent, [`AgentClient::guest_clock`]) and the timeline's guest
+    /// stamps with it. `None` when the timeline lacks a stamp.
+    pub async fn boot_phases(&self) -> Result<Option<BootPhases>, ClientError> {
+        let clock = self.client.guest_clock().await?;
+        Ok(BootPhases::of(&self.timeline, &clock))
     }
 
     /// Resolves once the VM's runner has exited (at once if it has): the

@@ -58,6 +58,11 @@ impl BootTimeline {
         Some(self.ready.map_or(at, |ready| at.min(ready)))
     }
 
+    /// When the runner was spawned, in µs of the host's `CLOCK_MONOTONIC`.
+    pub(crate) fn spawned_us(&self) -> u64 {
+        self.spawned_us
+    }
+
     fn since(&self, at_us: u64) -> Duration {
         Duration::from_micros(at_us.saturating_sub(self.spawned_us))
     }

@@ -84,6 +84,25 @@ fn boot_reports_timeline() -> Result<(), Failed> {
         let t = vm.timeline();
         check(t.first_exec.is_some() && t.first_exec > t.ready, || {
             format!("first exec not after ready: {t:?}")
+        })?;
+        // Every phase in host time, none missing, adding up to ready; the
+        // guest's clock starts after krun_start_enter.
+        let phases = vm.boot_phases().await.map_err(chain)?;
+        let p = phases.ok_or_else(|| format!("a phase is missing: {t:?}"))?;
+        println!("boot phases in host time:\n{p}");
+        let sum: Duration = p.named().iter().map(|(_, d)| *d).sum();
+        check(Some(p.total) == t.ready && sum == p.total, || {
+            format!("phases {p:?} do not add up to ready {:?}", t.ready)
+        })?;
+        let slack = Duration::from_millis(1);
+        check(p.adjusted <= p.error + slack, || {
+            format!(
+                "the guest's clock disagrees with the host's beyond ±{:?}: {p:?}",
+                p.error
+            )
+        })?;
+        check(p.before_guest_clock > p.error, || {
+            format!("no time before the guest's clock: {p:?}")
         })
     })
 }

@@ -23,6 +23,15 @@ pub enum BenchError {
         #[source]
         source: krunbox::vm::Error,
     },
+    /// A warm pool could not start or hand out a VM.
+    #[error("{case}: the pool failed")]
+    Pool {
+        /// The case.
+        case: &'static str,
+        /// Why.
+        #[source]
+        source: krunbox::pool::PoolError,
+    },
     /// An agent operation failed.
     #[error("{case}: {op} failed")]
     Agent {
@@ -122,6 +131,10 @@ impl Advised for BenchError {
         match self {
             BenchError::Rootfs(e) => Some(e.advice().to_owned()),
             BenchError::Vm { source, .. } => source.advice(),
+            BenchError::Pool {
+                source: krunbox::pool::PoolError::Boot(source),
+                ..
+            } => source.advice(),
             BenchError::Image(e) => e.advice(),
             BenchError::PullNeedsImage => Some(
                 "e.g. `krunbox bench --cases pull --image localhost:5000/debian:bookworm`".into(),
@@ -185,6 +198,11 @@ impl BenchError {
                 runner_tail: tail_of(vm.runner_log_path()),
             }),
         }
+    }
+
+    /// A [`BenchError::Pool`] maker for `map_err`.
+    pub fn pool(case: &'static str) -> impl FnOnce(krunbox::pool::PoolError) -> Self {
+        move |source| BenchError::Pool { case, source }
     }
 
     /// A [`BenchError::Vm`] maker for `map_err`.

@@ -10,8 +10,10 @@ mod copy;
 mod error;
 mod host;
 mod image;
+mod launch;
 mod net;
 mod output;
+mod phases;
 mod provision;
 mod pull;
 mod stats;
@@ -95,11 +97,14 @@ pub enum Case {
     /// Connections and a 64 MiB download through the egress mode, against
     /// plain TSI.
     Net,
+    /// A VM from a warm pool to its first exec, against a cold boot; and
+    /// 20 acquires at once from a pool of 3.
+    Launch,
 }
 
 impl Case {
     /// The cases run when none are named.
-    const DEFAULT: [Case; 7] = [
+    const DEFAULT: [Case; 8] = [
         Case::Boot,
         Case::Exec,
         Case::Provision,
@@ -107,6 +112,7 @@ impl Case {
         Case::HostExec,
         Case::Image,
         Case::Net,
+        Case::Launch,
     ];
 
     /// Whether the case boots VMs.
@@ -125,6 +131,7 @@ impl Case {
             Case::Image => image::SAMPLES_PER_RUN,
             Case::Pull => pull::SAMPLES_PER_RUN,
             Case::Net => net::SAMPLES_PER_RUN,
+            Case::Launch => launch::SAMPLES_PER_RUN,
         }
     }
 
@@ -138,13 +145,14 @@ impl Case {
             Case::Image => "image",
             Case::Pull => "pull",
             Case::Net => "net",
+            Case::Launch => "launch",
         }
     }
 }
 
 /// Every comparison `bench` can make; those whose figures were measured
 /// are reported.
-const COMPARISONS: [ComparisonSpec; 14] = [
+const COMPARISONS: [ComparisonSpec; 16] = [
     ComparisonSpec {
         id: "boot_vs_floor",
         label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
@@ -268,6 +276,23 @@ const COMPARISONS: [ComparisonSpec; 14] = [
             max_ratio: 1.25,
             text: Cow::Borrowed("egress download throughput >= 0.8x tsi"),
         }),
+    },
+    ComparisonSpec {
+        id: "launch_warm_vs_cold",
+        label: "pool acquire -> first exec / cold boot -> first exec",
+        krunbox: launch::WARM,
+        baseline: launch::COLD,
+        target: Some(Target {
+            max_ratio: 0.01,
+            text: Cow::Borrowed("a warm launch <= 0.01x a cold one"),
+        }),
+    },
+    ComparisonSpec {
+        id: "launch_burst_vs_cold",
+        label: "acquire -> first exec, 20 at once from a pool of 3 / one cold boot alone",
+        krunbox: launch::BURST_FIRST_EXEC,
+        baseline: launch::COLD,
+        target: None,
     },
     ComparisonSpec {
         id: "exec_true_vs_host_agent",
@@ -411,6 +436,7 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
             Case::Provision => provision::provision(&mut ctx).await?,
             Case::Copy => copy::copy(&mut ctx).await?,
             Case::Net => net::net(&mut ctx).await?,
+            Case::Launch => launch::launch(&mut ctx).await?,
             Case::HostExec => host::host_exec(&mut ctx).await?,
             Case::Image => image::image(&mut ctx, image.as_ref()).await?,
             Case::Pull => {

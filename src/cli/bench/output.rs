@@ -190,6 +190,7 @@ impl Report {
                 p(|t| t.ready_ms),
                 p(|t| t.first_exec_ms),
             );
+            out.push_str(&super::phases::table(&self.timelines));
         }
         let _ = writeln!(
             out,

@@ -65,6 +65,12 @@ pub struct Summary {
     pub p50: f64,
     /// 90th percentile.
     pub p90: f64,
+    /// 95th percentile (0 in reports saved before it was kept).
+    #[serde(default)]
+    pub p95: f64,
+    /// 99th percentile (0 in reports saved before it was kept).
+    #[serde(default)]
+    pub p99: f64,
     /// Largest.
     pub max: f64,
 }
@@ -86,6 +92,8 @@ impl Summary {
             min: sorted[0],
             p50: rank(0.5),
             p90: rank(0.9),
+            p95: rank(0.95),
+            p99: rank(0.99),
             max: sorted[sorted.len() - 1],
         })
     }

@@ -8,6 +8,7 @@ use krunbox::vm::{BootTimeline, Confinement, VmConfig};
 use serde::{Deserialize, Serialize};
 
 use super::error::BenchError;
+use super::phases::PhasesSample;
 use super::stats::Figure;
 use super::Ctx;
 
@@ -49,6 +50,10 @@ pub struct TimelineSample {
     pub ready_ms: Option<f64>,
     /// The first exec (`true`) ended.
     pub first_exec_ms: Option<f64>,
+    /// Every phase in host time (`Vm::boot_phases`); absent in reports
+    /// saved before it was measured.
+    #[serde(default)]
+    pub phases: Option<PhasesSample>,
 }
 
 impl From<&BootTimeline> for TimelineSample {
@@ -61,6 +66,7 @@ impl From<&BootTimeline> for TimelineSample {
             agent_started_uptime_ms: ms(t.agent_started_uptime),
             ready_ms: ms(t.ready),
             first_exec_ms: ms(t.first_exec),
+            phases: None,
         }
     }
 }
@@ -116,7 +122,13 @@ pub async fn boot(ctx: &mut Ctx) -> Result<(), BenchError> {
             ));
         }
         if run >= ctx.warmup {
-            ctx.timelines.push(TimelineSample::from(&vm.timeline()));
+            let phases = vm
+                .boot_phases()
+                .await
+                .map_err(BenchError::agent(CASE, "placing the guest's clock"))?;
+            let mut sample = TimelineSample::from(&vm.timeline());
+            sample.phases = phases.as_ref().map(PhasesSample::from);
+            ctx.timelines.push(sample);
         }
         vm.kill().await;
 
