@@ -135,6 +135,14 @@ impl Case {
         }
     }
 
+    /// Samples taken once, after the runs, for the progress bar.
+    fn samples_once(self) -> u64 {
+        match self {
+            Case::Launch => launch::BURST as u64,
+            _ => 0,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Case::Boot => "boot",
@@ -418,7 +426,7 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
     let (runs, warmup) = (args.runs as usize, args.warmup as usize);
     let total: u64 = cases
         .iter()
-        .map(|c| c.samples_per_run() * (runs + warmup) as u64)
+        .map(|c| c.samples_per_run() * (runs + warmup) as u64 + c.samples_once())
         .sum();
     let mut ctx = Ctx {
         rootfs,
