@@ -1,14 +1,12 @@
 //! Where a boot's time goes, for VMs of several memory sizes: boots each
-//! size in turn (interleaved, so drift hits all), and prints the median of
-//! every phase in host time (`Vm::boot_phases`).
+//! size in turn (interleaved, so drift hits all), and prints P50/P95/P99
+//! of every phase in host time (`Vm::boot_phases`, `BootPhases::percentiles`).
 //!
 //! ```sh
 //! cargo run --release --example boot_phases -- /srv/rootfs 3 128 512 2048
 //! ```
 
-use std::time::Duration;
-
-use krunbox::vm::VmConfig;
+use krunbox::vm::{BootPhases, VmConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), krunbox::Report> {
@@ -28,16 +26,18 @@ async fn main() -> Result<(), krunbox::Report> {
         }
     }
     for (mib, measured) in sizes.iter().zip(&phases) {
-        println!("{mib} MiB, median of {} boots:", measured.len());
-        let Some(first) = measured.first() else {
-            continue;
-        };
-        for (k, (name, _)) in first.named().iter().enumerate() {
-            let mut values: Vec<Duration> = measured.iter().map(|p| p.named()[k].1).collect();
-            values.sort();
+        println!(
+            "{mib} MiB, {} boots:           p50       p95       p99 (ms)",
+            measured.len()
+        );
+        for p in BootPhases::percentiles(measured) {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
             println!(
-                "  {name:<20} {:>9.1} ms",
-                values[values.len() / 2].as_secs_f64() * 1e3
+                "  {:<20} {:>9.1} {:>9.1} {:>9.1}",
+                p.phase,
+                ms(p.p50),
+                ms(p.p95),
+                ms(p.p99)
             );
         }
     }

@@ -91,6 +91,52 @@ impl BootPhases {
     }
 }
 
+/// One phase's percentiles over many boots ([`BootPhases::percentiles`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhasePercentiles {
+    /// The phase's name, as [`BootPhases::named`] gives it, or `total`.
+    pub phase: &'static str,
+    /// Median.
+    pub p50: Duration,
+    /// 95th percentile.
+    pub p95: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+}
+
+impl BootPhases {
+    /// P50, P95 and P99 (nearest rank) of each phase and of the total over
+    /// `boots`, in phase order; empty without boots.
+    pub fn percentiles(boots: &[BootPhases]) -> Vec<PhasePercentiles> {
+        let Some(first) = boots.first() else {
+            return Vec::new();
+        };
+        let mut names: Vec<&'static str> = first.named().iter().map(|(n, _)| *n).collect();
+        names.push("total");
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, &phase)| {
+                let mut values: Vec<Duration> = boots
+                    .iter()
+                    .map(|b| b.named().get(i).map_or(b.total, |(_, d)| *d))
+                    .collect();
+                values.sort();
+                let rank = |q: f64| {
+                    let index = (q * values.len() as f64).ceil() as usize;
+                    values[index.clamp(1, values.len()) - 1]
+                };
+                PhasePercentiles {
+                    phase,
+                    p50: rank(0.5),
+                    p95: rank(0.95),
+                    p99: rank(0.99),
+                }
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for BootPhases {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -160,6 +206,40 @@ mod tests {
         assert!(p.adjusted <= p.error);
         let sum: Duration = p.named().iter().map(|(_, d)| *d).sum();
         assert_eq!(sum, p.total);
+    }
+
+    #[test]
+    fn percentiles_by_phase_over_boots() {
+        assert!(BootPhases::percentiles(&[]).is_empty());
+        let clock = GuestClock {
+            zero_us: 1_040_000,
+            error: Duration::ZERO,
+        };
+        // 100 boots whose agent phase takes 1..=100 ms.
+        let boots: Vec<BootPhases> = (1..=100)
+            .map(|ms| {
+                let t = timeline(30, 30 + ms, 1_070_000 + ms * 1_000 + 2_000);
+                BootPhases::of(&t, &clock).expect("every stamp")
+            })
+            .collect();
+        let table = BootPhases::percentiles(&boots);
+        let names: Vec<&str> = table.iter().map(|p| p.phase).collect();
+        assert_eq!(
+            names,
+            [
+                "configure",
+                "enter",
+                "before_guest_clock",
+                "kernel_and_init",
+                "agent",
+                "hello",
+                "total"
+            ]
+        );
+        let agent = table[4];
+        let ms = Duration::from_millis;
+        assert_eq!((agent.p50, agent.p95, agent.p99), (ms(50), ms(95), ms(99)));
+        assert_eq!(table[6].p99, ms(171));
     }
 
     #[test]
