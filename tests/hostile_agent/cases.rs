@@ -19,7 +19,7 @@ pub fn short() -> ClientConfig {
         max_output: 1 << 20,
         max_copy_entries: 10_000,
         max_copy_bytes: 8 << 20,
-        liveness_timeout: Duration::from_secs(2),
+        liveness_timeout: Duration::from_secs(5),
         ..ClientConfig::default()
     }
 }

@@ -6,6 +6,12 @@
 //! keeps (it can close it or flood it); operations come on an ops listener
 //! in a temporary directory. For each request the script gives a list of
 //! [`Act`]s; when they are done the connection closes.
+//!
+//! The double runs on a runtime of its own, on its own thread, as the real
+//! agent runs in a process of its own: when the test's thread stalls (a
+//! loaded CI machine), the double's pings still go out and wait in the
+//! socket, so the client's liveness timer never races a ping that its own
+//! stalled thread had not yet let the double write.
 
 #![allow(dead_code)]
 
@@ -66,6 +72,8 @@ pub struct HostileAgent {
     pub flooded: Arc<AtomicU64>,
     announce: watch::Sender<AnnounceMode>,
     listener: tokio::task::JoinHandle<()>,
+    /// The double's own runtime; shut down on drop.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,18 +93,35 @@ impl HostileAgent {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ops_path = dir.path().join("ops.sock");
-        let listener = UnixListener::bind(&ops_path).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("hostile-agent")
+            .enable_all()
+            .build()
+            .unwrap();
         let flooded = Arc::new(AtomicU64::new(0));
         let script: Script = Arc::new(script);
         let served = flooded.clone();
-        let listener = tokio::spawn(async move {
+        // Bound here so that the client can connect at once; registered
+        // with the double's runtime inside its task.
+        let listener = std::os::unix::net::UnixListener::bind(&ops_path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let listener = runtime.spawn(async move {
+            let listener = UnixListener::from_std(listener).unwrap();
             while let Ok((conn, _)) = listener.accept().await {
                 tokio::spawn(serve(conn, script.clone(), served.clone()));
             }
         });
-        let (host_end, agent_end) = UnixStream::pair().unwrap();
+        let (host_end, agent_end) = std::os::unix::net::UnixStream::pair().unwrap();
+        host_end.set_nonblocking(true).unwrap();
+        agent_end.set_nonblocking(true).unwrap();
         let (announce, mode) = watch::channel(AnnounceMode::Open);
-        tokio::spawn(announce_side(agent_end, mode, flooded.clone()));
+        let pinged = flooded.clone();
+        runtime.spawn(async move {
+            let agent_end = UnixStream::from_std(agent_end).unwrap();
+            announce_side(agent_end, mode, pinged).await;
+        });
+        let host_end = UnixStream::from_std(host_end).unwrap();
         let client = AgentClient::from_announce(host_end, &ops_path, config)
             .await
             .unwrap();
@@ -107,6 +132,7 @@ impl HostileAgent {
             flooded,
             announce,
             listener,
+            runtime: Some(runtime),
         }
     }
 
@@ -144,6 +170,10 @@ impl HostileAgent {
 impl Drop for HostileAgent {
     fn drop(&mut self) {
         self.die();
+        if let Some(runtime) = self.runtime.take() {
+            // Without blocking: the test's runtime may be dropping us.
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -283,7 +313,7 @@ async fn serve(mut conn: UnixStream, script: Script, flooded: Arc<AtomicU64>) {
                 true
             }
             Act::Silence => {
-                // Until the test's runtime ends.
+                // Until the double is dropped (its runtime shuts down).
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 false
             }
