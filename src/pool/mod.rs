@@ -10,7 +10,7 @@
 //!   and the VM is destroyed when the lease ends. Nothing a user leaves in
 //!   a guest (files, processes, a changed kernel state) reaches the next.
 //! - **refill in the background**: each lease taken, and each idle VM that
-//!   dies (its liveness is watched, [`Vm::ended`]), makes a background task
+//!   dies (its liveness is watched, [`Vm::ended`](crate::vm::Vm::ended)), makes a background task
 //!   boot a replacement. Boots, the refill's and cold acquires' together,
 //!   are bounded by [`PoolConfig::max_boots`]: a burst of acquires on an
 //!   empty pool queues for boot slots instead of starting every VM at once.
@@ -52,7 +52,7 @@ pub use error::PoolError;
 pub use lease::Lease;
 pub use stats::PoolStats;
 
-use crate::vm::{Vm, VmConfig};
+use crate::vm::VmConfig;
 use refill::Shared;
 
 /// What a pool boots and how many it keeps warm.
@@ -154,9 +154,4 @@ impl Drop for Pool {
         self.refill.abort();
         drop(self.shared.close_now());
     }
-}
-
-/// Whether `vm` can still be leased.
-fn alive(vm: &Vm) -> bool {
-    vm.is_running()
 }

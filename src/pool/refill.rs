@@ -8,7 +8,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermi
 use tokio::task::JoinSet;
 
 use super::stats::{resident_bytes, PoolStats};
-use super::{alive, PoolError};
+use super::PoolError;
 use crate::vm::{Vm, VmConfig};
 
 /// Failed refill boots in a row after which [`Shared::filled`] gives up.
@@ -100,7 +100,7 @@ impl Shared {
         let vm = loop {
             match state.idle.pop_front() {
                 None => return Ok(None),
-                Some(vm) if alive(&vm) => break vm,
+                Some(vm) if vm.is_running() => break vm,
                 Some(_dead) => state.idle_lost += 1,
             }
         };
@@ -195,7 +195,7 @@ impl Shared {
             return Need::Closed;
         }
         let before = state.idle.len();
-        state.idle.retain(alive);
+        state.idle.retain(Vm::is_running);
         let lost = before - state.idle.len();
         if lost > 0 {
             state.idle_lost += lost as u64;

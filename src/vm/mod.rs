@@ -24,7 +24,7 @@ pub use error::Error;
 pub(crate) use machine::SocketDir;
 pub use machine::{Vm, ANNOUNCE_PORT, OPS_PORT};
 pub use oneshot::{OneShot, OneShotChild, OneShotOutput};
-pub use phases::{BootPhases, PhasePercentiles};
+pub use phases::{nearest_rank, BootPhases, PhasePercentiles};
 pub use publish::{PortError, PublishedPort};
 pub use rlimit::{Resource, Rlimit, RlimitError};
 pub use timeline::BootTimeline;

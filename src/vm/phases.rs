@@ -122,10 +122,7 @@ impl BootPhases {
                     .map(|b| b.named().get(i).map_or(b.total, |(_, d)| *d))
                     .collect();
                 values.sort();
-                let rank = |q: f64| {
-                    let index = (q * values.len() as f64).ceil() as usize;
-                    values[index.clamp(1, values.len()) - 1]
-                };
+                let rank = |q| nearest_rank(&values, q).unwrap_or_default();
                 PhasePercentiles {
                     phase,
                     p50: rank(0.5),
@@ -151,6 +148,14 @@ impl fmt::Display for BootPhases {
             ms(self.error)
         )
     }
+}
+
+/// The `q` quantile (0 to 1) of `sorted` by the nearest-rank rule: the
+/// smallest value with at least `q` of the values at or below it. `None`
+/// when `sorted` is empty. The bench's summaries use the same rule.
+pub fn nearest_rank<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let index = (q * sorted.len() as f64).ceil() as usize;
+    sorted.get(index.clamp(1, sorted.len().max(1)) - 1).copied()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! The lab's own kernel runs on an emulated CPU, and under heavy nested
 //! I/O that emulation has reset it mid-suite (QEMU exits 0 without the
 //! lab reporting an exit status; CI saw it during
-//! `agent::copy_64mib_in_and_out`), or hung it (both its CPUs stuck, seen
+//! `agent::copy_64mib_in_and_out`, since cut to 16 MiB), or hung it (both its CPUs stuck, seen
 //! under copy stress). So each case tells the host, with a lab note, when
 //! it starts and how it ended, and a heartbeat note goes out every
 //! [`HEARTBEAT`](crate::notes::HEARTBEAT); when the lab dies, or sends nothing for

@@ -70,8 +70,15 @@ pub fn dir() -> PathBuf {
 pub fn next_path() -> std::io::Result<PathBuf> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = dir();
-    std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
+    // Made once per process: the first boot's call (again on failure).
+    static MADE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    if !*made {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
+        *made = true;
+    }
+    drop(made);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     Ok(dir.join(format!("{}-{n}.log", std::process::id())))
 }

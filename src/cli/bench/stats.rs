@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use krunbox::vm::nearest_rank;
+
 /// A name or label: static when measured, owned when read back from JSON.
 pub type Text = Cow<'static, str>;
 
@@ -83,10 +85,7 @@ impl Summary {
         }
         let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
-        let rank = |q: f64| {
-            let index = (q * sorted.len() as f64).ceil() as usize;
-            sorted[index.clamp(1, sorted.len()) - 1]
-        };
+        let rank = |q| nearest_rank(&sorted, q).unwrap_or_default();
         Some(Self {
             n: sorted.len(),
             min: sorted[0],
