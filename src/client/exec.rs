@@ -83,7 +83,7 @@ impl GuestCommand {
         self
     }
 
-    /// Keeps stdin open for [`ExecControl::write_stdin`] (streamed execs).
+    /// Keeps stdin open for [`ExecControl::write_stdin`](super::ExecControl::write_stdin) (streamed execs).
     pub fn stream_stdin(mut self) -> Self {
         self.req.stdin = true;
         self
@@ -167,7 +167,7 @@ impl AgentClient {
 
     /// Starts `cmd` and returns its events as they come. Stdin given with
     /// [`GuestCommand::stdin`] is sent first; with [`GuestCommand::stream_stdin`] it
-    /// stays open for [`ExecControl::write_stdin`].
+    /// stays open for [`ExecControl::write_stdin`](super::ExecControl::write_stdin).
     pub async fn exec_streaming(&self, cmd: &GuestCommand) -> Result<ExecSession, ClientError> {
         let session = self.start_exec(cmd, None).await?;
         if let Some(bytes) = &cmd.stdin {
@@ -185,8 +185,8 @@ impl AgentClient {
     }
 
     /// Starts `cmd` on a new pty of `size`: raw bytes in through
-    /// [`ExecControl::write_stdin`], terminal output as
-    /// [`ExecEvent::Stdout`], [`ExecControl::resize`] for window changes.
+    /// [`ExecControl::write_stdin`](super::ExecControl::write_stdin), terminal output as
+    /// [`ExecEvent::Stdout`](super::ExecEvent::Stdout), [`ExecControl::resize`](super::ExecControl::resize) for window changes.
     pub async fn exec_pty(
         &self,
         cmd: &GuestCommand,

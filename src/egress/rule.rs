@@ -26,7 +26,7 @@ pub enum Rule {
         /// The only port allowed, if one is given.
         port: Option<u16>,
     },
-    /// `*[:port]`: any name, and any address outside the [`Reserved`]
+    /// `*[:port]`: any name, and any address outside the [`Reserved`](super::Reserved)
     /// ranges (the public internet, as far as addresses tell).
     Public {
         /// The only port allowed, if one is given.

@@ -11,7 +11,7 @@
 //!
 //! The egress process lives exactly as long as its runner (a named VM's
 //! wall outlives the `krunbox start` that made it), writes its
-//! [`EgressEvent`]s as JSON lines to the files [`EgressSetup::logs`]
+//! [`EgressEvent`](super::EgressEvent)s as JSON lines to the files [`EgressSetup::logs`]
 //! names, and holds nothing of the runner's but the pair: its standard
 //! streams are `/dev/null` (the runner's are the guest's), every other
 //! inherited descriptor is closed.

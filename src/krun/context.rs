@@ -102,7 +102,7 @@ impl Context {
         check("krun_set_workdir", ret).map(drop)
     }
 
-    /// Sets the workload: the program, its arguments (without argv[0]) and
+    /// Sets the workload: the program, its arguments (without `argv[0]`) and
     /// its environment (`KEY=VALUE`). An empty `env` gives the workload
     /// libkrun's minimal default environment rather than the runner's.
     pub fn set_exec(
