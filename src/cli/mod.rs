@@ -13,6 +13,7 @@ mod image;
 mod logs;
 mod ls;
 mod output;
+mod pool;
 mod report;
 mod rootfs;
 mod run;
@@ -23,7 +24,7 @@ mod timings;
 mod tty;
 mod vm_args;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Exit code for krunbox's own failures (as docker uses 125), as opposed
 /// to the guest command's exit code.
@@ -58,6 +59,9 @@ enum Command {
     /// Power named VMs off and remove them.
     #[command(visible_alias = "rm")]
     Stop(stop::StopArgs),
+    /// Pools of VMs booted ahead of need, for `start --from-pool`.
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
     /// Boot a VM, provision a prompt and 10 skills, exec, show the timings.
     Demo(demo::DemoArgs),
     /// Measure boot, exec, provisioning and copies against their baselines.
@@ -84,7 +88,10 @@ enum Command {
 /// clap's 2, which a guest command may return too; `--help` and
 /// `--version` exit 0.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // Printing help or an error to a closed stream: nothing to add.
@@ -104,6 +111,7 @@ pub fn main() -> i32 {
         Command::Ls(args) => ls::ls(args),
         Command::Logs(args) => logs::logs(args),
         Command::Stop(args) => stop::stop(args),
+        Command::Pool(command) => pool::pool(command),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Pull(args) => image::pull::pull(args),
         Command::Load(args) => image::load::load(args),
@@ -113,4 +121,10 @@ pub fn main() -> i32 {
         Command::Demo(args) => demo::demo(args),
         Command::Bench(args) => bench::bench(args),
     }
+}
+
+/// The command line's grammar: clap's derived one, with what derive cannot
+/// say added (`start`'s root is optional with --from-pool).
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("start", start::adjust)
 }

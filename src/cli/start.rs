@@ -1,20 +1,26 @@
 //! `krunbox start`: boot a named VM that keeps running after the command
-//! returns.
+//! returns, or claim one booted ahead from a pool (`--from-pool`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, Command};
 use krunbox::client::ClientConfig;
-use krunbox::state::{NamedVm, StateDir, VmName};
+use krunbox::state::{NamedPool, NamedVm, StateDir, VmName};
 
+use super::pool::{self, PoolCliError};
 use super::report;
-use super::vm_args::{Boot, VmArgs};
+use super::vm_args::VmArgs;
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// The VM's name: letters, digits, '_', '.', '-'.
     #[arg(long, value_name = "NAME")]
     name: String,
+    /// Take a VM booted ahead from this pool (`krunbox pool create`), or
+    /// boot one with the pool's options when none is ready; then refill
+    /// the pool in the background. The VM options are the pool's.
+    #[arg(long, value_name = "POOL")]
+    from_pool: Option<String>,
     #[command(flatten)]
     vm: VmArgs,
     /// Longest wait for the guest agent to come up, in seconds.
@@ -22,32 +28,78 @@ pub struct StartArgs {
     ready_timeout: u64,
 }
 
+/// `start`'s command as clap derives it, with what derive cannot say: a
+/// root (--rootfs or --image) is needed unless --from-pool is given, and
+/// --from-pool takes no VM option (the pool's are used).
+pub fn adjust(command: Command) -> Command {
+    let vm_options: Vec<clap::Id> = VmArgs::augment_args(Command::new("vm"))
+        .get_arguments()
+        .map(|arg| arg.get_id().clone())
+        .collect();
+    command
+        .mut_arg("rootfs", |arg| {
+            arg.required(false)
+                .required_unless_present_any(["image", "from_pool"])
+        })
+        .mut_arg("from_pool", |arg| arg.conflicts_with_all(vm_options))
+}
+
 pub fn start(args: StartArgs) -> i32 {
     report::block_on(async move {
-        let boot = match args.vm.boot().await {
-            Ok(boot) => boot,
-            Err(e) => return report::fail(&e),
+        let result = match &args.from_pool {
+            Some(pool) => claim(&args, pool).await,
+            None => boot(&args).await,
         };
-        match run(args, boot).await {
+        match result {
             Ok(()) => 0,
             Err(e) => report::fail(&e),
         }
     })
 }
 
-async fn run(args: StartArgs, boot: Boot) -> Result<(), krunbox::state::Error> {
-    let name: VmName = args.name.parse()?;
-    let state = StateDir::open()?;
-    let client = ClientConfig {
+fn client(args: &StartArgs) -> ClientConfig {
+    ClientConfig {
         hello_timeout: Duration::from_secs(args.ready_timeout),
         ..ClientConfig::default()
-    };
-    let vm = NamedVm::start(&state, &name, &boot.config, client).await?;
+    }
+}
+
+async fn boot(args: &StartArgs) -> Result<(), PoolCliError> {
+    let boot = args.vm.boot().await?;
+    let name: VmName = args.name.parse()?;
+    let state = StateDir::open()?;
+    let vm = NamedVm::start(&state, &name, &boot.config, client(args)).await?;
     let ready = vm
         .record()
         .ready_ms
         .map(|ms| format!(" in {:.1} s", ms as f64 / 1e3))
         .unwrap_or_default();
     eprintln!("krunbox: VM {name} is running (ready{ready}); `krunbox stop {name}` stops it");
+    Ok(())
+}
+
+/// Claims a ready VM of `pool` as `args.name`, or boots one cold with the
+/// pool's options; starts the refill either way.
+async fn claim(args: &StartArgs, pool: &str) -> Result<(), PoolCliError> {
+    let name: VmName = args.name.parse()?;
+    let state = StateDir::open()?;
+    let pool = NamedPool::open(&state, &pool.parse()?)?;
+    let started = Instant::now();
+    let how = match pool.claim(&name)? {
+        Some(_) => "warm",
+        None => {
+            let boot = pool::boot_of(&pool).await?;
+            NamedVm::start(&state, &name, &boot.config, client(args)).await?;
+            "cold: no VM of the pool was ready"
+        }
+    };
+    // A claimed VM is running already; a failed refill is in its log.
+    pool::spawn_refill(&pool)?;
+    eprintln!(
+        "krunbox: VM {name} is running (from pool {}, {how}, in {:.1} s); \
+         `krunbox stop {name}` stops it",
+        pool.name(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

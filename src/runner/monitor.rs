@@ -8,18 +8,26 @@
 //! The child dies with the monitor (`PR_SET_PDEATHSIG`), so killing the
 //! recorded pid still ends the VM.
 //!
+//! The monitor holds the VM directory open from the start and writes the
+//! record relative to it, so the record lands in the directory wherever it
+//! has moved: a VM claimed from a pool is renamed to its new name.
+//!
 //! ```text
 //!  krunbox start ─spawn─► runner = monitor (recorded pid) ─fork─► VM (libkrun)
 //!                                   └─ waitpid ─► exit.json: code or signal,
 //!                                                 the kernel's OOM line
 //! ```
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
@@ -80,11 +88,14 @@ pub(crate) fn split_off_vm(record: &Path, cgroup_dir: Option<&Path>) {
             // SAFETY: closing a descriptor number this process owns and
             // does not use; nothing holds it as an owned handle yet.
             unsafe { libc::close(super::EVENT_FD) };
+            let dir = VmDir::open(record);
             let end = wait_for(child);
             if let Some(dir) = cgroup_dir {
                 super::confine::cgroup::remove(dir);
             }
-            let _ = write_atomically(record, &end);
+            if let Some(dir) = dir {
+                let _ = dir.write_atomically(&end);
+            }
             std::process::exit(match (end.code, end.signal) {
                 (Some(code), _) => code,
                 (None, Some(signal)) => 128 + signal,
@@ -124,18 +135,41 @@ fn wait_for(child: Pid) -> RunnerEnd {
     }
 }
 
-/// Writes `end` next to `record` and renames it into place.
-fn write_atomically(record: &Path, end: &RunnerEnd) -> io::Result<()> {
-    let aside = record.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&aside)?;
-    file.write_all(&serde_json::to_vec(end).map_err(io::Error::other)?)?;
-    file.sync_all()?;
-    fs::rename(&aside, record)
+/// The directory a record goes into, held open by descriptor (it may be
+/// renamed meanwhile), and the record's file name in it.
+struct VmDir {
+    fd: OwnedFd,
+    file: OsString,
+}
+
+impl VmDir {
+    fn open(record: &Path) -> Option<Self> {
+        let parent = record.parent().filter(|p| !p.as_os_str().is_empty())?;
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(parent, flags, Mode::empty()).ok()?;
+        Some(Self {
+            fd,
+            file: record.file_name()?.to_owned(),
+        })
+    }
+
+    /// Writes `end` beside the record and renames it into place.
+    fn write_atomically(&self, end: &RunnerEnd) -> io::Result<()> {
+        let mut aside = self.file.clone();
+        aside.push(".tmp");
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(
+            &self.fd,
+            aside.as_os_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )?;
+        let mut file = File::from(fd);
+        file.write_all(&serde_json::to_vec(end).map_err(io::Error::other)?)?;
+        file.sync_all()?;
+        nix::fcntl::renameat(&self.fd, aside.as_os_str(), &self.fd, self.file.as_os_str())?;
+        Ok(())
+    }
 }
 
 /// The kernel log's last "Killed process PID" line, where this process
@@ -190,8 +224,15 @@ mod tests {
             ended_unix: 1,
             kernel: Some("Out of memory: Killed process 7 (krunbox)".into()),
         };
-        write_atomically(&path, &end).unwrap();
+        // Written where the directory is when the VM ends, not where it
+        // was when the monitor opened it.
+        let vm_dir = VmDir::open(&path).unwrap();
+        let moved = dir.path().with_extension("moved");
+        std::fs::rename(dir.path(), &moved).unwrap();
+        vm_dir.write_atomically(&end).unwrap();
+        std::fs::rename(&moved, dir.path()).unwrap();
         assert_eq!(RunnerEnd::read(&path), Some(end.clone()));
+        assert!(!dir.path().join("exit.json.tmp").exists());
         let said = end.to_string();
         assert!(
             said.contains("signal 9") && said.contains("Out of memory"),

@@ -3,6 +3,10 @@
 //! ```text
 //! $KRUNBOX_STATE_DIR  (else $XDG_RUNTIME_DIR/krunbox, else /tmp/krunbox-$UID)   0700
 //! ├── .lock            held while a VM directory is claimed or removed
+//! ├── .pools/POOL/     a pool of pre-booted VMs (`NamedPool`)
+//! │   ├── pool.json    its size and the options its VMs boot with
+//! │   └── mN/          a member: a VM directory as below, renamed to NAME
+//! │                    when claimed
 //! └── NAME/            0700, one per VM
 //!     ├── vm.json      the record (0600)
 //!     ├── console.log  the guest console (unless --console-log put it elsewhere)
@@ -73,18 +77,14 @@ impl StateDir {
         self.root.join(name.as_str())
     }
 
+    /// The directory of the pools of pre-booted VMs.
+    pub(crate) fn pools_dir(&self) -> PathBuf {
+        self.root.join(".pools")
+    }
+
     /// Checks that the sockets of VM `name` fit in a socket address.
     pub(crate) fn check_socket_paths(&self, name: &VmName) -> Result<(), Error> {
-        let path = self.vm_dir(name).join(LONGEST_SOCKET);
-        let len = path.as_os_str().len();
-        if len > MAX_SOCKET_PATH {
-            return Err(Error::PathTooLong {
-                path,
-                len,
-                max: MAX_SOCKET_PATH,
-            });
-        }
-        Ok(())
+        check_socket_dir(&self.vm_dir(name))
     }
 
     /// The names of the VM directories, sorted.
@@ -124,6 +124,21 @@ impl StateDir {
             .map_err(err)?;
         Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| err(errno.into()))
     }
+}
+
+/// Checks that the sockets of a VM whose directory is `dir` fit in a
+/// socket address.
+pub(crate) fn check_socket_dir(dir: &Path) -> Result<(), Error> {
+    let path = dir.join(LONGEST_SOCKET);
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Error::PathTooLong {
+            path,
+            len,
+            max: MAX_SOCKET_PATH,
+        });
+    }
+    Ok(())
 }
 
 /// Creates `dir` with mode 0700 (and its parents, if `parents`), or checks

@@ -87,6 +87,37 @@ pub enum Error {
         #[source]
         source: crate::vm::Error,
     },
+    /// A pool's size out of range.
+    #[error("a pool holds 1 to {max} VMs, not {size}")]
+    BadPoolSize {
+        /// The size asked for.
+        size: usize,
+        /// The most.
+        max: usize,
+    },
+    /// A pool with this name exists already.
+    #[error("a pool named {name:?} already exists")]
+    PoolExists {
+        /// The name.
+        name: String,
+    },
+    /// No pool has this name.
+    #[error("no pool named {name:?}")]
+    NoSuchPool {
+        /// The name.
+        name: String,
+    },
+    /// A pool's record could not be read or written.
+    #[error("cannot use the record of pool {name:?} at {path:?}")]
+    PoolRecord {
+        /// The name.
+        name: String,
+        /// The record file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// The VM's runner would not die, even after SIGKILL.
     #[error("VM {name:?} (runner pid {pid}) is still running after SIGKILL")]
     Unkillable {
@@ -126,6 +157,16 @@ impl Error {
                 ),
             }),
             Error::Boot { source, .. } => source.advice(),
+            Error::PoolExists { name } => Some(format!(
+                "use it (`krunbox start --name NAME --from-pool {name}`), remove it (`krunbox pool rm {name}`), or pick another name"
+            )),
+            Error::NoSuchPool { .. } => Some(
+                "`krunbox pool ls` lists the pools; `krunbox pool create NAME --size N --rootfs DIR` makes one"
+                    .into(),
+            ),
+            Error::PoolRecord { name, .. } => Some(format!(
+                "`krunbox pool rm {name}` removes the pool and stops its VMs"
+            )),
             _ => None,
         }
     }

@@ -29,6 +29,7 @@
 mod dir;
 mod error;
 mod name;
+mod pool;
 mod record;
 mod stop;
 
@@ -41,6 +42,7 @@ use serde::Serialize;
 pub use dir::{StateDir, MAX_SOCKET_PATH, STATE_DIR_ENV};
 pub use error::Error;
 pub use name::{VmName, MAX_NAME_LEN};
+pub use pool::{MemberCounts, NamedPool, PoolSpec};
 pub use record::{ProcessId, VmRecord};
 pub use stop::Stopped;
 
@@ -99,32 +101,23 @@ impl NamedVm {
         client: ClientConfig,
     ) -> Result<Self, Error> {
         state.check_socket_paths(name)?;
-        config.validate().map_err(|e| Error::Boot {
-            name: name.to_string(),
-            source: e.into(),
-        })?;
+        validate(name, config)?;
         let dir = state.vm_dir(name);
-        let mut record = VmRecord {
-            name: name.to_string(),
-            starter: ProcessId::current(),
-            runner: None,
-            hello: None,
-            rootfs: config.rootfs().to_owned(),
-            cpus: config.cpus,
-            memory_mib: config.memory_mib,
-            net: config.net,
-            created_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            ready_ms: None,
-            console_log: config
-                .console_log
-                .clone()
-                .unwrap_or_else(|| dir.join("console.log")),
-            confinement: None,
-        };
+        let record = starting_record(name, config, &dir);
         claim(state, name, &dir, &record)?;
+        Self::boot_into(state, name, dir, record, config, client).await
+    }
+
+    /// Boots `config` into `dir`, which holds its starting `record`
+    /// already; removes `dir` if the boot fails.
+    pub(crate) async fn boot_into(
+        state: &StateDir,
+        name: &VmName,
+        dir: PathBuf,
+        mut record: VmRecord,
+        config: &VmConfig,
+        client: ClientConfig,
+    ) -> Result<Self, Error> {
         let booted = config
             .boot_in(SocketDir::Given(dir.clone()), client, true)
             .await;
@@ -164,6 +157,11 @@ impl NamedVm {
                 name: name.to_string(),
             });
         }
+        Self::open_dir(state, name, dir)
+    }
+
+    /// The VM whose directory is `dir` (a pool member's, or `name`'s).
+    pub(crate) fn open_dir(state: &StateDir, name: &VmName, dir: PathBuf) -> Result<Self, Error> {
         let record = VmRecord::read(&dir).map_err(|e| record_error(name, &dir, e))?;
         Ok(Self {
             name: name.clone(),
@@ -248,31 +246,73 @@ impl NamedVm {
     }
 }
 
+/// Checks `config` before anything is written for VM `name`.
+fn validate(name: &VmName, config: &VmConfig) -> Result<(), Error> {
+    config.validate().map_err(|e| Error::Boot {
+        name: name.to_string(),
+        source: e.into(),
+    })
+}
+
+/// The record of VM `name`, about to boot `config` in `dir`.
+fn starting_record(name: &VmName, config: &VmConfig, dir: &Path) -> VmRecord {
+    VmRecord {
+        name: name.to_string(),
+        starter: ProcessId::current(),
+        runner: None,
+        hello: None,
+        rootfs: config.rootfs().to_owned(),
+        cpus: config.cpus,
+        memory_mib: config.memory_mib,
+        net: config.net,
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        ready_ms: None,
+        console_log: config
+            .console_log
+            .clone()
+            .unwrap_or_else(|| dir.join("console.log")),
+        confinement: None,
+    }
+}
+
 /// Creates the VM directory with its first record, atomically: it is
 /// prepared under a temporary name and renamed into place under the state
 /// lock, after a dead VM of the same name is removed.
 fn claim(state: &StateDir, name: &VmName, dir: &Path, record: &VmRecord) -> Result<(), Error> {
     let _lock = state.lock()?;
-    if dir.exists() {
-        match NamedVm::open(state, name) {
-            Ok(existing) if existing.status() != VmStatus::Dead => {
-                return Err(Error::Exists {
-                    name: name.to_string(),
-                    status: existing.status(),
-                })
-            }
-            // Dead, or a directory without a readable record: the start
-            // that made it died before writing one (the lock was held
-            // from mkdir to the record's write).
-            _ => remove_dir_locked(dir).map_err(|source| Error::StateDir {
-                path: dir.to_owned(),
-                source,
-            })?,
-        }
+    make_way_locked(state, name, dir)?;
+    place_locked(name, dir, record)
+}
+
+/// With the state lock held: fails if a VM `name` lives at `dir`, removes
+/// it if it is dead.
+fn make_way_locked(state: &StateDir, name: &VmName, dir: &Path) -> Result<(), Error> {
+    if !dir.exists() {
+        return Ok(());
     }
-    let aside = state
-        .path()
-        .join(format!(".new-{}-{}", name, std::process::id()));
+    match NamedVm::open(state, name) {
+        Ok(existing) if existing.status() != VmStatus::Dead => Err(Error::Exists {
+            name: name.to_string(),
+            status: existing.status(),
+        }),
+        // Dead, or a directory without a readable record: the start
+        // that made it died before writing one (the lock was held
+        // from mkdir to the record's write).
+        _ => remove_dir_locked(dir).map_err(|source| Error::StateDir {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// With the state lock held: makes `dir` with `record` in it, prepared
+/// beside it and renamed into place.
+fn place_locked(name: &VmName, dir: &Path, record: &VmRecord) -> Result<(), Error> {
+    let file_name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let aside = dir.with_file_name(format!(".new-{file_name}-{}", std::process::id()));
     dir::make_private_dir(&aside, false)?;
     let prepared = record
         .write(&aside)

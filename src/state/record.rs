@@ -96,17 +96,23 @@ impl VmRecord {
     /// Writes the record into VM directory `dir`, whole or not at all
     /// (written aside, then renamed).
     pub(crate) fn write(&self, dir: &Path) -> io::Result<()> {
-        let aside = dir.join(format!(".{RECORD_FILE}.tmp"));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&aside)?;
-        file.write_all(&serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
-        file.sync_all()?;
-        std::fs::rename(&aside, dir.join(RECORD_FILE))
+        write_json(dir, RECORD_FILE, self)
     }
+}
+
+/// Writes `value` as JSON to `dir/file` (mode 0600), whole or not at all:
+/// written aside, synced, then renamed into place.
+pub(crate) fn write_json(dir: &Path, file: &str, value: &impl Serialize) -> io::Result<()> {
+    let aside = dir.join(format!(".{file}.tmp"));
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&aside)?;
+    out.write_all(&serde_json::to_vec_pretty(value).map_err(io::Error::other)?)?;
+    out.sync_all()?;
+    std::fs::rename(&aside, dir.join(file))
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ mod named_cases;
 mod net_cases;
 mod net_oneshot_cases;
 mod pool_cases;
+mod pool_cli_cases;
 mod post_mortem;
 mod registry;
 mod security_cases;
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
     cases.extend(dependent::all());
     cases.extend(egress_cases::all());
     cases.extend(pool_cases::all());
+    cases.extend(pool_cli_cases::all());
     cases.extend(lab_cases::all());
     Suite::new(cases, lab_plan())
         .losing_a_vm_with(lab_cases::lose_a_vm)
