@@ -139,3 +139,43 @@ fn unwritable_json_path_fails_before_measuring() {
     assert!(!Path::new("/nonexistent-dir").exists());
     assert!(out.stdout.is_empty(), "nothing was measured");
 }
+
+/// A case that fails does not cost the run: the next case is measured,
+/// the table and the JSON say which case failed and why, and the exit
+/// status says the run was not whole. (The pull case fails here: nothing
+/// listens at its registry.)
+#[test]
+fn a_failed_case_is_reported_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = krunbox()
+        .args([
+            "bench",
+            "--cases",
+            "pull,host-exec",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+        ])
+        .args(["--image", "127.0.0.1:9/nothing:here", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stdout}{stderr}");
+    assert!(stdout.contains("case pull FAILED"), "{stdout}");
+    assert!(stderr.contains("1 of 2 cases failed: pull"), "{stderr}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let failed = report["failed"].as_array().expect("failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["case"], "pull");
+    assert!(failed[0]["error"].as_str().is_some_and(|e| !e.is_empty()));
+    let figures = report["figures"].as_array().expect("figures");
+    let host = figures
+        .iter()
+        .find(|f| f["id"] == "host.exec_true_agent")
+        .expect("the host-exec case ran after the failed one");
+    check_figure(host, 20);
+}

@@ -106,6 +106,15 @@ pub enum BenchError {
         #[source]
         source: io::Error,
     },
+    /// Cases failed; the run went on with the others, and the report
+    /// (table, JSON, chart) holds what was measured.
+    #[error("{} of {total} cases failed: {}", cases.len(), cases.join(", "))]
+    CasesFailed {
+        /// The cases that failed.
+        cases: Vec<String>,
+        /// The cases run.
+        total: usize,
+    },
     /// A saved report cannot be read.
     #[error("cannot read the bench report {}", path.display())]
     ReportRead {
@@ -129,6 +138,11 @@ pub enum BenchError {
 impl Advised for BenchError {
     fn advice(&self) -> Option<String> {
         match self {
+            BenchError::CasesFailed { .. } => Some(
+                "each failure, with its cause, is printed at the end of the table and kept in \
+                 the JSON's `failed`; the figures hold the samples taken before it"
+                    .into(),
+            ),
             BenchError::Rootfs(e) => Some(e.advice().to_owned()),
             BenchError::Vm { source, .. } => source.advice(),
             BenchError::Pool {

@@ -436,29 +436,27 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
         timelines: Vec::new(),
         progress: progress_bar(total),
     };
+    // A case that fails (a VM lost, a tool missing) is reported; the run
+    // goes on with the next case, which boots VMs of its own.
+    let mut failed = Vec::new();
     for case in &cases {
         ctx.progress.set_message(case.name());
-        match case {
-            Case::Boot => vm_cases::boot(&mut ctx).await?,
-            Case::Exec => vm_cases::exec(&mut ctx).await?,
-            Case::Provision => provision::provision(&mut ctx).await?,
-            Case::Copy => copy::copy(&mut ctx).await?,
-            Case::Net => net::net(&mut ctx).await?,
-            Case::Launch => launch::launch(&mut ctx).await?,
-            Case::HostExec => host::host_exec(&mut ctx).await?,
-            Case::Image => image::image(&mut ctx, image.as_ref()).await?,
-            Case::Pull => {
-                let target = pull_target.as_ref().expect("resolved above");
-                pull::pull(&mut ctx, target).await?;
-            }
+        if let Err(e) = run_case(&mut ctx, *case, image.as_ref(), pull_target.as_ref()).await {
+            let failure = output::CaseFailure::new(case.name(), &e);
+            ctx.progress.println(format!(
+                "krunbox bench: case {} failed: {}; going on",
+                failure.case, failure.error
+            ));
+            failed.push(failure);
         }
     }
     ctx.progress.finish_and_clear();
-    let report = Report::new(
+    let mut report = Report::new(
         &ctx,
         cases.iter().map(|c| Cow::Borrowed(c.name())).collect(),
         &COMPARISONS,
     );
+    report.failed = failed;
     // With the JSON on standard output, everything else goes to stderr.
     let to_stdout = json.as_ref().is_some_and(OutputFile::is_stdout);
     let say = |text: &str| {
@@ -479,7 +477,34 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
             say(&format!("chart: {}\n", path.display()));
         }
     }
-    Ok(())
+    if report.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(BenchError::CasesFailed {
+            cases: report.failed.iter().map(|f| f.case.to_string()).collect(),
+            total: cases.len(),
+        })
+    }
+}
+
+/// Runs one case.
+async fn run_case(
+    ctx: &mut Ctx,
+    case: Case,
+    image: Option<&krunbox::image::store::Image>,
+    pull_target: Option<&pull::PullTarget>,
+) -> Result<(), BenchError> {
+    match case {
+        Case::Boot => vm_cases::boot(ctx).await,
+        Case::Exec => vm_cases::exec(ctx).await,
+        Case::Provision => provision::provision(ctx).await,
+        Case::Copy => copy::copy(ctx).await,
+        Case::Net => net::net(ctx).await,
+        Case::Launch => launch::launch(ctx).await,
+        Case::HostExec => host::host_exec(ctx).await,
+        Case::Image => image::image(ctx, image).await,
+        Case::Pull => pull::pull(ctx, pull_target.expect("resolved before the cases")).await,
+    }
 }
 
 /// What the pull case pulls: --image, a registry reference.

@@ -75,6 +75,33 @@ pub struct Report {
     pub not_measured: Vec<Text>,
     /// Each recorded boot's phases.
     pub timelines: Vec<TimelineSample>,
+    /// The cases that failed, and why (none in reports saved before
+    /// failures were kept).
+    #[serde(default)]
+    pub failed: Vec<CaseFailure>,
+}
+
+/// A case that failed; the run went on without it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseFailure {
+    /// The case.
+    pub case: Text,
+    /// What failed, with its causes.
+    pub error: String,
+    /// What to do about it, when something can be done.
+    pub advice: Option<String>,
+}
+
+impl CaseFailure {
+    /// Case `case` failed with `error`.
+    pub fn new(case: &'static str, error: &BenchError) -> Self {
+        use crate::cli::report::Advised;
+        Self {
+            case: Text::Borrowed(case),
+            error: krunbox::error_chain(error),
+            advice: error.advice(),
+        }
+    }
 }
 
 impl Report {
@@ -111,6 +138,7 @@ impl Report {
             comparisons,
             not_measured,
             timelines: ctx.timelines.clone(),
+            failed: Vec::new(),
         }
     }
 
@@ -213,7 +241,17 @@ impl Report {
             out.push('\n');
         }
         for id in &self.not_measured {
-            let _ = writeln!(out, "{id}: not measured (its cases were not run)");
+            let _ = writeln!(
+                out,
+                "{id}: not measured (its cases were not run, or failed)"
+            );
+        }
+        for f in &self.failed {
+            let _ = writeln!(
+                out,
+                "case {} FAILED: {} (its figures hold the samples taken before)",
+                f.case, f.error
+            );
         }
         out
     }
