@@ -222,21 +222,23 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:<82} {:>9} {:>9} {:>8}  target",
-            "comparison (ratio of medians, same run)", "krunbox", "baseline", "ratio"
+            "\n{:<82} {:>9} {:>9} {:>8} {:>13}  target",
+            "comparison (ratio of medians, same run)", "krunbox", "baseline", "ratio", "spread"
         );
         for c in &self.comparisons {
+            let spread = c
+                .ratio_spread
+                .map_or_else(|| "-".to_owned(), |[lo, hi]| format!("{lo:.2}-{hi:.2}x"));
             let _ = write!(
                 out,
-                "{:<82} {:>9.2} {:>9.2} {:>7.3}x",
+                "{:<82} {:>9.2} {:>9.2} {:>7.3}x {spread:>13}",
                 c.label, c.krunbox_p50_ms, c.baseline_p50_ms, c.ratio
             );
-            if c.ratio < 0.9 && c.ratio > 0.0 {
-                let _ = write!(out, " ({:.1}x faster)", 1.0 / c.ratio);
+            if let Some(plain) = plainly(c.ratio) {
+                let _ = write!(out, " ({plain})");
             }
-            if let (Some(t), Some(met)) = (&c.target, c.met) {
-                let verdict = if met { "met" } else { "NOT met" };
-                let _ = write!(out, "  {}: {verdict}", t.text);
+            if let (Some(t), Some(verdict)) = (&c.target, c.verdict()) {
+                let _ = write!(out, "  {}: {}", t.text, verdict.says());
             }
             out.push('\n');
         }
@@ -254,6 +256,18 @@ impl Report {
             );
         }
         out
+    }
+}
+
+/// "2.1x faster" or "1.5x slower" for a ratio of medians more than a
+/// tenth away from 1; `None` closer to 1.
+pub fn plainly(ratio: f64) -> Option<String> {
+    if ratio > 0.0 && ratio < 0.9 {
+        Some(format!("{:.1}x faster", 1.0 / ratio))
+    } else if ratio > 1.1 && ratio.is_finite() {
+        Some(format!("{ratio:.1}x slower"))
+    } else {
+        None
     }
 }
 

@@ -139,30 +139,83 @@ pub struct Comparison {
     pub baseline_p50_ms: f64,
     /// krunbox p50 / baseline p50: below 1, krunbox is faster.
     pub ratio: f64,
+    /// The ratio across the spread: krunbox's min over the baseline's
+    /// p90, and krunbox's p90 over the baseline's min (absent in reports
+    /// saved before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_spread: Option<[f64; 2]>,
     /// The design target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
-    /// Whether the target is met (`None` without a target).
+    /// Whether the target is met, where the spread allows a verdict:
+    /// `None` without a target, or when the target lies within the spread.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub met: Option<bool>,
+    /// The verdict on the target, the spread considered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+}
+
+/// What a run says of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Met across the spread: even krunbox's p90 over the baseline's min.
+    Met,
+    /// Missed across the spread: even krunbox's min over the baseline's p90.
+    NotMet,
+    /// The target lies within the spread: this run cannot tell.
+    WithinNoise,
+}
+
+impl Verdict {
+    /// The verdict on `max_ratio`, given the ratio's spread (or, without
+    /// one, the ratio of medians).
+    pub fn of(max_ratio: f64, ratio: f64, spread: Option<[f64; 2]>) -> Self {
+        let [best, worst] = spread.unwrap_or([ratio, ratio]);
+        if worst <= max_ratio {
+            Self::Met
+        } else if best > max_ratio {
+            Self::NotMet
+        } else {
+            Self::WithinNoise
+        }
+    }
+
+    /// How the table says it.
+    pub fn says(self) -> &'static str {
+        match self {
+            Self::Met => "met",
+            Self::NotMet => "NOT met",
+            Self::WithinNoise => "within the noise: more runs may tell",
+        }
+    }
+}
+
+impl Comparison {
+    /// The verdict on the target; for reports saved before verdicts were
+    /// kept, from `met`.
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.verdict.or_else(|| {
+            self.met
+                .map(|met| if met { Verdict::Met } else { Verdict::NotMet })
+        })
+    }
 }
 
 impl ComparisonSpec {
     /// The comparison, if both figures were measured.
     pub fn evaluate(&self, figures: &[Figure]) -> Option<Comparison> {
-        let p50 = |id: &str| {
-            figures
-                .iter()
-                .find(|f| f.id == id)?
-                .summary()
-                .map(|s| s.p50)
-        };
-        let (krunbox, baseline) = (p50(self.krunbox)?, p50(self.baseline)?);
-        let ratio = if baseline > 0.0 {
-            krunbox / baseline
-        } else {
-            f64::INFINITY
-        };
+        let summary = |id: &str| figures.iter().find(|f| f.id == id)?.summary();
+        let (k, b) = (summary(self.krunbox)?, summary(self.baseline)?);
+        let over = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
+        let (krunbox, baseline) = (k.p50, b.p50);
+        let ratio = over(krunbox, baseline);
+        let ratio_spread = Some([over(k.min, b.p90), over(k.p90, b.min)]);
+        let verdict = self
+            .target
+            .as_ref()
+            .map(|t| Verdict::of(t.max_ratio, ratio, ratio_spread));
         Some(Comparison {
             id: Cow::Borrowed(self.id),
             label: Cow::Borrowed(self.label),
@@ -171,7 +224,13 @@ impl ComparisonSpec {
             krunbox_p50_ms: krunbox,
             baseline_p50_ms: baseline,
             ratio,
-            met: self.target.as_ref().map(|t| ratio <= t.max_ratio),
+            ratio_spread,
+            met: verdict.and_then(|v| match v {
+                Verdict::Met => Some(true),
+                Verdict::NotMet => Some(false),
+                Verdict::WithinNoise => None,
+            }),
+            verdict,
             target: self.target.clone(),
         })
     }
@@ -209,10 +268,23 @@ mod tests {
                 text: Cow::Borrowed("a <= 1.5x b"),
             }),
         };
-        let c = spec.evaluate(&[a.clone(), b]).unwrap();
+        let c = spec.evaluate(&[a.clone(), b.clone()]).unwrap();
         assert_eq!(c.ratio, 2.0);
         assert_eq!(c.met, Some(false));
-        assert!(spec.evaluate(&[a]).is_none(), "a missing baseline");
+        assert_eq!(c.verdict, Some(Verdict::NotMet));
+        assert!(spec.evaluate(&[a.clone()]).is_none(), "a missing baseline");
+
+        // Medians that meet the target, with a spread that crosses it.
+        a.samples_ms = vec![0.5, 1.2, 1.2, 1.2, 3.0];
+        b.samples_ms = vec![1.0, 1.0, 1.0, 1.0, 1.0];
+        let c = spec.evaluate(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(c.ratio, 1.2);
+        assert_eq!(c.ratio_spread, Some([0.5, 3.0]));
+        assert_eq!((c.verdict, c.met), (Some(Verdict::WithinNoise), None));
+        // A spread below the target.
+        a.samples_ms = vec![1.1, 1.2, 1.4];
+        let c = spec.evaluate(&[a, b]).unwrap();
+        assert_eq!((c.verdict, c.met), (Some(Verdict::Met), Some(true)));
     }
 
     #[test]

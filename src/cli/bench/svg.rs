@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use super::output::Report;
+use super::stats::Verdict;
 use super::vm_cases::{TimelineSample, BOOT_FLOOR};
 
 const WIDTH: f64 = 960.0;
@@ -174,21 +175,19 @@ fn comparison(out: &mut String, c: &super::stats::Comparison, mut y: f64) -> f64
         y += 18.0;
     }
     let mut verdict = format!("ratio {:.3}x", c.ratio);
-    if c.ratio > 0.0 && c.ratio < 0.9 {
-        let _ = write!(verdict, " ({:.1}x faster)", 1.0 / c.ratio);
+    if let Some([lo, hi]) = c.ratio_spread {
+        let _ = write!(verdict, " (spread {lo:.2}-{hi:.2}x)");
     }
-    let colour = match c.met {
-        Some(true) => MET,
-        Some(false) => NOT_MET,
-        None => "#4a5568",
+    if let Some(plain) = super::output::plainly(c.ratio) {
+        let _ = write!(verdict, " · {plain}");
+    }
+    let colour = match c.verdict() {
+        Some(Verdict::Met) => MET,
+        Some(Verdict::NotMet) => NOT_MET,
+        _ => "#4a5568",
     };
-    if let (Some(t), Some(met)) = (&c.target, c.met) {
-        let _ = write!(
-            verdict,
-            " · target: {} · {}",
-            t.text,
-            if met { "met" } else { "not met" }
-        );
+    if let (Some(t), Some(v)) = (&c.target, c.verdict()) {
+        let _ = write!(verdict, " · target: {} · {}", t.text, v.says());
     }
     let style = format!("font-size=\"11\" fill=\"{colour}\"");
     styled_text(out, LEFT + 10.0, y + 11.0, &style, &verdict);
