@@ -125,7 +125,7 @@ impl Case {
         match self {
             Case::Boot => 4,
             Case::Exec => 4,
-            Case::Provision => 2,
+            Case::Provision => 3,
             Case::Copy => 4,
             Case::HostExec => 2 * host::SAMPLES_PER_RUN as u64,
             Case::Image => image::SAMPLES_PER_RUN,
@@ -160,7 +160,7 @@ impl Case {
 
 /// Every comparison `bench` can make; those whose figures were measured
 /// are reported.
-const COMPARISONS: [ComparisonSpec; 16] = [
+const COMPARISONS: [ComparisonSpec; 17] = [
     ComparisonSpec {
         id: "boot_vs_floor",
         label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
@@ -204,6 +204,13 @@ const COMPARISONS: [ComparisonSpec; 16] = [
             max_ratio: 1.0 / 20.0,
             text: Cow::Borrowed("provisioning >= 20x faster than one CLI process per copy"),
         }),
+    },
+    ComparisonSpec {
+        id: "provision_rootfs_vs_tmpfs",
+        label: "provision prompt + 10 skills into the rootfs (virtio-fs) / into a tmpfs",
+        krunbox: provision::BATCHED_ROOTFS,
+        baseline: provision::BATCHED,
+        target: None,
     },
     ComparisonSpec {
         id: "copy_in_vs_virtiofs",

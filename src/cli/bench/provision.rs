@@ -18,8 +18,11 @@ use super::stats::Figure;
 use super::Ctx;
 use crate::cli::sample::{Sample, SKILLS_DIR};
 
-/// The sample in one provisioning request.
+/// The sample in one provisioning request, into a tmpfs (`/dev/shm`).
 pub const BATCHED: &str = "provision.batched";
+/// The same request into the guest's root filesystem (virtio-fs), where
+/// a sandbox's files usually go.
+pub const BATCHED_ROOTFS: &str = "provision.batched_rootfs";
 /// The sample with one CLI process per operation.
 pub const SHELL_OUT: &str = "provision.shell_out";
 
@@ -34,35 +37,18 @@ pub async fn provision(ctx: &mut Ctx) -> Result<(), BenchError> {
         SHELL_OUT,
         "prompt + 10 skills, one krunbox CLI process per operation",
     ));
+    let batched_rootfs = ctx.figure(Figure::new(
+        BATCHED_ROOTFS,
+        "prompt + 10 skills in one request, into the rootfs (virtio-fs)",
+    ));
     let sample = Sample::create().map_err(BenchError::io(CASE, "writing the sample files"))?;
     let vm = ctx.vm().boot().await.map_err(BenchError::vm(CASE))?;
-    let agent = vm.agent();
     let named = NamedVmCli::start(ctx.rootfs())?;
     for run in ctx.all_runs() {
         let dest = format!("/dev/shm/krunbox-bench-provision-{run}");
-        let plan = sample
-            .plan(&dest)
-            .map_err(BenchError::agent(CASE, "planning"))?;
-        let t = Instant::now();
-        agent
-            .provision(&plan)
-            .await
-            .map_err(BenchError::agent(CASE, "provision"))?;
-        ctx.sample(run, batched, t.elapsed());
-        let out = agent
-            .exec(
-                &GuestCommand::new("sh")
-                    .arg("-c")
-                    .arg(check_and_remove(&sample, &dest)),
-            )
-            .await
-            .map_err(BenchError::agent(CASE, "checking the provisioned files"))?;
-        if !out.status.success() {
-            return Err(BenchError::wrong(
-                CASE,
-                format!("{dest} lacks files ({:?})", out.status),
-            ));
-        }
+        batch(ctx, &vm, &sample, &dest, (run, batched)).await?;
+        let on_rootfs = format!("/krunbox-bench-provision-{run}");
+        batch(ctx, &vm, &sample, &on_rootfs, (run, batched_rootfs)).await?;
 
         let t = Instant::now();
         named.shell_out(&sample, &dest)?;
@@ -70,6 +56,42 @@ pub async fn provision(ctx: &mut Ctx) -> Result<(), BenchError> {
         named.exec(["sh", "-c", &check_and_remove(&sample, &dest)])?;
     }
     vm.kill().await;
+    Ok(())
+}
+
+/// Provisions the sample at `dest` in one request, timed as `figure` of
+/// `run`; checks that every file arrived, and removes them.
+async fn batch(
+    ctx: &mut Ctx,
+    vm: &krunbox::vm::Vm,
+    sample: &Sample,
+    dest: &str,
+    (run, figure): (usize, usize),
+) -> Result<(), BenchError> {
+    let agent = vm.agent();
+    let plan = sample
+        .plan(dest)
+        .map_err(BenchError::agent(CASE, "planning"))?;
+    let t = Instant::now();
+    agent
+        .provision(&plan)
+        .await
+        .map_err(BenchError::agent(CASE, "provision"))?;
+    ctx.sample(run, figure, t.elapsed());
+    let out = agent
+        .exec(
+            &GuestCommand::new("sh")
+                .arg("-c")
+                .arg(check_and_remove(sample, dest)),
+        )
+        .await
+        .map_err(BenchError::agent(CASE, "checking the provisioned files"))?;
+    if !out.status.success() {
+        return Err(BenchError::wrong(
+            CASE,
+            format!("{dest} lacks files ({:?})", out.status),
+        ));
+    }
     Ok(())
 }
 
