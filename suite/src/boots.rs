@@ -32,7 +32,7 @@ use crate::summary::{LabReboot, RebootCause, RunSummary};
 use crate::SUITE;
 
 /// How many of the slowest cases the end of a run names.
-const SLOWEST: usize = 8;
+const SLOWEST: usize = 20;
 
 /// Most lab boots for one run of the suite.
 pub const LAB_BOOTS: usize = 3;

@@ -26,13 +26,18 @@ impl FakeRunner {
         std::fs::write("/proc/self/comm", "libkrun VM")?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        // The new thread names itself before it runs the closure: once
+        // the closure has said so, the name is there to be found.
+        let (running, started) = std::sync::mpsc::channel();
         let vcpu = std::thread::Builder::new()
             .name("fc_vcpu 0".into())
             .spawn(move || {
+                let _ = running.send(());
                 while !flag.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(20));
                 }
             })?;
+        started.recv()?;
         Ok(Self {
             name,
             stop,

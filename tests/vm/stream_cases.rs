@@ -178,8 +178,15 @@ fn exec_ends_when_the_guest_stops_answering() -> Result<(), Failed> {
     check(next.status.code() == Some(125), || said(&next))?;
     state.expect(0, &["stop", "-t", "5", "a"])?;
 
+    // b and c boot together: one boot's wait, not two.
+    std::thread::scope(|s| {
+        let b = s.spawn(|| state.start("b").map_err(|e| format!("{e:?}")));
+        let c = state.start("c").map_err(|e| format!("{e:?}"));
+        b.join()
+            .map_err(|_| "starting b panicked".to_owned())?
+            .and(c)
+    })?;
     for (name, command) in [("b", "poweroff"), ("c", "reboot")] {
-        state.start(name)?;
         let script = format!(r#""$KB" exec {name} -- {command} -f"#);
         let out = shell(&state, 90, &script)?;
         check(out.status.code() == Some(125), || {
