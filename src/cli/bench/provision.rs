@@ -39,7 +39,7 @@ pub async fn provision(ctx: &mut Ctx) -> Result<(), BenchError> {
     ));
     let batched_rootfs = ctx.figure(Figure::new(
         BATCHED_ROOTFS,
-        "prompt + 10 skills in one request, into the rootfs (virtio-fs)",
+        "prompt + 10 skills in one request, into the rootfs",
     ));
     let sample = Sample::create().map_err(BenchError::io(CASE, "writing the sample files"))?;
     let vm = ctx.vm().boot().await.map_err(BenchError::vm(CASE))?;
