@@ -18,6 +18,7 @@ pub fn phases(p: &BootPhases) -> Value {
     for (name, took) in p.named() {
         map.insert(format!("{name}_ms"), json!(ms(took)));
     }
+    map.insert("before_vcpu_ms".into(), json!(p.before_vcpu.map(ms)));
     map.insert("total_ms".into(), json!(ms(p.total)));
     map.insert("error_ms".into(), json!(ms(p.error)));
     Value::Object(map)
@@ -29,6 +30,7 @@ pub fn timeline(t: &BootTimeline) -> Value {
     json!({
         "configured_ms": ms(t.configured),
         "krun_start_enter_ms": ms(t.entered),
+        "first_vcpu_ms": ms(t.vcpu_started),
         "agent_started_uptime_ms": ms(t.agent_started_uptime),
         "agent_hello_uptime_ms": ms(t.agent_hello_uptime),
         "ready_ms": ms(t.ready),

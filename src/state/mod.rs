@@ -43,6 +43,7 @@ pub use dir::{StateDir, MAX_SOCKET_PATH, STATE_DIR_ENV};
 pub use error::Error;
 pub use name::{VmName, MAX_NAME_LEN};
 pub use pool::{MemberCounts, NamedPool, PoolSpec};
+pub(crate) use record::start_ticks;
 pub use record::{ProcessId, VmRecord};
 pub use stop::Stopped;
 

@@ -27,19 +27,7 @@ pub struct ProcessId {
 impl ProcessId {
     /// The process `pid`, if it exists and is not a zombie.
     pub fn of(pid: u32) -> Option<Self> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // `pid (comm) state ppid …`: comm may hold spaces and parentheses,
-        // so fields are counted after the last ')'.
-        let fields: Vec<&str> = stat
-            .get(stat.rfind(')')? + 1..)?
-            .split_whitespace()
-            .collect();
-        let state = *fields.first()?;
-        if state == "Z" || state == "X" {
-            return None;
-        }
-        // starttime is field 22 of the line; fields[0] is field 3.
-        let start_ticks = fields.get(19)?.parse().ok()?;
+        let start_ticks = start_ticks(Path::new(&format!("/proc/{pid}/stat")))?;
         Some(Self { pid, start_ticks })
     }
 
@@ -52,6 +40,25 @@ impl ProcessId {
     pub fn is_alive(&self) -> bool {
         Self::of(self.pid).is_some_and(|now| now == *self)
     }
+}
+
+/// The start time, in clock ticks after boot, of the process or thread
+/// whose `stat` file is `stat` (`/proc/PID/stat`, `/proc/PID/task/TID/stat`);
+/// `None` if it is gone or a zombie.
+pub(crate) fn start_ticks(stat: &Path) -> Option<u64> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses,
+    // so fields are counted after the last ')'.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let state = *fields.first()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // starttime is field 22 of the line; fields[0] is field 3.
+    fields.get(19)?.parse().ok()
 }
 
 /// What `krunbox start` wrote about a named VM.

@@ -252,6 +252,7 @@ impl VmConfig {
         // mode; the directory is private anyway, the socket becomes so too.
         owner_only(&ops).map_err(Error::StateDir)?;
         timeline.agent_ready(monotonic_us(), client.hello());
+        timeline.vcpu_started = super::vcpu_start::after_runner_start(runner_pid.as_raw() as u32);
         let mut confinement = None;
         if let Ok((configured, entered, confined)) = started_rx.await {
             timeline.runner_started((configured, entered));

@@ -16,6 +16,7 @@ mod publish;
 mod rlimit;
 mod root;
 mod timeline;
+mod vcpu_start;
 mod volume;
 
 pub use config::{ConfigError, VmConfig, DEFAULT_PATH};

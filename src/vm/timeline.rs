@@ -20,6 +20,9 @@ pub struct BootTimeline {
     pub agent_started_uptime: Option<Duration>,
     /// Guest uptime when the agent sent its hello.
     pub agent_hello_uptime: Option<Duration>,
+    /// Runner started → libkrun's first vCPU thread started, from the
+    /// threads' start times in `/proc` (clock ticks: 10 ms resolution).
+    pub vcpu_started: Option<Duration>,
     /// Runner spawned → the host accepted the agent's hello.
     pub ready: Option<Duration>,
     /// Runner spawned → the first exec through the agent ended (`None`
@@ -77,6 +80,7 @@ impl std::fmt::Display for BootTimeline {
         writeln!(f, "runner spawned           0.0 ms")?;
         writeln!(f, "libkrun configured       {}", ms(self.configured))?;
         writeln!(f, "krun_start_enter         {}", ms(self.entered))?;
+        writeln!(f, "first vCPU thread        {}", ms(self.vcpu_started))?;
         writeln!(
             f,
             "agent started (uptime)   {}",
