@@ -54,12 +54,7 @@ impl Location {
 }
 
 pub fn cp(args: CpArgs) -> i32 {
-    report::block_on(async move {
-        match run(args).await {
-            Ok(()) => 0,
-            Err(e) => report::fail(&e),
-        }
-    })
+    report::exit_code(run(args))
 }
 
 async fn run(args: CpArgs) -> Result<(), CliError> {

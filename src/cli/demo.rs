@@ -77,12 +77,7 @@ pub fn demo(args: DemoArgs) -> i32 {
     if let Some(code) = refuse_unbootable_host() {
         return code;
     }
-    super::report::block_on(async move {
-        match run(args).await {
-            Ok(()) => 0,
-            Err(e) => report::fail(&e),
-        }
-    })
+    report::exit_code(run(args))
 }
 
 /// On a host whose KVM cannot boot libkrun guests, says what to run

@@ -30,6 +30,17 @@ pub fn fail<E: Advised>(error: &E) -> i32 {
     EXIT_KRUNBOX_FAILED
 }
 
+/// Runs `job` on a single-threaded async runtime: 0 when it succeeds,
+/// else its error printed ([`fail`]) and krunbox's failure code.
+pub fn exit_code<E: Advised>(job: impl std::future::Future<Output = Result<(), E>>) -> i32 {
+    block_on(async move {
+        match job.await {
+            Ok(()) => 0,
+            Err(e) => fail(&e),
+        }
+    })
+}
+
 /// Runs `job` on a single-threaded async runtime and returns its exit code.
 pub fn block_on(job: impl std::future::Future<Output = i32>) -> i32 {
     match tokio::runtime::Builder::new_current_thread()

@@ -45,14 +45,10 @@ pub fn adjust(command: Command) -> Command {
 }
 
 pub fn start(args: StartArgs) -> i32 {
-    report::block_on(async move {
-        let result = match &args.from_pool {
+    report::exit_code(async move {
+        match &args.from_pool {
             Some(pool) => claim(&args, pool).await,
             None => boot(&args).await,
-        };
-        match result {
-            Ok(()) => 0,
-            Err(e) => report::fail(&e),
         }
     })
 }

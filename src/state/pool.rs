@@ -235,19 +235,7 @@ impl NamedPool {
                 NamedVm::boot_into(&state, &name, dir, record, &config, client).await
             });
         }
-        let mut booted = 0;
-        let mut failed = None;
-        while let Some(done) = boots.join_next().await {
-            match done {
-                Ok(Ok(_)) => booted += 1,
-                Ok(Err(e)) => {
-                    failed.get_or_insert(e);
-                }
-                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-                Err(_) => {}
-            }
-        }
-        failed.map_or(Ok(booted), Err)
+        succeeded(boots).await
     }
 
     /// Under the state lock: removes dead members and makes the
@@ -365,27 +353,31 @@ impl NamedPool {
                 stops.spawn(member.stop(timeout));
             }
         }
-        let mut stopped = 0;
-        let mut failed = None;
-        while let Some(done) = stops.join_next().await {
-            match done {
-                Ok(Ok(_)) => stopped += 1,
-                Ok(Err(e)) => {
-                    failed.get_or_insert(e);
-                }
-                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-                Err(_) => {}
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        let stopped = succeeded(stops).await?;
         std::fs::remove_dir_all(&aside).map_err(|source| Error::StateDir {
             path: aside,
             source,
         })?;
         Ok(stopped)
     }
+}
+
+/// Waits for every task of `tasks`; how many succeeded, or the first
+/// failure once all have ended. A task's panic goes on here.
+async fn succeeded<T: 'static>(mut tasks: JoinSet<Result<T, Error>>) -> Result<usize, Error> {
+    let mut done = 0;
+    let mut failed = None;
+    while let Some(ended) = tasks.join_next().await {
+        match ended {
+            Ok(Ok(_)) => done += 1,
+            Ok(Err(e)) => {
+                failed.get_or_insert(e);
+            }
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => {}
+        }
+    }
+    failed.map_or(Ok(done), Err)
 }
 
 /// The subdirectories of `dir` whose names are VM names (so not the

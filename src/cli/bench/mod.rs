@@ -402,12 +402,7 @@ pub fn bench(args: BenchArgs) -> i32 {
             return code;
         }
     }
-    super::report::block_on(async move {
-        match run(args, cases).await {
-            Ok(()) => 0,
-            Err(e) => super::report::fail(&e),
-        }
-    })
+    super::report::exit_code(run(args, cases))
 }
 
 async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {

@@ -32,12 +32,7 @@ pub struct CreateArgs {
 }
 
 pub fn create(args: CreateArgs) -> i32 {
-    report::block_on(async move {
-        match run(args).await {
-            Ok(()) => 0,
-            Err(e) => report::fail(&e),
-        }
-    })
+    report::exit_code(run(args))
 }
 
 async fn run(args: CreateArgs) -> Result<(), PoolCliError> {

@@ -18,12 +18,7 @@ pub struct RefillArgs {
 }
 
 pub fn refill(args: RefillArgs) -> i32 {
-    report::block_on(async move {
-        match run(args).await {
-            Ok(()) => 0,
-            Err(e) => report::fail(&e),
-        }
-    })
+    report::exit_code(run(args))
 }
 
 async fn run(args: RefillArgs) -> Result<(), PoolCliError> {
