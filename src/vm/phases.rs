@@ -104,7 +104,8 @@ impl BootPhases {
 /// One phase's percentiles over many boots ([`BootPhases::percentiles`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhasePercentiles {
-    /// The phase's name, as [`BootPhases::named`] gives it, or `total`.
+    /// The phase's name, as [`BootPhases::named`] gives it, or
+    /// `before_vcpu` or `total`.
     pub phase: &'static str,
     /// Median.
     pub p50: Duration,
@@ -116,21 +117,23 @@ pub struct PhasePercentiles {
 
 impl BootPhases {
     /// P50, P95 and P99 (nearest rank) of each phase and of the total over
-    /// `boots`, in phase order; empty without boots.
+    /// `boots`, in phase order; empty without boots. `before_vcpu` follows
+    /// `before_guest_clock` when every boot has it.
     pub fn percentiles(boots: &[BootPhases]) -> Vec<PhasePercentiles> {
         let Some(first) = boots.first() else {
             return Vec::new();
         };
-        let mut names: Vec<&'static str> = first.named().iter().map(|(n, _)| *n).collect();
-        names.push("total");
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, &phase)| {
-                let mut values: Vec<Duration> = boots
-                    .iter()
-                    .map(|b| b.named().get(i).map_or(b.total, |(_, d)| *d))
-                    .collect();
+        let mut rows: Vec<(&'static str, Vec<Duration>)> = Vec::new();
+        for (i, (phase, _)) in first.named().iter().enumerate() {
+            rows.push((phase, boots.iter().map(|b| b.named()[i].1).collect()));
+            let vcpu: Option<Vec<Duration>> = boots.iter().map(|b| b.before_vcpu).collect();
+            if let (&"before_guest_clock", Some(vcpu)) = (phase, vcpu) {
+                rows.push(("before_vcpu", vcpu));
+            }
+        }
+        rows.push(("total", boots.iter().map(|b| b.total).collect()));
+        rows.into_iter()
+            .map(|(phase, mut values)| {
                 values.sort();
                 let rank = |q| nearest_rank(&values, q).unwrap_or_default();
                 PhasePercentiles {
@@ -268,6 +271,15 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!((agent.p50, agent.p95, agent.p99), (ms(50), ms(95), ms(99)));
         assert_eq!(table[6].p99, ms(171));
+
+        // With the vCPU's start on every boot, its row follows.
+        let mut t = timeline(30, 31, 1_070_000 + 33_000);
+        t.vcpu_started = Some(ms(25));
+        let boot = BootPhases::of(&t, &clock).expect("every stamp");
+        assert_eq!(boot.before_vcpu, Some(ms(22)), "{boot:?}");
+        let table = BootPhases::percentiles(&[boot, boot]);
+        assert_eq!((table[3].phase, table[3].p50), ("before_vcpu", ms(22)));
+        assert!(boot.to_string().contains("before the vCPU"), "{boot}");
     }
 
     #[test]
