@@ -124,7 +124,7 @@ impl Case {
     fn samples_per_run(self) -> u64 {
         match self {
             Case::Boot => 4,
-            Case::Exec => 4,
+            Case::Exec => 5,
             Case::Provision => 3,
             Case::Copy => 4,
             Case::HostExec => 2 * host::SAMPLES_PER_RUN as u64,
@@ -160,7 +160,7 @@ impl Case {
 
 /// Every comparison `bench` can make; those whose figures were measured
 /// are reported.
-const COMPARISONS: [ComparisonSpec; 17] = [
+const COMPARISONS: [ComparisonSpec; 18] = [
     ComparisonSpec {
         id: "boot_vs_floor",
         label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
@@ -187,6 +187,16 @@ const COMPARISONS: [ComparisonSpec; 17] = [
         krunbox: vm_cases::EXEC_TRUE,
         baseline: vm_cases::FRESH_TRUE,
         target: None,
+    },
+    ComparisonSpec {
+        id: "exec_true_vs_guest_floor",
+        label: "exec `true` on a running VM / `true` spawned inside the guest",
+        krunbox: vm_cases::EXEC_TRUE,
+        baseline: vm_cases::GUEST_FLOOR_TRUE,
+        target: Some(Target {
+            max_ratio: 1.2,
+            text: Cow::Borrowed("exec overhead <= 1.2x the guest's own spawn"),
+        }),
     },
     ComparisonSpec {
         id: "exec_1mib_vs_fresh_vm",

@@ -25,6 +25,9 @@ pub const BOOT_FLOOR: &str = "boot.floor_true";
 pub const EXEC_TRUE: &str = "exec.true_running_vm";
 /// Exec a command printing 1 MiB through the agent of a running VM.
 pub const EXEC_1MIB: &str = "exec.1mib_running_vm";
+/// `true` spawned by a shell inside the guest, timed by the guest: what an
+/// exec of `true` needs without krunbox (the guest's floor).
+pub const GUEST_FLOOR_TRUE: &str = "exec.true_guest_floor";
 /// `true` as the workload of a fresh VM.
 pub const FRESH_TRUE: &str = "exec.true_fresh_vm";
 /// The 1 MiB command as the workload of a fresh VM, output collected.
@@ -163,6 +166,10 @@ pub async fn exec(ctx: &mut Ctx) -> Result<(), BenchError> {
     ));
     let fresh_true = ctx.figure(Figure::new(FRESH_TRUE, "`true` in a fresh VM"));
     let fresh_1mib = ctx.figure(Figure::new(FRESH_1MIB, "printing 1 MiB in a fresh VM"));
+    let floor = ctx.figure(Figure::new(
+        GUEST_FLOOR_TRUE,
+        "`true` spawned by a shell in the guest (guest's clock)",
+    ));
     let config = ctx.vm();
     let vm = config.boot().await.map_err(BenchError::vm(CASE))?;
     let print_1mib =
@@ -182,6 +189,8 @@ pub async fn exec(ctx: &mut Ctx) -> Result<(), BenchError> {
             ));
         }
         ctx.sample(run, running_true, elapsed);
+        let per_spawn = guest_floor(&vm).await?;
+        ctx.sample(run, floor, per_spawn);
 
         let t = Instant::now();
         let out = vm
@@ -244,4 +253,39 @@ fn one_shot(
         ));
     }
     Ok(())
+}
+
+/// A guest shell spawning `true` until half a second of the guest's
+/// uptime has passed: the time per spawn, as the guest measures it
+/// (`/proc/uptime`, in centiseconds, is read between spawns).
+async fn guest_floor(vm: &krunbox::vm::Vm) -> Result<std::time::Duration, BenchError> {
+    const CASE: &str = "exec";
+    // No command substitution: a subshell per reading would be a second
+    // fork per spawn. (Uptime is past 1 s here, so no leading zero.)
+    const LOOP: &str = r#"read u _ < /proc/uptime; a=${u%.*}${u#*.}; b=$a; n=0
+while [ $((b - a)) -lt 50 ]; do
+  /bin/true; n=$((n + 1)); read u _ < /proc/uptime; b=${u%.*}${u#*.}
+done
+echo "$n $((b - a))""#;
+    let out = vm
+        .agent()
+        .exec(&GuestCommand::new("sh").arg("-c").arg(LOOP))
+        .await
+        .map_err(BenchError::agent(CASE, "the guest's own spawn loop"))?;
+    let said = out.stdout_text();
+    let parsed = said.split_once(' ').and_then(|(n, cs)| {
+        Some((
+            n.trim().parse::<u32>().ok()?,
+            cs.trim().parse::<u64>().ok()?,
+        ))
+    });
+    match parsed {
+        Some((spawns, cs)) if out.status.success() && spawns > 0 => {
+            Ok(std::time::Duration::from_millis(cs * 10) / spawns)
+        }
+        _ => Err(BenchError::wrong(
+            CASE,
+            format!("the guest's spawn loop said {said:?} ({:?})", out.status),
+        )),
+    }
 }
