@@ -252,7 +252,6 @@ impl VmConfig {
         // mode; the directory is private anyway, the socket becomes so too.
         owner_only(&ops).map_err(Error::StateDir)?;
         timeline.agent_ready(monotonic_us(), client.hello());
-        timeline.vcpu_started = super::vcpu_start::after_runner_start(runner_pid.as_raw() as u32);
         let mut confinement = None;
         if let Ok((configured, entered, confined)) = started_rx.await {
             timeline.runner_started((configured, entered));
@@ -297,6 +296,9 @@ impl Vm {
     pub fn timeline(&self) -> BootTimeline {
         let mut timeline = self.timeline.clone();
         timeline.first_exec_done(self.client.first_exec_done_us());
+        // Read from /proc when asked, not on the boot's path: the vCPU
+        // thread's start time stays as long as the runner runs.
+        timeline.vcpu_started = super::vcpu_start::after_runner_start(self.runner_pid());
         timeline
     }
 
@@ -352,7 +354,7 @@ impl Vm {
     /// stamps with it. `None` when the timeline lacks a stamp.
     pub async fn boot_phases(&self) -> Result<Option<BootPhases>, ClientError> {
         let clock = self.client.guest_clock().await?;
-        Ok(BootPhases::of(&self.timeline, &clock))
+        Ok(BootPhases::of(&self.timeline(), &clock))
     }
 
     /// Resolves once the VM's runner has exited (at once if it has): the
