@@ -87,9 +87,10 @@ pub struct RunnerProcess {
 }
 
 impl RunnerProcess {
-    /// Starts `program` as a runner for `config`.
+    /// Starts `program` with `args` as a runner for `config`.
     pub fn spawn(
         program: &Path,
+        args: &[std::ffi::OsString],
         config: &RunnerConfig,
         stdin: StdioSpec,
         stdout: StdioSpec,
@@ -99,6 +100,7 @@ impl RunnerProcess {
         let (read_end, write_end) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
         let mut command = Command::new(program);
+        command.args(args);
         // The caller's environment stays with the caller (runner::confine).
         command.env_clear();
         for key in KEPT_ENV {

@@ -1,5 +1,6 @@
 //! Which executable serves as the runner.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::child::current_exe_is_runner;
@@ -21,6 +22,17 @@ pub enum RunnerProgram {
     Auto,
     /// This executable.
     Path(PathBuf),
+    /// An interpreter that becomes the runner: `program` started with
+    /// `args`, which load krunbox and call [`super::enter_if_requested`].
+    /// The Python package starts its runner this way
+    /// (`python -I -c 'import … ; enter_runner()'`), so that its wheel
+    /// carries no second binary.
+    Command {
+        /// The executable.
+        program: PathBuf,
+        /// Its arguments, before any krunbox gives.
+        args: Vec<OsString>,
+    },
 }
 
 /// No runner program could be found.
@@ -38,10 +50,21 @@ pub enum RunnerProgramError {
 }
 
 impl RunnerProgram {
+    /// The arguments the runner program is started with (none but for
+    /// [`RunnerProgram::Command`]).
+    pub fn args(&self) -> &[OsString] {
+        match self {
+            RunnerProgram::Command { args, .. } => args,
+            RunnerProgram::Auto | RunnerProgram::Path(_) => &[],
+        }
+    }
+
     /// Resolves to an executable path.
     pub fn resolve(&self) -> Result<PathBuf, RunnerProgramError> {
         match self {
-            RunnerProgram::Path(path) => existing(path.clone()),
+            RunnerProgram::Path(path) | RunnerProgram::Command { program: path, .. } => {
+                existing(path.clone())
+            }
             RunnerProgram::Auto => {
                 if let Some(path) = std::env::var_os(RUNNER_ENV).filter(|p| !p.is_empty()) {
                     return existing(PathBuf::from(path));

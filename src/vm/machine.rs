@@ -214,6 +214,7 @@ impl VmConfig {
             .map_err(Error::StateDir)?;
         let runner = RunnerProcess::spawn(
             &program,
+            self.runner.args(),
             &config,
             StdioSpec::Null,
             StdioSpec::File(log_file.try_clone().map_err(Error::StateDir)?),

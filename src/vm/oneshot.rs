@@ -104,6 +104,7 @@ impl OneShot {
         let program = self.config.runner.resolve()?;
         let runner = RunnerProcess::spawn(
             &program,
+            self.config.runner.args(),
             &runner_config,
             self.stdin,
             self.stdout,
