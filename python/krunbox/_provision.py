@@ -48,7 +48,7 @@ class Provision:
 
     def tree(self, source: StrPath, dest: str) -> Provision:
         """The host file or tree ``source``, copied to ``dest``."""
-        self._steps.append(("tree", os.fspath(source), dest))  # type: ignore[arg-type]
+        self._steps.append(("tree", os.fspath(source), dest))
         return self
 
     def steps(self) -> list[Step]:

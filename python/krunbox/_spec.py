@@ -83,7 +83,7 @@ def boot(
         "net": net,
         "hostname": hostname,
         "volumes": [
-            (os.fspath(v[0]), v[1], bool(v[2]) if len(v) > 2 else False)  # type: ignore[misc]
+            (os.fspath(v[0]), v[1], bool(v[2]) if len(v) > 2 else False)
             for v in volumes
         ],
         "console_log": None if console_log is None else os.fspath(console_log),

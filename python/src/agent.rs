@@ -91,9 +91,7 @@ impl Agent {
         let client = self.client.clone();
         future_into_py(py, async move {
             let session = match pty {
-                Some((rows, cols)) => {
-                    client.exec_pty(&cmd, WinSize { rows, cols }).await
-                }
+                Some((rows, cols)) => client.exec_pty(&cmd, WinSize { rows, cols }).await,
                 None => client.exec_streaming(&cmd).await,
             }
             .map_err(Raise::from)?;
@@ -143,7 +141,12 @@ impl Agent {
     }
 
     /// Sends `signal` to a background process.
-    fn kill_process<'py>(&self, py: Python<'py>, id: u64, signal: i32) -> PyResult<Bound<'py, PyAny>> {
+    fn kill_process<'py>(
+        &self,
+        py: Python<'py>,
+        id: u64,
+        signal: i32,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         future_into_py(py, async move {
             client.kill_process(id, signal).await.map_err(Raise::from)?;
@@ -179,7 +182,12 @@ impl Agent {
     }
 
     /// Copies a host file or tree into the guest: `(entries, bytes, skipped)`.
-    fn copy_in<'py>(&self, py: Python<'py>, source: PathBuf, dest: String) -> PyResult<Bound<'py, PyAny>> {
+    fn copy_in<'py>(
+        &self,
+        py: Python<'py>,
+        source: PathBuf,
+        dest: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         future_into_py(py, async move {
             let stats = client.copy_in(source, &dest).await.map_err(Raise::from)?;
@@ -188,7 +196,12 @@ impl Agent {
     }
 
     /// Copies a guest file or tree to the host: `(entries, bytes, skipped)`.
-    fn copy_out<'py>(&self, py: Python<'py>, source: String, dest: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    fn copy_out<'py>(
+        &self,
+        py: Python<'py>,
+        source: String,
+        dest: PathBuf,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         future_into_py(py, async move {
             let stats = client.copy_out(&source, dest).await.map_err(Raise::from)?;

@@ -44,8 +44,7 @@ impl BootSpec {
             (None, Some(reference)) => {
                 let store = krunbox::image::Store::open_default().map_err(Raise::from)?;
                 let image = store.get(reference).map_err(Raise::from)?;
-                VmConfig::from_image(&image)
-                    .map_err(|e| Raise::new("ImageError", &e))?
+                VmConfig::from_image(&image).map_err(|e| Raise::new("ImageError", &e))?
             }
             _ => return Err(value_error("give exactly one of rootfs and image")),
         };
@@ -59,14 +58,22 @@ impl BootSpec {
         config = config.net(match self.net.as_str() {
             "tsi" => NetMode::Tsi,
             "none" => NetMode::None,
-            other => return Err(value_error(format!("net must be 'tsi' or 'none', not {other:?}"))),
+            other => {
+                return Err(value_error(format!(
+                    "net must be 'tsi' or 'none', not {other:?}"
+                )))
+            }
         });
         if let Some(name) = &self.hostname {
             config = config.hostname(name.as_str());
         }
         for (host, guest, read_only) in &self.volumes {
             let volume = Volume::new(host, guest.as_str());
-            config = config.volume(if *read_only { volume.read_only() } else { volume });
+            config = config.volume(if *read_only {
+                volume.read_only()
+            } else {
+                volume
+            });
         }
         if let Some(path) = &self.console_log {
             config = config.console_log(path);
@@ -105,7 +112,9 @@ impl Machine {
             .lock()
             .ok()
             .and_then(|mut vm| vm.take())
-            .ok_or_else(|| Raise::message("VmGoneError", "the VM was shut down or killed".into()).into())
+            .ok_or_else(|| {
+                Raise::message("VmGoneError", "the VM was shut down or killed".into()).into()
+            })
     }
 }
 
@@ -144,9 +153,12 @@ impl Machine {
     /// The boot timeline, in milliseconds from the runner's spawn.
     fn timeline<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let vm = self.vm.lock().map_err(|_| value_error("poisoned"))?;
-        let vm = vm
-            .as_ref()
-            .ok_or_else(|| PyErr::from(Raise::message("VmGoneError", "the VM was shut down or killed".into())))?;
+        let vm = vm.as_ref().ok_or_else(|| {
+            PyErr::from(Raise::message(
+                "VmGoneError",
+                "the VM was shut down or killed".into(),
+            ))
+        })?;
         Ok(values::timeline(py, &vm.timeline())?.into_any())
     }
 

@@ -62,7 +62,11 @@ impl Process {
     }
 
     /// Writes to its stdin (waits while the guest's window is full).
-    fn write_stdin<'py>(&self, py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyAny>> {
+    fn write_stdin<'py>(
+        &self,
+        py: Python<'py>,
+        data: PyBackedBytes,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let control = self.control.clone();
         future_into_py(py, async move {
             control.write_stdin(&data).await.map_err(Raise::from)?;

@@ -52,7 +52,12 @@ pub(crate) fn stat(stat: FileStat) -> Stat {
 
 /// `(id, pid, argv, status)`.
 pub(crate) fn process_info(info: ProcessInfo) -> (u64, u32, Vec<String>, Option<Status>) {
-    (info.id, info.pid, info.argv, info.status.as_ref().map(status))
+    (
+        info.id,
+        info.pid,
+        info.argv,
+        info.status.as_ref().map(status),
+    )
 }
 
 /// `(stdout, (start, end), stderr, (start, end), status)`.

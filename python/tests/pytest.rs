@@ -43,14 +43,24 @@ fn build() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--quiet", "-p", "krunbox-python", "-p", "krunbox-agent"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "krunbox-python",
+            "-p",
+            "krunbox-agent",
+        ])
         .env("CARGO_TARGET_DIR", target)
         .current_dir(PACKAGE_DIR);
     if profile.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
     let status = build.status().expect("running cargo build");
-    assert!(status.success(), "building the native module and the agent failed");
+    assert!(
+        status.success(),
+        "building the native module and the agent failed"
+    );
     profile
 }
 
@@ -84,7 +94,10 @@ fn run(python: &Path, staged: &Path, profile: &Path, module: &str, args: &[&str]
         .current_dir(PACKAGE_DIR)
         .status()
         .unwrap_or_else(|e| panic!("running {} -m {module}: {e}", python.display()));
-    assert!(status.success(), "{module} failed ({status}): see its output above");
+    assert!(
+        status.success(),
+        "{module} failed ({status}): see its output above"
+    );
 }
 
 #[test]
@@ -93,7 +106,13 @@ fn pytest_then_mypy_strict() {
     let profile = build();
     let dir = tempfile::tempdir().unwrap();
     let package = stage(&profile, dir.path());
-    run(&python, dir.path(), &profile, "pytest", &["-q", "-p", "no:cacheprovider", "tests"]);
+    run(
+        &python,
+        dir.path(),
+        &profile,
+        "pytest",
+        &["-q", "-p", "no:cacheprovider", "tests"],
+    );
     let cache = dir.path().join("mypy-cache");
     run(
         &python,

@@ -1,11 +1,12 @@
 //! Developer tasks for krunbox, run as `cargo xtask <task>`:
 //!
 //! - `setup`: install what the nested lab and the tests need (apt, the
-//!   Debian minbase layer; idempotent);
+//!   Debian minbase layer, the Python test environment; idempotent);
 //! - `lab`: build `krunbox` and run a command in the nested QEMU lab.
 
 mod debian_image;
 mod lab;
+mod python_env;
 mod setup;
 
 use std::error::Error;

@@ -90,6 +90,8 @@ pub(crate) enum SetupError {
     Rootfs(#[source] krunbox_lab::LabError),
     #[error("could not build the Debian minbase layer")]
     DebianImage(#[source] crate::debian_image::DebianImageError),
+    #[error("could not make the Python test environment")]
+    Python(#[source] crate::python_env::PythonEnvError),
 }
 
 /// Arguments of `cargo xtask setup`.
@@ -129,6 +131,7 @@ pub(crate) fn run(mut args: SetupArgs) -> Result<(), SetupError> {
     }
     if !args.packages_only {
         build_default_rootfs(args.dry_run)?;
+        crate::python_env::prepare(args.dry_run).map_err(SetupError::Python)?;
     }
     Ok(())
 }

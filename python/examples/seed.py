@@ -1,0 +1,70 @@
+"""The seed use case, from Python: boot a VM, provision a prompt and skill
+folders in one request, run a command that reads them with its output
+streamed, copy the results out, and print the boot timeline.
+
+    python examples/seed.py [ROOTFS]
+
+ROOTFS defaults to the rootfs `cargo xtask setup` builds
+(~/.local/share/krunbox/rootfs); on a host whose KVM cannot run libkrun's
+guest, run it in the lab (see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import krunbox
+
+PROMPT = "Summarise the skills you were given.\n"
+
+
+def default_rootfs() -> Path:
+    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(data) / "krunbox" / "rootfs"
+
+
+def make_skills(root: Path, count: int) -> Path:
+    for i in range(count):
+        skill = root / f"skill-{i}"
+        skill.mkdir(parents=True)
+        (skill / "SKILL.md").write_text(f"# Skill {i}\nDo thing {i}.\n")
+    return root
+
+
+async def main(rootfs: Path) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        skills = make_skills(Path(tmp) / "skills", 10)
+        async with await krunbox.Vm.boot(rootfs, memory_mib=256) as vm:
+            plan = krunbox.Provision().mkdir("/work").write("/work/PROMPT.md", PROMPT)
+            for skill in sorted(skills.iterdir()):
+                plan.tree(skill, f"/work/skills/{skill.name}")
+            await vm.provision(plan)
+
+            script = (
+                "cat /work/PROMPT.md; "
+                "for s in /work/skills/*/SKILL.md; do head -n1 \"$s\"; done; "
+                "ls /work/skills | wc -l > /work/count"
+            )
+            proc = await vm.stream(["sh", "-c", script])
+            async for chunk in proc.stdout:
+                sys.stdout.write(chunk.decode(errors="replace"))
+            status = await proc.wait()
+
+            out = Path(tmp) / "results"
+            await vm.copy_out("/work/count", out)
+            print(f"skills counted in the guest: {out.read_text().strip()}")
+
+            timeline = vm.timeline()
+            print(f"boot: ready after {timeline.ready_ms:.0f} ms"
+                  f" (runner configured {timeline.configured_ms:.0f} ms,"
+                  f" VM entered {timeline.entered_ms:.0f} ms)")
+        return status.returncode
+
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else default_rootfs()
+    sys.exit(asyncio.run(main(root)))
