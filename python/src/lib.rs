@@ -3,7 +3,7 @@
 //!
 //! A thin layer over the `krunbox` crate: each method turns Python
 //! arguments into the library's types, calls the library, and turns the
-//! result (or the error, through [`errors`]) back. The Python-facing API
+//! result (or the error, through the `errors` module) back. The Python-facing API
 //! (`krunbox.Vm`, `krunbox.Process`, the exceptions, the blocking facade)
 //! is written in Python over this module (`python/krunbox/`).
 //!
