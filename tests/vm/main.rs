@@ -44,6 +44,7 @@ mod net_oneshot_cases;
 mod pool_cases;
 mod pool_cli_cases;
 mod post_mortem;
+mod python_cases;
 mod registry;
 mod security_cases;
 mod shared_vm;
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
     cases.extend(image_user_cases::all());
     cases.extend(example_cases::all());
     cases.extend(dependent::all());
+    cases.extend(python_cases::all());
     cases.extend(egress_cases::all());
     cases.extend(pool_cases::all());
     cases.extend(pool_cli_cases::all());
@@ -112,6 +114,7 @@ fn lab_plan() -> LabPlan {
                 spec = spec.executable(example);
             }
             spec = dependent::put_in_lab(spec);
+            spec = python_cases::put_in_lab(spec);
             spec.executable(support::host_runner())
                 // The image cases pull from a real registry on the lab's
                 // loopback; a pulling client wants the system's CA
