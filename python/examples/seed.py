@@ -4,9 +4,12 @@ streamed, copy the results out, and print the boot timeline.
 
     python examples/seed.py [ROOTFS]
 
-ROOTFS defaults to the rootfs `cargo xtask setup` builds
-(~/.local/share/krunbox/rootfs); on a host whose KVM cannot run libkrun's
-guest, run it in the lab (see the README).
+ROOTFS defaults to $KRUNBOX_TEST_ROOTFS (set in the lab), else the rootfs
+`cargo xtask setup` builds (~/.local/share/krunbox/rootfs). On a host
+whose KVM cannot run libkrun's guest, run it in the lab:
+
+    cargo xtask lab --python VENV/bin/python \
+        --file python/examples/seed.py:/opt/seed.py -- python /opt/seed.py
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ PROMPT = "Summarise the skills you were given.\n"
 
 
 def default_rootfs() -> Path:
+    if os.environ.get("KRUNBOX_TEST_ROOTFS"):
+        return Path(os.environ["KRUNBOX_TEST_ROOTFS"])
     data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
     return Path(data) / "krunbox" / "rootfs"
 

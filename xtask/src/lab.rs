@@ -30,6 +30,10 @@ pub(crate) struct LabArgs {
     /// Do not build krunbox (nor put it into the lab).
     #[arg(long)]
     no_build: bool,
+    /// Put this Python interpreter, its standard library and the krunbox
+    /// package installed for it into the lab (`python` on the lab's PATH).
+    #[arg(long, value_name = "PYTHON")]
+    python: Option<PathBuf>,
     /// L1 VM memory in MiB.
     #[arg(long, value_name = "MIB", default_value_t = LabSpec::DEFAULT_MEMORY_MIB)]
     memory: u32,
@@ -66,6 +70,12 @@ pub(crate) enum LabTaskError {
     /// The lab failed.
     #[error("the lab failed")]
     Lab(#[from] LabError),
+    /// `--python` could not be staged.
+    #[error("could not put the Python into the lab")]
+    Python(#[from] crate::lab_python::LabPythonError),
+    /// No scratch directory for staging.
+    #[error("could not make a scratch directory")]
+    Scratch(#[source] io::Error),
 }
 
 pub(crate) fn run(args: &LabArgs) -> Result<ExitCode, LabTaskError> {
@@ -82,6 +92,10 @@ pub(crate) fn run(args: &LabArgs) -> Result<ExitCode, LabTaskError> {
     }
     for (host, lab) in &args.files {
         spec = spec.file(host, lab.clone());
+    }
+    let staging = tempfile::tempdir().map_err(LabTaskError::Scratch)?;
+    if let Some(python) = &args.python {
+        spec = crate::lab_python::put_in(spec, python, &root, staging.path())?;
     }
     for (name, value) in &args.env {
         spec = spec.env(name.clone(), value.clone());

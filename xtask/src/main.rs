@@ -6,6 +6,7 @@
 
 mod debian_image;
 mod lab;
+mod lab_python;
 mod python_env;
 mod setup;
 
