@@ -23,8 +23,9 @@ use crate::cases::{check, text};
 use crate::support::{in_lab, rootfs};
 use krunbox_suite::trial;
 
-/// The case.
+/// The cases; either selected stages the package.
 const CASE: &str = "python::the_example_boots_provisions_and_copies_out";
+const LIFECYCLE_CASE: &str = "python::no_runner_outlives_its_vm_object";
 
 /// Why the host could not stage the package, passed into the lab.
 const STAGE_ERROR_VAR: &str = "KRUNBOX_VM_TESTS_PYTHON_ERROR";
@@ -37,7 +38,10 @@ const PACKAGE_IN_LAB: &str = "/opt/krunbox-python";
 const CHECKOUT: &str = env!("CARGO_MANIFEST_DIR");
 
 pub fn all() -> Vec<Trial> {
-    vec![trial(CASE, the_example_boots_provisions_and_copies_out)]
+    vec![
+        trial(CASE, the_example_boots_provisions_and_copies_out),
+        trial(LIFECYCLE_CASE, no_runner_outlives_its_vm_object),
+    ]
 }
 
 /// What the host staged: the interpreter, its library and the package.
@@ -57,7 +61,11 @@ fn staged() -> &'static Result<Staged, String> {
 /// Adds the interpreter and the package to a lab boot, when the run
 /// selects the case; or, when staging failed, why.
 pub fn put_in_lab(spec: LabSpec) -> LabSpec {
-    if Arguments::from_args().is_filtered_out(&Trial::test(CASE, || Ok(()))) {
+    let args = Arguments::from_args();
+    if [CASE, LIFECYCLE_CASE]
+        .iter()
+        .all(|case| args.is_filtered_out(&Trial::test(*case, || Ok(()))))
+    {
         return spec;
     }
     match staged() {
@@ -151,14 +159,15 @@ fn copy_package(profile: &Path, to: &Path) -> std::io::Result<()> {
         profile.join("lib_krunbox.so"),
         package.join("_krunbox.abi3.so"),
     )?;
-    std::fs::copy(
-        Path::new(CHECKOUT).join("python/examples/seed.py"),
-        to.join("seed.py"),
-    )?;
+    for script in ["examples/seed.py", "tests/vm_lifecycle.py"] {
+        let from = Path::new(CHECKOUT).join("python").join(script);
+        std::fs::copy(&from, to.join(from.file_name().unwrap_or_default()))?;
+    }
     Ok(())
 }
 
-fn the_example_boots_provisions_and_copies_out() -> Result<(), Failed> {
+/// Runs `script` (staged beside the package) with the rootfs: its output.
+fn run_script(script: &str) -> Result<std::process::Output, Failed> {
     let (python, package) = if in_lab() {
         if let Ok(why) = std::env::var(STAGE_ERROR_VAR) {
             return Err(why.into());
@@ -169,34 +178,59 @@ fn the_example_boots_provisions_and_copies_out() -> Result<(), Failed> {
         let staged = staged().as_ref().map_err(Clone::clone)?;
         (staged.python.clone(), staged.package.clone())
     };
-    let out = Command::new(&python)
+    Command::new(&python)
         .arg("-P")
-        .arg(package.join("seed.py"))
+        .arg(package.join(script))
         .arg(rootfs())
         .env("PYTHONPATH", &package)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         // The package starts its runner with this interpreter.
         .env_remove("KRUNBOX_RUNNER")
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+        .map_err(|e| format!("cannot run {}: {e}", python.display()).into())
+}
+
+/// Whether `out` succeeded and printed every one of `expected`.
+fn printed_all(script: &str, out: &std::process::Output, expected: &[&str]) -> Result<(), Failed> {
     let stdout = text(&out.stdout);
-    // The timeline goes to the suite's log.
+    // The timeline and the checks go to the suite's log.
     println!("{stdout}");
-    let expected = [
-        "Summarise the skills you were given.",
-        "# Skill 0",
-        "# Skill 9",
-        "skills counted in the guest: 10",
-        "boot: ready after",
-    ];
     check(
         out.status.success() && expected.iter().all(|line| stdout.contains(line)),
         || {
             format!(
-                "python seed.py: {:?}, stdout {stdout:?}, stderr {:?}",
+                "python {script}: {:?}, stdout {stdout:?}, stderr {:?}",
                 out.status,
                 text(&out.stderr)
             )
         },
+    )
+}
+
+fn the_example_boots_provisions_and_copies_out() -> Result<(), Failed> {
+    let out = run_script("seed.py")?;
+    printed_all(
+        "seed.py",
+        &out,
+        &[
+            "Summarise the skills you were given.",
+            "# Skill 0",
+            "# Skill 9",
+            "skills counted in the guest: 10",
+            "boot: ready after",
+        ],
+    )
+}
+
+fn no_runner_outlives_its_vm_object() -> Result<(), Failed> {
+    let out = run_script("vm_lifecycle.py")?;
+    printed_all(
+        "vm_lifecycle.py",
+        &out,
+        &[
+            "dropped: runner gone",
+            "exception: runner gone",
+            "program exit: runner gone",
+        ],
     )
 }
