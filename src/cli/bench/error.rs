@@ -14,6 +14,15 @@ pub enum BenchError {
     /// No rootfs to boot.
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
+    /// A named VM could not be started, used or stopped.
+    #[error("{case}: the named VM failed")]
+    State {
+        /// The case.
+        case: &'static str,
+        /// Why.
+        #[source]
+        source: krunbox::state::Error,
+    },
     /// A VM did not boot or was lost.
     #[error("{case}: the VM failed")]
     Vm {
@@ -217,6 +226,11 @@ impl BenchError {
     /// A [`BenchError::Pool`] maker for `map_err`.
     pub fn pool(case: &'static str) -> impl FnOnce(krunbox::pool::PoolError) -> Self {
         move |source| BenchError::Pool { case, source }
+    }
+
+    /// A [`BenchError::State`] maker for `map_err`.
+    pub fn state(case: &'static str) -> impl FnOnce(krunbox::state::Error) -> Self {
+        move |source| BenchError::State { case, source }
     }
 
     /// A [`BenchError::Vm`] maker for `map_err`.

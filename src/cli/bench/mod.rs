@@ -16,6 +16,7 @@ mod output;
 mod phases;
 mod provision;
 mod pull;
+mod python;
 mod stats;
 mod svg;
 mod vm_cases;
@@ -72,6 +73,10 @@ pub struct BenchArgs {
     /// draw it with --svg), e.g. one brought back from the lab.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["runs", "warmup", "cases", "rootfs", "json", "image"])]
     report: Option<PathBuf>,
+    /// The Python interpreter the `python` case runs, with the krunbox
+    /// package installed (`pip install ./python`).
+    #[arg(long, value_name = "PYTHON", default_value = "python3")]
+    python: PathBuf,
 }
 
 /// A group of figures measured together.
@@ -100,6 +105,10 @@ pub enum Case {
     /// A VM from a warm pool to its first exec, against a cold boot; and
     /// 20 acquires at once from a pool of 3.
     Launch,
+    /// Exec from the Python package against the Rust library on the same
+    /// VM, and against `krunbox exec` per call from Python (needs
+    /// --python with the package installed).
+    Python,
 }
 
 impl Case {
@@ -132,6 +141,7 @@ impl Case {
             Case::Pull => pull::SAMPLES_PER_RUN,
             Case::Net => net::SAMPLES_PER_RUN,
             Case::Launch => launch::SAMPLES_PER_RUN,
+            Case::Python => python::SAMPLES_PER_RUN,
         }
     }
 
@@ -154,13 +164,14 @@ impl Case {
             Case::Pull => "pull",
             Case::Net => "net",
             Case::Launch => "launch",
+            Case::Python => "python",
         }
     }
 }
 
 /// Every comparison `bench` can make; those whose figures were measured
 /// are reported.
-const COMPARISONS: [ComparisonSpec; 18] = [
+const COMPARISONS: [ComparisonSpec; 20] = [
     ComparisonSpec {
         id: "boot_vs_floor",
         label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
@@ -326,12 +337,30 @@ const COMPARISONS: [ComparisonSpec; 18] = [
         baseline: host::AGENT_TRUE,
         target: None,
     },
+    ComparisonSpec {
+        id: "python_exec_vs_rust",
+        label: "exec `true` from the Python package / from the Rust library, same VM",
+        krunbox: python::PYTHON,
+        baseline: python::RUST,
+        target: Some(Target {
+            max_ratio: 1.2,
+            text: Cow::Borrowed("the Python package's exec <= 1.2x the Rust library's"),
+        }),
+    },
+    ComparisonSpec {
+        id: "python_exec_vs_shell_out",
+        label: "exec `true` from the Python package / subprocess.run(krunbox exec) per call",
+        krunbox: python::PYTHON,
+        baseline: python::SHELL_OUT,
+        target: None,
+    },
 ];
 
 /// What every case works with: the VM configuration, the run counts, the
 /// figures so far and the progress bar.
 pub struct Ctx {
     rootfs: Option<PathBuf>,
+    python: PathBuf,
     runs: usize,
     warmup: usize,
     figures: Vec<Figure>,
@@ -343,6 +372,11 @@ impl Ctx {
     /// The VM every case boots (512 MiB, 1 vCPU, the CLI's defaults).
     fn vm(&self) -> VmConfig {
         VmConfig::new(self.rootfs.clone().expect("VM cases resolve a rootfs")).memory_mib(512)
+    }
+
+    /// The interpreter of the `python` case.
+    fn python(&self) -> &std::path::Path {
+        &self.python
     }
 
     /// The rootfs directory.
@@ -442,6 +476,7 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
         .sum();
     let mut ctx = Ctx {
         rootfs,
+        python: args.python.clone(),
         runs,
         warmup,
         figures: Vec::new(),
@@ -513,6 +548,7 @@ async fn run_case(
         Case::Copy => copy::copy(ctx).await,
         Case::Net => net::net(ctx).await,
         Case::Launch => launch::launch(ctx).await,
+        Case::Python => python::python(ctx).await,
         Case::HostExec => host::host_exec(ctx).await,
         Case::Image => image::image(ctx, image).await,
         Case::Pull => pull::pull(ctx, pull_target.expect("resolved before the cases")).await,
