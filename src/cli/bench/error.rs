@@ -19,9 +19,9 @@ pub enum BenchError {
     State {
         /// The case.
         case: &'static str,
-        /// Why.
+        /// Why (boxed: it is large).
         #[source]
-        source: krunbox::state::Error,
+        source: Box<krunbox::state::Error>,
     },
     /// A VM did not boot or was lost.
     #[error("{case}: the VM failed")]
@@ -230,7 +230,10 @@ impl BenchError {
 
     /// A [`BenchError::State`] maker for `map_err`.
     pub fn state(case: &'static str) -> impl FnOnce(krunbox::state::Error) -> Self {
-        move |source| BenchError::State { case, source }
+        move |source| BenchError::State {
+            case,
+            source: Box::new(source),
+        }
     }
 
     /// A [`BenchError::Vm`] maker for `map_err`.
