@@ -68,6 +68,9 @@ def boot(
     net: str,
     hostname: str | None,
     volumes: Sequence[tuple[StrPath, str] | tuple[StrPath, str, bool]],
+    publish: Sequence[tuple[int, int]],
+    allow: Sequence[str] | None,
+    hosts: Mapping[str, str] | None,
     console_log: StrPath | None,
     liveness_timeout: float | None,
 ) -> dict[str, Any]:
@@ -86,6 +89,9 @@ def boot(
             (os.fspath(v[0]), v[1], bool(v[2]) if len(v) > 2 else False)
             for v in volumes
         ],
+        "publish": [(int(h), int(g)) for h, g in publish],
+        "allow": None if allow is None else [str(rule) for rule in allow],
+        "hosts": list((hosts or {}).items()),
         "console_log": None if console_log is None else os.fspath(console_log),
         "runner": (runner_override, []) if runner_override else runner(),
         "liveness_timeout": liveness_timeout,

@@ -62,6 +62,9 @@ class Vm:
         net: str = "tsi",
         hostname: str | None = None,
         volumes: Sequence[tuple[StrPath, str] | tuple[StrPath, str, bool]] = (),
+        publish: Sequence[tuple[int, int]] = (),
+        allow: Sequence[str] | None = None,
+        hosts: Mapping[str, str] | None = None,
         console_log: StrPath | None = None,
         liveness_timeout: float | None = None,
     ) -> Vm:
@@ -70,7 +73,11 @@ class Vm:
         put it there), and waits until its agent answers.
 
         ``net`` is ``"tsi"`` (the guest reaches what the host reaches) or
-        ``"none"``; ``volumes`` are ``(host_dir, guest_dir[, read_only])``.
+        ``"none"``; ``volumes`` are ``(host_dir, guest_dir[, read_only])``;
+        ``publish`` are ``(host_port, guest_port)``. ``allow`` walls the
+        guest in: it reaches only what the rules name (``"pypi.org:443"``,
+        ``"*.github.com"``, ``"10.0.0.0/8:5432"``; docs/egress.md), through
+        a proxy, and ``hosts`` pins names to addresses for it.
         """
         spec = _spec.boot(
             rootfs,
@@ -82,6 +89,9 @@ class Vm:
             net=net,
             hostname=hostname,
             volumes=volumes,
+            publish=publish,
+            allow=allow,
+            hosts=hosts,
             console_log=console_log,
             liveness_timeout=liveness_timeout,
         )

@@ -2,14 +2,16 @@
 //! module functions that boot one or attach to a named one.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use krunbox::client::ClientConfig;
+use krunbox::egress::{Policy, Rule};
 use krunbox::runner::RunnerProgram;
 use krunbox::state::{NamedVm, StateDir, VmName};
-use krunbox::vm::{NetMode, Vm, VmConfig, Volume};
+use krunbox::vm::{NetMode, PublishedPort, Vm, VmConfig, Volume};
 use pyo3::prelude::*;
 use pyo3_async_runtimes::tokio::future_into_py;
 
@@ -32,6 +34,9 @@ pub(crate) struct BootSpec {
     net: String,
     hostname: Option<String>,
     volumes: Vec<(PathBuf, String, bool)>,
+    publish: Vec<(u16, u16)>,
+    allow: Option<Vec<String>>,
+    hosts: Vec<(String, String)>,
     console_log: Option<PathBuf>,
     runner: Option<(PathBuf, Vec<OsString>)>,
     liveness_timeout: Option<f64>,
@@ -74,6 +79,23 @@ impl BootSpec {
             } else {
                 volume
             });
+        }
+        for (host, guest) in &self.publish {
+            config = config.publish(PublishedPort::new(*host, *guest));
+        }
+        if let Some(rules) = &self.allow {
+            let rules = rules
+                .iter()
+                .map(|rule| rule.parse::<Rule>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Raise::new("ConfigError", &e))?;
+            config = config.egress(Policy::new(rules));
+        }
+        for (name, addr) in &self.hosts {
+            let addr: IpAddr = addr
+                .parse()
+                .map_err(|_| value_error(format!("{addr:?} is not an IP address (for {name})")))?;
+            config = config.egress_host(name.as_str(), addr);
         }
         if let Some(path) = &self.console_log {
             config = config.console_log(path);

@@ -135,3 +135,9 @@ async def test_an_unknown_named_vm_is_a_state_error(tmp_path: Path, monkeypatch:
         await krunbox.Vm.attach("nobody")
     assert "nobody" in str(error.value)
     assert error.value.hint
+
+
+async def test_a_bad_allow_rule_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(krunbox.ConfigError) as error:
+        await krunbox.Vm.boot(tmp_path, allow=["pypi.org:notaport"])
+    assert "notaport" in str(error.value)
