@@ -89,7 +89,7 @@ async def _gone(pid: int) -> bool:
         # A zombie is gone too: the agent reaps it.
         try:
             state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
-        except (FileNotFoundError, IndexError):
+        except (OSError, IndexError):  # gone between the two looks
             return True
         if state == "Z":
             return True

@@ -35,7 +35,7 @@ def running(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except OSError:  # no such file, or no such process while reading it
         return False
     return stat.rsplit(") ", 1)[1][0] != "Z"
 
