@@ -19,14 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from . import _vm
 from ._provision import Provision
 from ._spec import StrPath, User
-from ._types import BootTimeline, CopyStats, ExecResult, ExitStatus, ProcessInfo, Stat
+from ._process import Process as _AioProcess
+from ._types import (
+    BackgroundOutput,
+    BootTimeline,
+    CopyStats,
+    ExecResult,
+    ExitStatus,
+    ProcessInfo,
+    Stat,
+)
 
 T = TypeVar("T")
 
@@ -93,6 +102,16 @@ class Vm:
             )
         )
 
+    def stream(self, argv: Sequence[str], **options: Any) -> Process:
+        """Starts ``argv``, its output to iterate as it comes; the options
+        are :meth:`krunbox.Vm.stream`'s."""
+        return Process(_run(self.aio.stream(argv, **options)))
+
+    def spawn(self, argv: Sequence[str], **options: Any) -> BackgroundProcess:
+        """Starts ``argv`` in the background; the options are
+        :meth:`krunbox.Vm.spawn`'s."""
+        return BackgroundProcess(_run(self.aio.spawn(argv, **options)))
+
     def processes(self) -> list[ProcessInfo]:
         """The background processes the agent knows."""
         return _run(self.aio.processes())
@@ -147,3 +166,71 @@ class Vm:
         tb: TracebackType | None,
     ) -> None:
         _run(self.aio.__aexit__(exc_type, exc, tb))
+
+
+def _chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
+    async def next_chunk() -> bytes | None:
+        try:
+            return await anext(stream)
+        except StopAsyncIteration:
+            return None
+
+    while (chunk := _run(next_chunk())) is not None:
+        yield chunk
+
+
+class Process:
+    """A streamed guest process (see :class:`krunbox.Process`)."""
+
+    def __init__(self, process: _AioProcess) -> None:
+        self.aio = process
+        """The asyncio object underneath."""
+        self.stdout: Iterator[bytes] = _chunks(process.stdout)
+        """Its stdout, chunk by chunk."""
+        self.stderr: Iterator[bytes] = _chunks(process.stderr)
+        """Its stderr, chunk by chunk."""
+
+    @property
+    def pid(self) -> int | None:
+        """Its pid in the guest, once it started."""
+        return self.aio.pid
+
+    def write(self, data: bytes) -> None:
+        """Writes to its stdin (started with ``interactive=True``)."""
+        _run(self.aio.write(data))
+
+    def close_stdin(self) -> None:
+        """Closes its stdin."""
+        _run(self.aio.close_stdin())
+
+    def signal(self, signal: int) -> None:
+        """Sends it ``signal``."""
+        _run(self.aio.signal(signal))
+
+    def wait(self) -> ExitStatus:
+        """Waits until it ends; output nobody iterated is discarded."""
+        return _run(self.aio.wait())
+
+
+class BackgroundProcess:
+    """A process started by :meth:`Vm.spawn`."""
+
+    def __init__(self, process: _vm.BackgroundProcess) -> None:
+        self.aio = process
+        """The asyncio object underneath."""
+        self.id = process.id
+        """The agent's id for it."""
+        self.pid = process.pid
+        """Its pid in the guest."""
+
+    def wait(self, timeout: float) -> ExitStatus | None:
+        """Its status once it ends, or ``None`` after ``timeout`` seconds."""
+        return _run(self.aio.wait(timeout))
+
+    def kill(self, signal: int = 15) -> None:
+        """Sends it ``signal``."""
+        _run(self.aio.kill(signal))
+
+    def output(self, stdout_offset: int = 0, stderr_offset: int = 0) -> BackgroundOutput:
+        """What it wrote, from the given offsets."""
+        return _run(self.aio.output(stdout_offset, stderr_offset))

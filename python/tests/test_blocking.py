@@ -41,3 +41,15 @@ def test_calls_read_like_subprocess(vm: Vm, tmp_path: Path) -> None:
     assert vm.stat(str(tmp_path / "f")).size == 4
     with pytest.raises(krunbox.CommandFailed):
         vm.exec(["false"], check=True)
+
+
+def test_streams_and_daemons(vm: Vm) -> None:
+    proc = vm.stream(["sh", "-c", "echo one; echo two"])
+    assert b"".join(proc.stdout) == b"one\ntwo\n"
+    assert proc.wait().code == 0
+    daemon = vm.spawn(["sh", "-c", "echo up; exec sleep 60"])
+    assert daemon.wait(0.1) is None
+    daemon.kill()
+    status = daemon.wait(5)
+    assert status is not None and status.signal == 15
+    assert daemon.output().stdout == b"up\n"
