@@ -154,3 +154,41 @@ async fn background_processes_die_with_the_announce_connection() {
     }
     panic!("background process {pid} outlived its agent");
 }
+
+/// A status is reported only once the output the process wrote has been
+/// read: `wait` returning an end, then `output`, never loses its tail.
+#[tokio::test]
+async fn the_output_is_whole_once_wait_reports_the_end() {
+    let agent = TestAgent::start().await;
+    for round in 0..30 {
+        let proc_ = agent
+            .client
+            .spawn_background(&GuestCommand::new("sh").args(["-c", "echo out; echo err >&2"]))
+            .await
+            .unwrap();
+        let status = proc_.wait(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(status.and_then(|s| s.code), Some(0), "round {round}");
+        let output = proc_.output(0, 0).await.unwrap();
+        assert_eq!(
+            (output.stdout.as_slice(), output.stderr.as_slice()),
+            (&b"out\n"[..], &b"err\n"[..]),
+            "round {round}: the status came before the output"
+        );
+        proc_.remove().await.unwrap();
+    }
+}
+
+/// A process that leaves a child holding its pipes still gets its status
+/// (after a bounded wait for the pipes' end).
+#[tokio::test]
+async fn a_left_child_holding_the_pipes_does_not_hold_the_status() {
+    let agent = TestAgent::start().await;
+    let proc_ = agent
+        .client
+        .spawn_background(&GuestCommand::new("sh").args(["-c", "sleep 30 & echo parent"]))
+        .await
+        .unwrap();
+    let status = proc_.wait(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(status.and_then(|s| s.code), Some(0));
+    assert_eq!(proc_.output(0, 0).await.unwrap().stdout, b"parent\n");
+}

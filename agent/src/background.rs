@@ -102,8 +102,18 @@ impl Ring {
 struct State {
     stdout: Ring,
     stderr: Ring,
+    /// Set once the process exited and its output was read to its end
+    /// (or [`OUTPUT_DRAIN_LIMIT`] passed): a status never comes before
+    /// output the process wrote.
     status: Option<ExecStatus>,
+    /// Output pipes not yet read to their end.
+    open_streams: u8,
 }
+
+/// How long a background process's status waits, after its exit, for its
+/// output pipes to reach their end. Longer only when a process it left
+/// behind holds them open; its output is still kept after that.
+const OUTPUT_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 struct Background {
@@ -146,6 +156,8 @@ fn keep_output(proc_: Arc<Background>, mut source: impl Read + Send + 'static, i
                 Err(_) => break,
             }
         }
+        proc_.lock().open_streams -= 1;
+        proc_.exited.notify_all();
     });
 }
 
@@ -182,6 +194,7 @@ impl Registry {
                 stdout: Ring::new(RING_CAPACITY),
                 stderr: Ring::new(RING_CAPACITY),
                 status: None,
+                open_streams: 2,
             }),
             exited: Condvar::new(),
         });
@@ -208,7 +221,13 @@ impl Registry {
                         timed_out: false,
                     },
                 };
-                proc_.lock().status = Some(status);
+                let state = proc_.lock();
+                let (mut state, _) = proc_
+                    .exited
+                    .wait_timeout_while(state, OUTPUT_DRAIN_LIMIT, |s| s.open_streams > 0)
+                    .unwrap_or_else(|p| p.into_inner());
+                state.status = Some(status);
+                drop(state);
                 proc_.exited.notify_all();
             });
         }

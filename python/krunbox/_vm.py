@@ -65,6 +65,10 @@ class Vm:
         publish: Sequence[tuple[int, int]] = (),
         allow: Sequence[str] | None = None,
         hosts: Mapping[str, str] | None = None,
+        rlimits: Sequence[str] = (),
+        user: User | None = None,
+        overlay_root: bool | None = None,
+        log_level: int | None = None,
         console_log: StrPath | None = None,
         liveness_timeout: float | None = None,
     ) -> Vm:
@@ -78,6 +82,10 @@ class Vm:
         guest in: it reaches only what the rules name (``"pypi.org:443"``,
         ``"*.github.com"``, ``"10.0.0.0/8:5432"``; docs/egress.md), through
         a proxy, and ``hosts`` pins names to addresses for it.
+        ``rlimits`` are ``"nofile=1024:2048"``-style limits; ``user`` (a
+        uid, or ``(uid, gid)``) runs the VM's commands that name no user;
+        ``overlay_root=True`` keeps the guest's writes in its memory, the
+        host directory unchanged; ``log_level`` is libkrun's (0-5).
         """
         spec = _spec.boot(
             rootfs,
@@ -92,6 +100,10 @@ class Vm:
             publish=publish,
             allow=allow,
             hosts=hosts,
+            rlimits=rlimits,
+            user=user,
+            overlay_root=overlay_root,
+            log_level=log_level,
             console_log=console_log,
             liveness_timeout=liveness_timeout,
         )

@@ -11,7 +11,7 @@ use krunbox::client::ClientConfig;
 use krunbox::egress::{Policy, Rule};
 use krunbox::runner::RunnerProgram;
 use krunbox::state::{NamedVm, StateDir, VmName};
-use krunbox::vm::{NetMode, PublishedPort, Vm, VmConfig, Volume};
+use krunbox::vm::{NetMode, PublishedPort, Rlimit, Vm, VmConfig, Volume};
 use pyo3::prelude::*;
 use pyo3_async_runtimes::tokio::future_into_py;
 
@@ -37,6 +37,10 @@ pub(crate) struct BootSpec {
     publish: Vec<(u16, u16)>,
     allow: Option<Vec<String>>,
     hosts: Vec<(String, String)>,
+    rlimits: Vec<String>,
+    user: Option<(u32, u32)>,
+    overlay_root: Option<bool>,
+    log_level: Option<u32>,
     console_log: Option<PathBuf>,
     runner: Option<(PathBuf, Vec<OsString>)>,
     liveness_timeout: Option<f64>,
@@ -96,6 +100,19 @@ impl BootSpec {
                 .parse()
                 .map_err(|_| value_error(format!("{addr:?} is not an IP address (for {name})")))?;
             config = config.egress_host(name.as_str(), addr);
+        }
+        for limit in &self.rlimits {
+            let limit: Rlimit = limit.parse().map_err(|e| Raise::new("ConfigError", &e))?;
+            config = config.rlimit(limit);
+        }
+        if let Some((uid, gid)) = self.user {
+            config = config.user(uid, gid);
+        }
+        if let Some(overlay) = self.overlay_root {
+            config = config.overlay_root(overlay);
+        }
+        if let Some(level) = self.log_level {
+            config = config.log_level(level);
         }
         if let Some(path) = &self.console_log {
             config = config.console_log(path);

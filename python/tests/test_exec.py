@@ -146,3 +146,9 @@ async def test_a_bad_allow_rule_is_a_config_error(tmp_path: Path) -> None:
 async def test_user_and_a_cleared_environment(vm: HostAgentVm) -> None:
     result = await vm.exec(["sh", "-c", "id -u; id -g; echo \"[$HOME]\""], user=(1234, 4321), env_clear=True)
     assert result.stdout_text == "1234\n4321\n[]\n"
+
+
+async def test_a_bad_rlimit_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(krunbox.ConfigError) as error:
+        await krunbox.Vm.boot(tmp_path, rlimits=["nosuchlimit=1:2"])
+    assert "nosuchlimit" in str(error.value)
