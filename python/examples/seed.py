@@ -23,6 +23,8 @@ from pathlib import Path
 import krunbox
 
 PROMPT = "Summarise the skills you were given.\n"
+WORK = "/work/seed"
+"""Where the prompt and the skills go in the guest."""
 
 
 def default_rootfs() -> Path:
@@ -43,24 +45,26 @@ def make_skills(root: Path, count: int) -> Path:
 async def main(rootfs: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         skills = make_skills(Path(tmp) / "skills", 10)
-        async with await krunbox.Vm.boot(rootfs, memory_mib=256) as vm:
-            plan = krunbox.Provision().mkdir("/work").write("/work/PROMPT.md", PROMPT)
+        # overlay_root: the guest's writes stay in its memory; the rootfs
+        # on the host is never changed, and every run starts from it.
+        async with await krunbox.Vm.boot(rootfs, memory_mib=256, overlay_root=True) as vm:
+            plan = krunbox.Provision().mkdir(WORK).write(f"{WORK}/PROMPT.md", PROMPT)
             for skill in sorted(skills.iterdir()):
-                plan.tree(skill, f"/work/skills/{skill.name}")
+                plan.tree(skill, f"{WORK}/skills/{skill.name}")
             await vm.provision(plan)
 
             script = (
-                "cat /work/PROMPT.md; "
-                "for s in /work/skills/*/SKILL.md; do head -n1 \"$s\"; done; "
-                "ls /work/skills | wc -l > /work/count"
+                "cat PROMPT.md; "
+                'for s in skills/*/SKILL.md; do head -n1 "$s"; done; '
+                "ls skills | wc -l > count"
             )
-            proc = await vm.stream(["sh", "-c", script])
+            proc = await vm.stream(["sh", "-c", script], cwd=WORK)
             async for chunk in proc.stdout:
                 sys.stdout.write(chunk.decode(errors="replace"))
             status = await proc.wait()
 
             out = Path(tmp) / "results"
-            await vm.copy_out("/work/count", out)
+            await vm.copy_out(f"{WORK}/count", out)
             print(f"skills counted in the guest: {out.read_text().strip()}")
 
             timeline = vm.timeline()
