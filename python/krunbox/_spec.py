@@ -79,7 +79,6 @@ def boot(
     liveness_timeout: float | None,
 ) -> dict[str, Any]:
     """A VM's configuration for the native module."""
-    runner_override = os.environ.get("KRUNBOX_RUNNER")
     return {
         "rootfs": None if rootfs is None else os.fspath(rootfs),
         "image": image,
@@ -101,6 +100,8 @@ def boot(
         "overlay_root": overlay_root,
         "log_level": log_level,
         "console_log": None if console_log is None else os.fspath(console_log),
-        "runner": (runner_override, []) if runner_override else runner(),
+        # With KRUNBOX_RUNNER set, the library's own search (which reads it)
+        # picks the runner.
+        "runner": None if os.environ.get("KRUNBOX_RUNNER") else runner(),
         "liveness_timeout": liveness_timeout,
     }

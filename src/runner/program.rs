@@ -25,12 +25,12 @@ pub enum RunnerProgram {
     /// An interpreter that becomes the runner: `program` started with
     /// `args`, which load krunbox and call [`super::enter_if_requested`].
     /// The Python package starts its runner this way
-    /// (`python -I -c 'import … ; enter_runner()'`), so that its wheel
+    /// (`python -I -S -c '…; enter_runner()' MODULE`), so that its wheel
     /// carries no second binary.
     Command {
         /// The executable.
         program: PathBuf,
-        /// Its arguments, before any krunbox gives.
+        /// Its arguments.
         args: Vec<OsString>,
     },
 }
