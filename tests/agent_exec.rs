@@ -275,7 +275,7 @@ async fn a_dead_agent_gives_typed_errors() {
         .exec(&GuestCommand::new("true"))
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    assert!(matches!(err, ClientError::Gone { .. }), "{err:?}");
 }
 
 /// Stdin frames that arrive in the same read as the request are not lost.

@@ -432,7 +432,7 @@ async fn a_dead_agent_is_reported() {
     guarded(agent.client.closed()).await;
     assert!(!agent.client.is_alive());
     let err = guarded(agent.client.stat("/x")).await.unwrap_err();
-    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    assert!(matches!(err, ClientError::Gone { .. }), "{err:?}");
     drop(session);
 
     // An agent whose liveness channel carries garbage counts as dead too.

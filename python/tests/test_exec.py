@@ -118,8 +118,9 @@ async def test_a_timed_out_wait_for_exec_kills_it(vm: HostAgentVm, scratch: Path
 
 async def test_a_vanished_agent_is_vm_gone(vm: HostAgentVm) -> None:
     os.kill(vm.agent_pid, signal.SIGKILL)
-    with pytest.raises(krunbox.VmGoneError):
+    with pytest.raises(krunbox.VmGoneError) as error:
         await vm.exec(["true"])
+    assert "the agent is gone during exec" in str(error.value)
     assert not vm.is_alive()
 
 

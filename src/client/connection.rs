@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use krunbox_proto::{ErrorReply, Frame, FrameReader, FrameType, ReadError, Reply};
+use krunbox_proto::{ErrorReply, Frame, FrameError, FrameReader, FrameType, ReadError, Reply};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -12,6 +12,31 @@ use tokio::net::UnixStream;
 
 use super::liveness::{gone, Alive};
 use super::ClientError;
+
+/// How long an operation whose connection broke waits for the liveness
+/// watcher to tell whether the agent is gone. The watcher reads a
+/// connection of its own, so it learns of an agent's death a moment after
+/// an operation's connection breaks, usually within one scheduling round.
+const LOSS_GRACE: Duration = Duration::from_millis(500);
+
+/// `lost`, the error of a connection that broke, as [`ClientError::Gone`]
+/// with the reason when the liveness watcher finds the agent gone within
+/// [`LOSS_GRACE`]: so the error says why, and a caller that then asks
+/// [`super::AgentClient::is_alive`] gets the same answer. Without a
+/// liveness channel (the liveness connections themselves), `lost` as is.
+pub(crate) async fn explain_loss(
+    alive: &mut Option<Alive>,
+    op: &'static str,
+    lost: ClientError,
+) -> ClientError {
+    if alive.is_none() {
+        return lost;
+    }
+    match tokio::time::timeout(LOSS_GRACE, gone(alive)).await {
+        Ok(reason) => ClientError::Gone { op, reason },
+        Err(_) => lost,
+    }
+}
 
 /// Builds a JSON control frame.
 pub(crate) fn json<T: Serialize>(
@@ -67,14 +92,30 @@ impl FrameRecv {
     /// the agent is; no timeout. Frames already sent are read first.
     pub(crate) async fn recv_opt(&mut self) -> Result<Option<Frame>, ClientError> {
         let op = self.op;
-        tokio::select! {
+        let read = tokio::select! {
             biased;
-            read = self.reader.read_frame_async() => read.map_err(|e| match e {
-                ReadError::Io(source) => ClientError::Io { op, source },
-                ReadError::Frame(source) => ClientError::Frame { op, source },
-            }),
-            reason = gone(&mut self.alive) => Err(ClientError::Gone { op, reason }),
+            read = self.reader.read_frame_async() => read,
+            reason = gone(&mut self.alive) => return Err(ClientError::Gone { op, reason }),
+        };
+        match read {
+            Ok(frame) => Ok(frame),
+            Err(ReadError::Io(source)) => {
+                let lost = ClientError::Io { op, source };
+                Err(explain_loss(&mut self.alive, op, lost).await)
+            }
+            // Cut inside a frame: the connection broke as much as a close.
+            Err(ReadError::Frame(source @ FrameError::Truncated { .. })) => {
+                let lost = ClientError::Frame { op, source };
+                Err(explain_loss(&mut self.alive, op, lost).await)
+            }
+            Err(ReadError::Frame(source)) => Err(ClientError::Frame { op, source }),
         }
+    }
+
+    /// A close, explained: [`ClientError::Gone`] if the agent is.
+    async fn closed(&mut self) -> ClientError {
+        let op = self.op;
+        explain_loss(&mut self.alive, op, ClientError::Closed { op }).await
     }
 
     /// The next frame within `timeout`; a close is [`ClientError::Closed`].
@@ -83,7 +124,7 @@ impl FrameRecv {
         match tokio::time::timeout(timeout, self.recv_opt()).await {
             Err(_) => Err(ClientError::Timeout { op, after: timeout }),
             Ok(Ok(Some(frame))) => Ok(frame),
-            Ok(Ok(None)) => Err(ClientError::Closed { op }),
+            Ok(Ok(None)) => Err(self.closed().await),
             Ok(Err(e)) => Err(e),
         }
     }
@@ -114,7 +155,7 @@ impl FrameRecv {
         match tokio::time::timeout_at(deadline, self.recv_opt()).await {
             Err(_) => Err(ClientError::Timeout { op, after: limit }),
             Ok(Ok(Some(frame))) => Ok(frame),
-            Ok(Ok(None)) => Err(ClientError::Closed { op }),
+            Ok(Ok(None)) => Err(self.closed().await),
             Ok(Err(e)) => Err(e),
         }
     }
@@ -152,10 +193,16 @@ impl FrameSend {
             }
             .map_err(|source| ClientError::Io { op, source })
         };
-        tokio::select! {
+        let written = tokio::select! {
             biased;
             written = write => written,
-            reason = gone(&mut self.alive) => Err(ClientError::Gone { op, reason }),
+            reason = gone(&mut self.alive) => return Err(ClientError::Gone { op, reason }),
+        };
+        match written {
+            Err(lost @ ClientError::Io { .. }) => {
+                Err(explain_loss(&mut self.alive, op, lost).await)
+            }
+            other => other,
         }
     }
 }
@@ -187,21 +234,25 @@ impl OpsConn {
         }
     }
 
-    /// Connects to the ops socket within `timeout`.
+    /// Connects to the ops socket within `timeout`; with `alive`, a refused
+    /// connection is explained as [`ClientError::Gone`] if the agent is.
     pub(crate) async fn connect(
         path: &Path,
         timeout: Duration,
         op: &'static str,
-        alive: Alive,
+        mut alive: Option<Alive>,
     ) -> Result<Self, ClientError> {
-        let stream = tokio::time::timeout(timeout, connect_retrying(path))
+        let connected = tokio::time::timeout(timeout, connect_retrying(path))
             .await
-            .map_err(|_| ClientError::Timeout { op, after: timeout })?
-            .map_err(|source| ClientError::Connect {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(Self::from_stream(stream, op, Some(alive)))
+            .map_err(|_| ClientError::Timeout { op, after: timeout })?;
+        match connected {
+            Ok(stream) => Ok(Self::from_stream(stream, op, alive)),
+            Err(source) => {
+                let path = path.to_owned();
+                let lost = ClientError::Connect { path, source };
+                Err(explain_loss(&mut alive, op, lost).await)
+            }
+        }
     }
 
     /// When a send failed because the agent gave up and closed, the reason

@@ -125,7 +125,7 @@ impl Liveness {
         let state = self.state.clone();
         let (path, config) = (ops_path.to_owned(), config.clone());
         *watcher = Some(tokio::spawn(async move {
-            match open_watch(&path, &config, state.subscribe()).await {
+            match open_watch(&path, &config).await {
                 Ok(conn) => watch_pings(conn, state, config.liveness_timeout).await,
                 // An agent from before the watch refuses it: liveness
                 // stays unknown, as it was.
@@ -140,14 +140,11 @@ impl Liveness {
 }
 
 /// Connects, asks for a watch, and waits for its answer as long as the
-/// liveness timeout allows.
-async fn open_watch(
-    path: &Path,
-    config: &ClientConfig,
-    alive: Alive,
-) -> Result<OpsConn, ClientError> {
+/// liveness timeout allows. The connection has no liveness channel: it is
+/// the one that feeds it.
+async fn open_watch(path: &Path, config: &ClientConfig) -> Result<OpsConn, ClientError> {
     const OP: &str = "watch";
-    let mut conn = OpsConn::connect(path, config.connect_timeout, OP, alive).await?;
+    let mut conn = OpsConn::connect(path, config.connect_timeout, OP, None).await?;
     let request = connection::json(OP, FrameType::Request, &Request::Watch)?;
     conn.send.send(&request).await?;
     match connection::expect_reply(OP, conn.recv.recv(config.liveness_timeout).await?)? {

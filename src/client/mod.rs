@@ -460,7 +460,7 @@ impl AgentClient {
             &inner.ops_path,
             inner.config.connect_timeout,
             op,
-            self.liveness(),
+            Some(self.liveness()),
         )
         .await
     }

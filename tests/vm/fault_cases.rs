@@ -66,7 +66,7 @@ async fn dead_and_clean(vm: Vm) -> Result<(), Failed> {
         wait_until("the dead VM's sockets to be removed", || !path.exists()).await?;
     }
     let after = bounded("an exec on a dead VM", vm.agent().exec(&sh("true"))).await?;
-    check(matches!(after, Err(ClientError::Connect { .. })), || {
+    check(matches!(after, Err(ClientError::Gone { .. })), || {
         format!("an exec on a dead VM gave {after:?}")
     })?;
     drop(vm);
@@ -94,13 +94,9 @@ fn agent_killed_during_exec() -> Result<(), Failed> {
         let killer = sh(&format!("kill -9 {agent_pid}"));
         let _ = bounded("the killing exec", vm.agent().exec(&killer)).await?;
         let err = bounded("the interrupted exec", long.collect(1 << 20)).await?;
-        check(
-            matches!(
-                err,
-                Err(ClientError::Closed { .. } | ClientError::Io { .. })
-            ),
-            || format!("the interrupted exec gave {err:?}"),
-        )?;
+        check(matches!(err, Err(ClientError::Gone { .. })), || {
+            format!("the interrupted exec gave {err:?}")
+        })?;
         println!(
             "interrupted exec: {}",
             krunbox::error_chain(&err.unwrap_err())
@@ -226,7 +222,9 @@ fn guest_panics_during_copy_out() -> Result<(), Failed> {
         })?;
         let _ = bounded("the crashing exec", vm.agent().exec(&sh(CRASH_INIT))).await?;
         let result = bounded("the interrupted copy", copy).await??;
-        check(result.is_err(), || format!("the copy survived: {result:?}"))?;
+        check(matches!(result, Err(ClientError::Gone { .. })), || {
+            format!("the interrupted copy gave {result:?}, not the agent gone")
+        })?;
         println!(
             "interrupted copy out: {}",
             krunbox::error_chain(&result.unwrap_err())
