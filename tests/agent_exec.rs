@@ -156,6 +156,21 @@ async fn stdin_given_and_streamed() {
         }
     }
     assert_eq!(session.next_event().await.unwrap(), None);
+
+    // A reader relayed to the end, then stdin closed: `cat` exits.
+    let session = agent
+        .client
+        .exec_streaming(&GuestCommand::new("cat").stream_stdin())
+        .await
+        .unwrap();
+    let control = session.control();
+    let (relayed, out) = tokio::join!(
+        control.copy_stdin_from(&big[..]),
+        session.collect(big.len() + 1)
+    );
+    assert_eq!(relayed.unwrap(), big.len() as u64);
+    let out = out.unwrap();
+    assert!(out.status.success() && out.stdout == big);
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@ use krunbox::client::{
     ClientError, ExecControl, ExecEvent, ExecSession, ExecStatus, GuestCommand, NO_TIMEOUT,
 };
 use krunbox::state::{NamedVm, StateDir, VmName};
-use tokio::io::AsyncReadExt;
 
 use super::error::{self, CliError};
 use super::output::{self, Stream, WriteEnd, EXIT_BROKEN_PIPE};
@@ -143,7 +142,8 @@ pub(crate) enum Pumped {
 /// reader slows the guest process down.
 pub(crate) async fn pump(mut session: ExecSession, interactive: bool) -> Result<Pumped, PumpError> {
     if interactive {
-        tokio::spawn(forward_stdin(session.control()));
+        let control = session.control();
+        tokio::spawn(async move { control.copy_stdin_from(tokio::io::stdin()).await });
     }
     loop {
         let (stream, bytes) = match session.next_event().await? {
@@ -181,22 +181,6 @@ impl From<ClientError> for PumpError {
     fn from(e: ClientError) -> Self {
         Self::Agent(e)
     }
-}
-
-async fn forward_stdin(control: ExecControl) {
-    let mut stdin = tokio::io::stdin();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match stdin.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if control.write_stdin(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-    let _ = control.close_stdin().await;
 }
 
 /// Sends the host terminal's new size on every SIGWINCH.

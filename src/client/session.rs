@@ -95,6 +95,37 @@ impl ExecControl {
         Ok(())
     }
 
+    /// Copies `reader` to the process's stdin until `reader` ends, then
+    /// closes stdin: what a caller that relays its own standard input (or
+    /// a pipe) does. Returns the bytes copied; a failed read closes stdin
+    /// too and is returned as [`ClientError::Io`].
+    pub async fn copy_stdin_from<R>(&self, mut reader: R) -> Result<u64, ClientError>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut copied = 0u64;
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.write_stdin(&buf[..n]).await?;
+                    copied += n as u64;
+                }
+                Err(source) => {
+                    let _ = self.close_stdin().await;
+                    return Err(ClientError::Io {
+                        op: "exec stdin",
+                        source,
+                    });
+                }
+            }
+        }
+        self.close_stdin().await?;
+        Ok(copied)
+    }
+
     /// Closes the process's stdin (after what was written).
     pub async fn close_stdin(&self) -> Result<(), ClientError> {
         let _window = self.stdin.lock().await;
