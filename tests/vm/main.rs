@@ -41,6 +41,7 @@ mod loopback;
 mod named_cases;
 mod net_cases;
 mod net_oneshot_cases;
+mod oci_cases;
 mod pool_cases;
 mod pool_cli_cases;
 mod post_mortem;
@@ -57,6 +58,9 @@ use krunbox::host::Kvm;
 use krunbox_suite::{Host, LabPlan, Suite};
 
 fn main() -> ExitCode {
+    if let Some(code) = oci_cases::shim_if_requested() {
+        return code;
+    }
     let mut cases = cases::all();
     cases.extend(agent_cases::all());
     cases.extend(named_cases::all());
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
     cases.extend(example_cases::all());
     cases.extend(dependent::all());
     cases.extend(python_cases::all());
+    cases.extend(oci_cases::all());
     cases.extend(egress_cases::all());
     cases.extend(pool_cases::all());
     cases.extend(pool_cli_cases::all());
@@ -115,6 +120,7 @@ fn lab_plan() -> LabPlan {
             }
             spec = dependent::put_in_lab(spec);
             spec = python_cases::put_in_lab(spec);
+            spec = oci_cases::put_in_lab(spec);
             spec.executable(support::host_runner())
                 // The image cases pull from a real registry on the lab's
                 // loopback; a pulling client wants the system's CA

@@ -1,0 +1,126 @@
+//! `create`: boots the container's VM, copies its file binds in, and
+//! leaves the monitor waiting for `start`; its pid goes to `--pid-file`.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use krunbox::client::ClientConfig;
+use krunbox::state::NamedVm;
+use liboci_cli::{Create, GlobalOpts};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+
+use super::{global_args, write_pid_file};
+use crate::container::{self, Record, CTL_SOCKET};
+use crate::error::Error;
+use crate::spec::{self, Plan};
+
+/// How long a failed create waits for its VM to power off.
+const CLEANUP_WAIT: Duration = Duration::from_secs(10);
+
+pub(super) async fn run(
+    root: Option<&Path>,
+    global: &GlobalOpts,
+    args: Create,
+) -> Result<(), Error> {
+    let bundle = std::path::absolute(&args.bundle).map_err(|source| Error::State {
+        path: args.bundle.clone(),
+        source,
+    })?;
+    let spec_error = |source| Error::Spec {
+        bundle: bundle.clone(),
+        source,
+    };
+    let state = container::state_dir(root)?;
+    let id = args.container_id.clone();
+    let name = container::vm_name(&id);
+    if state.vm_dir(&name).exists() {
+        return Err(Error::Exists { id });
+    }
+    let plan = spec::plan(&bundle).map_err(spec_error)?;
+    // The process is checked now, not at start, so that create fails.
+    spec::process(&plan.spec).map_err(spec_error)?;
+    let vm = NamedVm::start(&state, &name, &plan.vm, ClientConfig::default())
+        .await
+        .map_err(Error::Vm)?;
+    let record = Record {
+        id,
+        bundle: bundle.clone(),
+        rootfs: plan.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+        annotations: plan.spec.annotations().clone().unwrap_or_default(),
+        monitor: None,
+        started: false,
+        exit_code: None,
+    };
+    match prepare(&vm, &plan, record, global, args.pid_file.as_deref()).await {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            // Nothing half-made stays: the VM, its directory, the monitor
+            // (it exits once its VM is gone).
+            let _ = vm.stop(CLEANUP_WAIT).await;
+            Err(error)
+        }
+    }
+}
+
+/// Copies the file binds in, starts the monitor, writes the pid file.
+async fn prepare(
+    vm: &NamedVm,
+    plan: &Plan,
+    mut record: Record,
+    global: &GlobalOpts,
+    pid_file: Option<&Path>,
+) -> Result<(), Error> {
+    let agent = vm.agent(ClientConfig::default()).map_err(Error::Vm)?;
+    for file in &plan.files {
+        let bytes = std::fs::read(&file.host).map_err(|source| Error::State {
+            path: file.host.clone(),
+            source,
+        })?;
+        if let Some(parent) = Path::new(&file.guest).parent() {
+            let parent = parent.to_string_lossy();
+            agent.mkdir_p(&parent, 0o755).await.map_err(Error::Agent)?;
+        }
+        agent
+            .write_file(&file.guest, bytes, file.mode)
+            .await
+            .map_err(Error::Agent)?;
+    }
+    container::write_record(vm.dir(), &record)?;
+    let monitor = spawn_monitor(vm.dir(), &record.id, global)?;
+    record.monitor = krunbox::state::ProcessId::of(monitor);
+    container::write_record(vm.dir(), &record)?;
+    if let Some(path) = pid_file {
+        write_pid_file(path, monitor)?;
+    }
+    Ok(())
+}
+
+/// Binds the control socket and starts the monitor with it and this
+/// process's stdio (the container's): its pid.
+fn spawn_monitor(dir: &Path, id: &str, global: &GlobalOpts) -> Result<u32, Error> {
+    let path = dir.join(CTL_SOCKET);
+    let state_error = |source| Error::State {
+        path: path.clone(),
+        source,
+    };
+    let listener = UnixListener::bind(&path).map_err(state_error)?;
+    // The monitor inherits the socket: it must survive exec.
+    fcntl(&listener, FcntlArg::F_SETFD(FdFlag::empty()))
+        .map_err(|errno| state_error(errno.into()))?;
+    let exe = std::env::current_exe().map_err(Error::SpawnMonitor)?;
+    let child = std::process::Command::new(exe)
+        .args(global_args(global))
+        .arg("monitor")
+        .arg(id)
+        .arg("--listen-fd")
+        .arg(listener.as_raw_fd().to_string())
+        // Out of the caller's process group: a ^C there is for the caller.
+        .process_group(0)
+        .spawn()
+        .map_err(Error::SpawnMonitor)?;
+    Ok(child.id())
+}
