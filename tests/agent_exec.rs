@@ -388,3 +388,35 @@ async fn a_host_agents_clock_starts_with_the_hosts() {
     );
     assert!(clock.error < std::time::Duration::from_secs(1), "{clock:?}");
 }
+
+/// A session outlives the caller's clients: it keeps one, so the agent
+/// stays connected and its liveness watched until the exec ends.
+#[tokio::test]
+async fn a_session_outlives_the_callers_clients() {
+    let (client, mut child, _dir, _ops) = agent_support::launch(Default::default()).await;
+    let script = ["-c", "sleep 0.2; echo late"];
+    let mut session = client
+        .exec_streaming(&GuestCommand::new("sh").args(script))
+        .await
+        .unwrap();
+    drop(client);
+    let mut got = Vec::new();
+    loop {
+        match session.next_event().await.unwrap() {
+            Some(ExecEvent::Stdout(b)) => got.extend_from_slice(&b),
+            Some(ExecEvent::Exit(status)) => {
+                assert!(status.success(), "{status:?}");
+                break;
+            }
+            Some(_) => {}
+            None => panic!("no exit"),
+        }
+    }
+    assert_eq!(got, b"late\n");
+    // With the session, the last client goes: the agent exits.
+    drop(session);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

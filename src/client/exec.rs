@@ -144,7 +144,8 @@ impl AgentClient {
         let conn = self.start(EXEC_OP, &Request::Exec(req)).await?;
         let limit = timeout + config.exec_grace;
         let first_exit = self.inner.first_exec_done_us.clone();
-        Ok(ExecSession::new(conn.recv, conn.send, limit, first_exit))
+        let halves = (conn.recv, conn.send);
+        Ok(ExecSession::new(self.clone(), halves, limit, first_exit))
     }
 
     /// Runs `cmd` to completion and collects its output (at most

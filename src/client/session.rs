@@ -177,8 +177,14 @@ async fn reader_ended(granted: &mut watch::Receiver<u64>) {
 /// A running exec whose output arrives as [`ExecEvent`]s. Dropping it
 /// stops reading; once every [`ExecControl`] is dropped too the
 /// connection closes, and the agent kills the process group.
+///
+/// It holds a clone of the [`AgentClient`](super::AgentClient) that
+/// started it: the client's liveness watch (which ends the session's waits
+/// when the agent dies) lasts as long as the session, even if the caller
+/// drops its own clients first.
 #[derive(Debug)]
 pub struct ExecSession {
+    _client: super::AgentClient,
     events: mpsc::UnboundedReceiver<Result<ExecEvent, ClientError>>,
     reader: JoinHandle<()>,
     control: ExecControl,
@@ -201,8 +207,8 @@ impl ExecSession {
     /// Starts reading `recv` until the exec ends or `limit` (from now) runs
     /// out.
     pub(crate) fn new(
-        recv: FrameRecv,
-        send: FrameSend,
+        client: super::AgentClient,
+        (recv, send): (FrameRecv, FrameSend),
         limit: Duration,
         first_exit: Arc<OnceLock<u64>>,
     ) -> Self {
@@ -219,6 +225,7 @@ impl ExecSession {
             limit,
         };
         Self {
+            _client: client,
             events,
             reader: tokio::spawn(reader.run()),
             control: ExecControl {
