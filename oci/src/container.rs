@@ -25,7 +25,7 @@ pub(crate) const CTL_SOCKET: &str = "ctl.sock";
 const DEFAULT_ROOT: &str = "/run/krunbox-oci";
 
 /// What this runtime records of a container.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub(crate) id: String,
     pub(crate) bundle: PathBuf,

@@ -55,9 +55,10 @@ pub(crate) enum Error {
     /// The agent in the container's VM.
     #[error("the container's agent")]
     Agent(#[source] krunbox::client::ClientError),
-    /// The monitor process could not be started.
-    #[error("starting the container's monitor process")]
-    SpawnMonitor(#[source] std::io::Error),
+    /// This executable could not be started again (as the monitor, or
+    /// as a detached exec's child).
+    #[error("starting a krunbox-oci process (the monitor, or a detached exec)")]
+    SpawnSelf(#[source] std::io::Error),
     /// The monitor did not take or refused a request.
     #[error("the container's monitor")]
     Ctl(#[source] CtlError),

@@ -1,18 +1,16 @@
 //! `create`: boots the container's VM, copies its file binds in, and
 //! leaves the monitor waiting for `start`; its pid goes to `--pid-file`.
 
-use std::os::fd::AsRawFd;
+use std::ffi::OsStr;
 use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use krunbox::client::ClientConfig;
 use krunbox::state::NamedVm;
 use liboci_cli::{Create, GlobalOpts};
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 
-use super::{global_args, write_pid_file};
+use super::{spawn_self, write_pid_file};
 use crate::container::{self, Record, CTL_SOCKET};
 use crate::error::Error;
 use crate::spec::{self, Plan};
@@ -103,24 +101,12 @@ async fn prepare(
 /// process's stdio (the container's): its pid.
 fn spawn_monitor(dir: &Path, id: &str, global: &GlobalOpts) -> Result<u32, Error> {
     let path = dir.join(CTL_SOCKET);
-    let state_error = |source| Error::State {
-        path: path.clone(),
-        source,
-    };
-    let listener = UnixListener::bind(&path).map_err(state_error)?;
-    // The monitor inherits the socket: it must survive exec.
-    fcntl(&listener, FcntlArg::F_SETFD(FdFlag::empty()))
-        .map_err(|errno| state_error(errno.into()))?;
-    let exe = std::env::current_exe().map_err(Error::SpawnMonitor)?;
-    let child = std::process::Command::new(exe)
-        .args(global_args(global))
-        .arg("monitor")
-        .arg(id)
-        .arg("--listen-fd")
-        .arg(listener.as_raw_fd().to_string())
-        // Out of the caller's process group: a ^C there is for the caller.
-        .process_group(0)
-        .spawn()
-        .map_err(Error::SpawnMonitor)?;
+    let listener = UnixListener::bind(&path).map_err(|source| Error::State { path, source })?;
+    let child = spawn_self(
+        global,
+        [OsStr::new("monitor"), OsStr::new(id)],
+        "--listen-fd",
+        &listener,
+    )?;
     Ok(child.id())
 }

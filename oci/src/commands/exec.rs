@@ -6,17 +6,15 @@
 //! once the process has started.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use krunbox::client::{AgentClient, ClientConfig, ExecSession};
 use liboci_cli::{Exec, GlobalOpts};
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use oci_spec::runtime::{ContainerState, Process};
 
-use super::{global_args, write_pid_file};
+use super::{spawn_self, write_pid_file};
 use crate::container::{self, Container};
 use crate::error::Error;
 use crate::log::Log;
@@ -132,22 +130,15 @@ fn process_of(args: &Exec) -> Result<Process, Error> {
 /// Starts the detached child and waits for it to say the process started;
 /// then writes `--pid-file`.
 fn detach(global: &GlobalOpts, args: &Exec, process: &Process) -> Result<(), Error> {
-    let (ours, theirs) = UnixStream::pair().map_err(Error::SpawnMonitor)?;
-    fcntl(&theirs, FcntlArg::F_SETFD(FdFlag::empty()))
-        .map_err(|errno| Error::SpawnMonitor(errno.into()))?;
+    let (ours, theirs) = UnixStream::pair().map_err(Error::SpawnSelf)?;
     let json = serde_json::to_string(process).expect("a parsed process serializes");
-    let exe = std::env::current_exe().map_err(Error::SpawnMonitor)?;
-    let child = std::process::Command::new(exe)
-        .args(global_args(global))
-        .arg("exec-child")
-        .arg(&args.container_id)
-        .arg("--process-json")
-        .arg(json)
-        .arg("--ready-fd")
-        .arg(theirs.as_raw_fd().to_string())
-        .process_group(0)
-        .spawn()
-        .map_err(Error::SpawnMonitor)?;
+    let child_args = [
+        "exec-child",
+        args.container_id.as_str(),
+        "--process-json",
+        json.as_str(),
+    ];
+    let child = spawn_self(global, child_args, "--ready-fd", &theirs)?;
     drop(theirs);
     let mut line = String::new();
     let _ = BufReader::new(ours).read_line(&mut line);

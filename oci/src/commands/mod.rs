@@ -9,8 +9,10 @@ mod ps;
 mod start;
 mod state;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::future::Future;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use liboci_cli::{CommonCmd, GlobalOpts, StandardCmd};
@@ -73,9 +75,37 @@ fn subcommand_name(command: &CommonCmd) -> &'static str {
     }
 }
 
-/// The global flags again, for a process this one starts (the monitor,
-/// a detached exec); `--root` made absolute.
-pub(super) fn global_args(global: &GlobalOpts) -> Vec<OsString> {
+/// Starts this executable again with the global flags, then `args`, then
+/// `fd_flag N` for `fd`, which the child inherits open; the child leaves
+/// the caller's process group (a ^C there is for the caller). The monitor
+/// and a detached exec's child start this way; stdio is inherited.
+pub(super) fn spawn_self<I, S>(
+    global: &GlobalOpts,
+    args: I,
+    fd_flag: &str,
+    fd: impl AsFd,
+) -> Result<std::process::Child, Error>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd.as_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
+        .map_err(|errno| Error::SpawnSelf(errno.into()))?;
+    let exe = std::env::current_exe().map_err(Error::SpawnSelf)?;
+    std::process::Command::new(exe)
+        .args(global_args(global))
+        .args(args)
+        .arg(fd_flag)
+        .arg(fd.as_fd().as_raw_fd().to_string())
+        .process_group(0)
+        .spawn()
+        .map_err(Error::SpawnSelf)
+}
+
+/// The global flags again, for a process this one starts; `--root` made
+/// absolute.
+fn global_args(global: &GlobalOpts) -> Vec<OsString> {
     let mut args = Vec::new();
     if let Some(root) = &global.root {
         let root = std::path::absolute(root).unwrap_or_else(|_| root.clone());

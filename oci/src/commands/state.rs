@@ -48,16 +48,8 @@ fn state_json(container: &Container) -> StateJson {
         (ContainerState::Created | ContainerState::Running, Some(monitor)) => monitor.pid,
         _ => 0,
     };
-    let record = record.unwrap_or_else(|| container::Record {
-        id: container.id.clone(),
-        bundle: PathBuf::new(),
-        rootfs: PathBuf::new(),
-        created: String::new(),
-        annotations: HashMap::new(),
-        monitor: None,
-        started: false,
-        exit_code: None,
-    });
+    // While `create` boots it there is no record yet: empty fields.
+    let record = record.unwrap_or_default();
     StateJson {
         oci_version: OCI_VERSION,
         id: container.id.clone(),
