@@ -21,6 +21,10 @@ pub(crate) struct LabArgs {
     /// Put a host file or directory into the lab (repeatable).
     #[arg(long = "file", value_name = "HOST:LAB", value_parser = parse_file)]
     files: Vec<(PathBuf, String)>,
+    /// Put a host executable and its shared libraries into the lab's
+    /// `/lab/bin`, first on `PATH` (repeatable).
+    #[arg(long = "executable", value_name = "PATH")]
+    executables: Vec<PathBuf>,
     /// Set an environment variable for the command (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
@@ -92,6 +96,9 @@ pub(crate) fn run(args: &LabArgs) -> Result<ExitCode, LabTaskError> {
     }
     for (host, lab) in &args.files {
         spec = spec.file(host, lab.clone());
+    }
+    for host in &args.executables {
+        spec = spec.executable(host);
     }
     let staging = tempfile::tempdir().map_err(LabTaskError::Scratch)?;
     if let Some(python) = &args.python {

@@ -50,12 +50,18 @@ pub(crate) fn run(global: GlobalOpts, command: Command) -> Result<i32, Error> {
 }
 
 /// Runs `future` on a runtime of this thread.
+///
+/// The runtime is shut down without waiting for its blocking threads: one
+/// of them may be reading a stdin that never ends (the shim keeps its pipe
+/// open), and the process is done once `future` is.
 fn block_on<T, F: Future<Output = Result<T, Error>>>(future: F) -> Result<T, Error> {
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(Error::Runtime)?
-        .block_on(future)
+        .map_err(Error::Runtime)?;
+    let result = runtime.block_on(future);
+    runtime.shutdown_background();
+    result
 }
 
 /// The name the caller typed, for the error of a subcommand left out.
