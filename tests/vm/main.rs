@@ -42,6 +42,7 @@ mod named_cases;
 mod net_cases;
 mod net_oneshot_cases;
 mod oci_cases;
+mod oci_clients;
 mod pool_cases;
 mod pool_cli_cases;
 mod post_mortem;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
     cases.extend(dependent::all());
     cases.extend(python_cases::all());
     cases.extend(oci_cases::all());
+    cases.extend(oci_clients::all());
     cases.extend(egress_cases::all());
     cases.extend(pool_cases::all());
     cases.extend(pool_cli_cases::all());
@@ -121,6 +123,7 @@ fn lab_plan() -> LabPlan {
             spec = dependent::put_in_lab(spec);
             spec = python_cases::put_in_lab(spec);
             spec = oci_cases::put_in_lab(spec);
+            spec = oci_clients::put_in_lab(spec);
             spec.executable(support::host_runner())
                 // The image cases pull from a real registry on the lab's
                 // loopback; a pulling client wants the system's CA

@@ -44,6 +44,10 @@ const PACKAGES: [(Option<&str>, &[&str]); 3] = [
             "debootstrap",
             "skopeo",
             "umoci",
+            // The OCI runtime's callers in the VM suite: containerd (with
+            // ctr and its runc v2 shim) and Podman (with conmon).
+            "containerd",
+            "podman",
         ],
     ),
     (Some("bookworm-backports"), &["qemu-system-x86"]),
@@ -58,7 +62,7 @@ const SID_PIN_TEXT: &str = "Package: *\nPin: release n=sid\nPin-Priority: 100\n"
 /// Why setup could not finish.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SetupError {
-    #[error("this machine is not Debian {SUITE} ({found}); install qemu-system-x86 (10+), linux-image-amd64, busybox-static, cpio, libclang-dev, pkg-config, docker-registry, apache2-utils, ca-certificates, debootstrap, skopeo, umoci and libkrunfw5 by hand")]
+    #[error("this machine is not Debian {SUITE} ({found}); install qemu-system-x86 (10+), linux-image-amd64, busybox-static, cpio, libclang-dev, pkg-config, docker-registry, apache2-utils, ca-certificates, debootstrap, skopeo, umoci, containerd, podman and libkrunfw5 by hand")]
     NotBookworm { found: String },
     #[error("no `{SUITE}` entry with a URI in {DEBIAN_SOURCES} or {LEGACY_SOURCES}")]
     NoMirror,
