@@ -78,6 +78,9 @@ pub(crate) enum Error {
     /// A subcommand or flag this runtime does not implement.
     #[error("{what} is not supported by krunbox-oci")]
     Unsupported { what: String },
+    /// `process.terminal`'s console.
+    #[error("the container's console")]
+    Console(#[from] crate::console::ConsoleError),
     /// The tokio runtime could not be built.
     #[error("the async runtime")]
     Runtime(#[source] std::io::Error),

@@ -14,6 +14,7 @@
 //! `docs/kubernetes.md` for what of the runtime-spec is honoured.
 
 mod commands;
+mod console;
 mod container;
 mod ctl;
 mod error;

@@ -13,6 +13,7 @@ use krunbox::client::{AgentClient, ClientConfig, ExecControl, ExecSession};
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
+use crate::console;
 use crate::container::{self, Container, Record};
 use crate::ctl::{self, Reply, Request};
 use crate::error::Error;
@@ -31,10 +32,16 @@ pub(crate) struct Args {
     /// The control socket, bound by `create` and inherited open.
     #[arg(long)]
     pub(crate) listen_fd: RawFd,
+    /// Stdio is the container's console (`process.terminal`).
+    #[arg(long)]
+    pub(crate) console: bool,
 }
 
 /// Runs the monitor: its exit code.
 pub(crate) fn run(root: Option<&Path>, log: &Log, args: Args) -> Result<i32, Error> {
+    if args.console {
+        console::attach()?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,7 +76,7 @@ pub(crate) fn run(root: Option<&Path>, log: &Log, args: Args) -> Result<i32, Err
             record,
             agent,
             listener,
-            signals: pump::forwarded_signals(),
+            signals: pump::forwarded_signals(args.console),
         };
         monitor.run(log).await
     });
@@ -148,9 +155,8 @@ impl Monitor {
         };
         let spec = spec::load(&bundle).map_err(spec_error)?;
         let command = spec::process(&spec).map_err(spec_error)?;
-        let session = self
-            .agent
-            .exec_streaming(&command)
+        let terminal = spec.process().as_ref().is_some_and(spec::terminal);
+        let session = pump::start(&self.agent, &command, terminal)
             .await
             .map_err(Error::Agent)?;
         self.record.started = true;

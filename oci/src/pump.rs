@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::io::Write;
 
-use krunbox::client::{ExecEvent, ExecSession, ExecStatus};
+use krunbox::client::{AgentClient, ClientError, ExecEvent, ExecSession, ExecStatus, GuestCommand};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -19,7 +19,8 @@ pub(crate) const VM_GONE_STATUS: i32 = 128 + 9;
 
 /// Pumps `session` until its process exits: its exit status. `serve`
 /// runs meanwhile, again each time it returns (the monitor answers its
-/// control socket there).
+/// control socket there). A `SIGWINCH` among `signals` resizes the
+/// guest's pty to this process's console.
 pub(crate) async fn until_exit<F, Fut>(
     mut session: ExecSession,
     signals: &mut mpsc::UnboundedReceiver<i32>,
@@ -49,9 +50,27 @@ where
             },
             () = serve() => {}
             Some(signal) = signals.recv() => {
-                let _ = control.signal(signal).await;
+                if signal == sigwinch() {
+                    let _ = control.resize(crate::console::size()).await;
+                } else {
+                    let _ = control.signal(signal).await;
+                }
             }
         }
+    }
+}
+
+/// Starts `command`: on a pty of the console's size when it has a
+/// `terminal`, else with its stdout and stderr apart.
+pub(crate) async fn start(
+    agent: &AgentClient,
+    command: &GuestCommand,
+    terminal: bool,
+) -> Result<ExecSession, ClientError> {
+    if terminal {
+        agent.exec_pty(command, crate::console::size()).await
+    } else {
+        agent.exec_streaming(command).await
     }
 }
 
@@ -86,11 +105,16 @@ impl Output {
     }
 }
 
+/// `SIGWINCH`'s number: on a console, a resize to pass on, not a signal.
+fn sigwinch() -> i32 {
+    SignalKind::window_change().as_raw_value()
+}
+
 /// The signals this process passes on to the container's process instead of
-/// dying of them.
-pub(crate) fn forwarded_signals() -> mpsc::UnboundedReceiver<i32> {
+/// dying of them; on a `console`, also `SIGWINCH` (see [`until_exit`]).
+pub(crate) fn forwarded_signals(console: bool) -> mpsc::UnboundedReceiver<i32> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let kinds = [
+    let mut kinds = vec![
         SignalKind::terminate(),
         SignalKind::interrupt(),
         SignalKind::hangup(),
@@ -98,6 +122,9 @@ pub(crate) fn forwarded_signals() -> mpsc::UnboundedReceiver<i32> {
         SignalKind::user_defined1(),
         SignalKind::user_defined2(),
     ];
+    if console {
+        kinds.push(SignalKind::window_change());
+    }
     for kind in kinds {
         let Ok(mut stream) = signal(kind) else {
             continue;

@@ -2,7 +2,8 @@
 //!
 //! Honoured: `root.path` (the VM's root filesystem, shared as krunbox
 //! shares any rootfs); `process.args`, `env`, `cwd`, `user.uid`/`gid`,
-//! `rlimits`; `hostname`; bind mounts of directories (volumes, `ro`
+//! `rlimits`, `terminal` (with `--console-socket`: [`crate::console`]);
+//! `hostname`; bind mounts of directories (volumes, `ro`
 //! kept) and of files (copied into the guest by `create`: a snapshot, not
 //! a live bind); CPU and memory limits from `linux.resources`, or the
 //! annotations [`CPUS_ANNOTATION`] and [`MEMORY_ANNOTATION`].
@@ -12,8 +13,8 @@
 //! `cgroup`), `tmpfs` mounts, namespaces, capabilities, seccomp,
 //! AppArmor/SELinux labels, `noNewPrivileges`, `root.readonly`.
 //!
-//! Refused with an error: `process.terminal` (no console socket yet),
-//! hooks (they are not run), mounts of other types.
+//! Refused with an error: hooks (they are not run), mounts of other
+//! types.
 
 use std::path::{Path, PathBuf};
 
@@ -142,12 +143,6 @@ pub(crate) fn process(spec: &Spec) -> Result<GuestCommand, SpecError> {
 
 /// A process (the container's, or an `exec`'s) as a guest command.
 pub(crate) fn command(process: &Process) -> Result<GuestCommand, SpecError> {
-    if process.terminal() == Some(true) {
-        return Err(refused(
-            "process.terminal",
-            "a console (--console-socket) is not supported yet; run without a tty",
-        ));
-    }
     let args = process.args().as_deref().unwrap_or_default();
     let (program, rest) = args.split_first().ok_or(SpecError::NoArgs)?;
     let mut cmd = GuestCommand::new(program.clone())
@@ -163,6 +158,12 @@ pub(crate) fn command(process: &Process) -> Result<GuestCommand, SpecError> {
         cmd = cmd.env(key, value);
     }
     Ok(cmd)
+}
+
+/// Whether the process runs on a terminal (a console, see
+/// [`crate::console`]).
+pub(crate) fn terminal(process: &Process) -> bool {
+    process.terminal() == Some(true)
 }
 
 fn refused(what: &str, why: &'static str) -> SpecError {
@@ -344,13 +345,6 @@ mod tests {
 
     #[test]
     fn refused_features_say_why() {
-        let mut config = base();
-        config["process"]["terminal"] = true.into();
-        let dir = bundle(config);
-        let plan = plan(dir.path()).unwrap();
-        let err = process(&plan.spec).unwrap_err();
-        assert!(err.to_string().contains("terminal"), "{err}");
-
         let mut config = base();
         config["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/true"}]});
         let dir = bundle(config);

@@ -1,7 +1,9 @@
 //! `krunbox-oci` driven by real OCI runtime callers that nobody here
 //! wrote, on booted VMs: Debian's containerd (its runc v2 shim pointed at
 //! `krunbox-oci` with `ctr run --runc-binary`, which sets the shim's
-//! `BinaryName` option) and Debian's Podman (`--runtime`, with conmon).
+//! `BinaryName` option) and Debian's Podman (`--runtime`, with conmon;
+//! with and without `--tty`, the console coming through conmon's
+//! `--console-socket`).
 //!
 //! Both run from an image archive the case builds from the test rootfs
 //! (`ctr image import`, `podman load`). Each case starts what it needs
@@ -420,6 +422,25 @@ fn podman_runs_and_execs() -> Result<(), Failed> {
         format!("podman run printed {stdout:?}")
     })?;
 
+    // On a terminal: conmon passes --console-socket and reads the pty.
+    let script = "tty; exit 2";
+    let run = [
+        "run",
+        "--rm",
+        "--tty",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ];
+    let (stdout, _) = expect(podman().args(run), 2, &no_log)?;
+    check(
+        stdout.starts_with("/dev/pts/") && stdout.ends_with("\r\n"),
+        || format!("podman run --tty printed {stdout:?}, not a pty's name and a terminal's CR LF"),
+    )?;
+
     let script = "echo ready; exec sleep 600";
     let run = [
         "run",
@@ -439,6 +460,12 @@ fn podman_runs_and_execs() -> Result<(), Failed> {
     check(stdout == "in podman exec\n", || {
         format!("podman exec printed {stdout:?}")
     })?;
+    let exec = ["exec", "--tty", "p2", "sh", "-c", "tty; exit 8"];
+    let (stdout, _) = expect(podman().args(exec), 8, &no_log)?;
+    check(
+        stdout.starts_with("/dev/pts/") && stdout.ends_with("\r\n"),
+        || format!("podman exec --tty printed {stdout:?}"),
+    )?;
     expect(podman().args(["stop", "--time", "5", "p2"]), 0, &no_log)?;
     let inspect = ["inspect", "--format", "{{.State.ExitCode}}", "p2"];
     let (code, _) = expect(podman().args(inspect), 0, &no_log)?;

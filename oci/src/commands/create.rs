@@ -2,6 +2,7 @@
 //! leaves the monitor waiting for `start`; its pid goes to `--pid-file`.
 
 use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -11,6 +12,7 @@ use krunbox::state::NamedVm;
 use liboci_cli::{Create, GlobalOpts};
 
 use super::{spawn_self, write_pid_file};
+use crate::console::{self, ConsoleError};
 use crate::container::{self, Record, CTL_SOCKET};
 use crate::error::Error;
 use crate::spec::{self, Plan};
@@ -40,6 +42,12 @@ pub(super) async fn run(
     let plan = spec::plan(&bundle).map_err(spec_error)?;
     // The process is checked now, not at start, so that create fails.
     spec::process(&plan.spec).map_err(spec_error)?;
+    let terminal = plan.spec.process().as_ref().is_some_and(spec::terminal);
+    let console_socket = match (terminal, args.console_socket) {
+        (true, None) => return Err(ConsoleError::NoSocket.into()),
+        (true, socket) => socket,
+        (false, _) => None,
+    };
     let vm = NamedVm::start(&state, &name, &plan.vm, ClientConfig::default())
         .await
         .map_err(Error::Vm)?;
@@ -53,7 +61,12 @@ pub(super) async fn run(
         started: false,
         exit_code: None,
     };
-    match prepare(&vm, &plan, record, global, args.pid_file.as_deref()).await {
+    let outside = Outside {
+        global,
+        pid_file: args.pid_file.as_deref(),
+        console_socket: console_socket.as_deref(),
+    };
+    match prepare(&vm, &plan, record, &outside).await {
         Ok(()) => Ok(()),
         Err(error) => {
             // Nothing half-made stays: the VM, its directory, the monitor
@@ -64,13 +77,21 @@ pub(super) async fn run(
     }
 }
 
-/// Copies the file binds in, starts the monitor, writes the pid file.
+/// What the caller gave `create` besides the bundle.
+struct Outside<'a> {
+    global: &'a GlobalOpts,
+    pid_file: Option<&'a Path>,
+    /// Set when the process has a terminal.
+    console_socket: Option<&'a Path>,
+}
+
+/// Copies the file binds in, starts the monitor (on a console sent to
+/// the caller when the process has a terminal), writes the pid file.
 async fn prepare(
     vm: &NamedVm,
     plan: &Plan,
     mut record: Record,
-    global: &GlobalOpts,
-    pid_file: Option<&Path>,
+    outside: &Outside<'_>,
 ) -> Result<(), Error> {
     let agent = vm.agent(ClientConfig::default()).map_err(Error::Vm)?;
     for file in &plan.files {
@@ -88,25 +109,34 @@ async fn prepare(
             .map_err(Error::Agent)?;
     }
     container::write_record(vm.dir(), &record)?;
-    let monitor = spawn_monitor(vm.dir(), &record.id, global)?;
+    let console = match outside.console_socket {
+        Some(socket) => Some(console::open(Some(socket))?),
+        None => None,
+    };
+    let monitor = spawn_monitor(vm.dir(), &record.id, outside.global, console)?;
     record.monitor = krunbox::state::ProcessId::of(monitor);
     container::write_record(vm.dir(), &record)?;
-    if let Some(path) = pid_file {
+    if let Some(path) = outside.pid_file {
         write_pid_file(path, monitor)?;
     }
     Ok(())
 }
 
 /// Binds the control socket and starts the monitor with it and this
-/// process's stdio (the container's): its pid.
-fn spawn_monitor(dir: &Path, id: &str, global: &GlobalOpts) -> Result<u32, Error> {
+/// process's stdio (the container's), or the `console`: its pid.
+fn spawn_monitor(
+    dir: &Path,
+    id: &str,
+    global: &GlobalOpts,
+    console: Option<OwnedFd>,
+) -> Result<u32, Error> {
     let path = dir.join(CTL_SOCKET);
     let listener = UnixListener::bind(&path).map_err(|source| Error::State { path, source })?;
     let child = spawn_self(
         global,
         [OsStr::new("monitor"), OsStr::new(id)],
-        "--listen-fd",
-        &listener,
+        ("--listen-fd", &listener),
+        console,
     )?;
     Ok(child.id())
 }

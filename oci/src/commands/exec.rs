@@ -32,6 +32,9 @@ pub(crate) struct ChildArgs {
     /// Where to say that the process started (or why not).
     #[arg(long)]
     ready_fd: RawFd,
+    /// Stdio is the process's console (`process.terminal`).
+    #[arg(long)]
+    console: bool,
 }
 
 pub(super) fn run(root: Option<&Path>, global: &GlobalOpts, args: Exec) -> Result<i32, Error> {
@@ -40,16 +43,24 @@ pub(super) fn run(root: Option<&Path>, global: &GlobalOpts, args: Exec) -> Resul
         detach(global, &args, &process)?;
         return Ok(0);
     }
+    if spec::terminal(&process) {
+        return Err(Error::Unsupported {
+            what: "an attached exec with a terminal (use --detach with --console-socket)".into(),
+        });
+    }
     let log = Log::new(global);
     super::block_on(async {
         let (_agent, session) = start(root, &args.container_id, &process).await?;
-        let mut signals = pump::forwarded_signals();
+        let mut signals = pump::forwarded_signals(false);
         Ok(pump::until_exit(session, &mut signals, std::future::pending, &log).await)
     })
 }
 
 /// The detached child: starts the process, says so, then pumps it.
 pub(crate) fn run_child(root: Option<&Path>, log: &Log, args: ChildArgs) -> Result<i32, Error> {
+    if args.console {
+        crate::console::attach()?;
+    }
     // SAFETY: the parent made this socket for this process and left its
     // descriptor open; nothing else here owns or closes it.
     let mut ready = unsafe { UnixStream::from_raw_fd(args.ready_fd) };
@@ -70,7 +81,7 @@ pub(crate) fn run_child(root: Option<&Path>, log: &Log, args: ChildArgs) -> Resu
             }
         };
         drop(ready);
-        let mut signals = pump::forwarded_signals();
+        let mut signals = pump::forwarded_signals(args.console);
         Ok(pump::until_exit(session, &mut signals, std::future::pending, log).await)
     })
 }
@@ -94,7 +105,9 @@ async fn start(
         .vm()?
         .agent(ClientConfig::default())
         .map_err(Error::Vm)?;
-    let session = agent.exec_streaming(&command).await.map_err(Error::Agent)?;
+    let session = pump::start(&agent, &command, spec::terminal(process))
+        .await
+        .map_err(Error::Agent)?;
     Ok((agent, session))
 }
 
@@ -138,7 +151,12 @@ fn detach(global: &GlobalOpts, args: &Exec, process: &Process) -> Result<(), Err
         "--process-json",
         json.as_str(),
     ];
-    let child = spawn_self(global, child_args, "--ready-fd", &theirs)?;
+    let console = if spec::terminal(process) {
+        Some(crate::console::open(args.console_socket.as_deref())?)
+    } else {
+        None
+    };
+    let child = spawn_self(global, child_args, ("--ready-fd", &theirs), console)?;
     drop(theirs);
     let mut line = String::new();
     let _ = BufReader::new(ours).read_line(&mut line);

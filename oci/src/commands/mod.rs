@@ -11,7 +11,7 @@ mod state;
 
 use std::ffi::{OsStr, OsString};
 use std::future::Future;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
@@ -82,14 +82,17 @@ fn subcommand_name(command: &CommonCmd) -> &'static str {
 }
 
 /// Starts this executable again with the global flags, then `args`, then
-/// `fd_flag N` for `fd`, which the child inherits open; the child leaves
-/// the caller's process group (a ^C there is for the caller). The monitor
-/// and a detached exec's child start this way; stdio is inherited.
+/// `fd_flag N` for `fd`, which the child inherits open. The monitor and a
+/// detached exec's child start this way. Stdio is inherited and the child
+/// leaves the caller's process group (a ^C there is for the caller); or,
+/// with a `console` (the slave of [`crate::console::open`]), the console
+/// is its stdio and it is told `--console`, to make it its terminal in a
+/// session of its own ([`crate::console::attach`]).
 pub(super) fn spawn_self<I, S>(
     global: &GlobalOpts,
     args: I,
-    fd_flag: &str,
-    fd: impl AsFd,
+    (fd_flag, fd): (&str, impl AsFd),
+    console: Option<OwnedFd>,
 ) -> Result<std::process::Child, Error>
 where
     I: IntoIterator<Item = S>,
@@ -99,14 +102,27 @@ where
     fcntl(fd.as_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
         .map_err(|errno| Error::SpawnSelf(errno.into()))?;
     let exe = std::env::current_exe().map_err(Error::SpawnSelf)?;
-    std::process::Command::new(exe)
+    let mut command = std::process::Command::new(exe);
+    command
         .args(global_args(global))
         .args(args)
         .arg(fd_flag)
-        .arg(fd.as_fd().as_raw_fd().to_string())
-        .process_group(0)
-        .spawn()
-        .map_err(Error::SpawnSelf)
+        .arg(fd.as_fd().as_raw_fd().to_string());
+    match console {
+        Some(console) => {
+            let stdio = |fd: &OwnedFd| fd.try_clone().map_err(Error::SpawnSelf);
+            command
+                .arg("--console")
+                .stdin(stdio(&console)?)
+                .stdout(stdio(&console)?)
+                .stderr(console);
+        }
+        // With a console, setsid() in the child makes the new group.
+        None => {
+            command.process_group(0);
+        }
+    }
+    command.spawn().map_err(Error::SpawnSelf)
 }
 
 /// The global flags again, for a process this one starts; `--root` made
