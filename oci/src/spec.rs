@@ -3,15 +3,18 @@
 //! Honoured: `root.path` (the VM's root filesystem, shared as krunbox
 //! shares any rootfs); `process.args`, `env`, `cwd`, `user.uid`/`gid`,
 //! `rlimits`, `terminal` (with `--console-socket`: [`crate::console`]);
-//! `hostname`; bind mounts of directories (volumes, `ro`
-//! kept) and of files (copied into the guest by `create`: a snapshot, not
-//! a live bind); CPU and memory limits from `linux.resources`, or the
-//! annotations [`CPUS_ANNOTATION`] and [`MEMORY_ANNOTATION`].
+//! `hostname`; a `network` namespace's `path` (the runner joins it, so
+//! the guest's TSI network is the pod's); bind mounts of directories
+//! (volumes, `ro` kept) and of files (copied into the guest by `create`:
+//! a snapshot, not a live bind); CPU and memory limits from
+//! `linux.resources`, or the annotations [`CPUS_ANNOTATION`] and
+//! [`MEMORY_ANNOTATION`].
 //!
 //! Ignored, because the guest kernel provides them or the VM is the
 //! boundary: the kernel filesystems (`proc`, `sysfs`, `devpts`, `mqueue`,
-//! `cgroup`), `tmpfs` mounts, namespaces, capabilities, seccomp,
-//! AppArmor/SELinux labels, `noNewPrivileges`, `root.readonly`.
+//! `cgroup`), `tmpfs` mounts, the other namespaces (and a network one
+//! without a path), capabilities, seccomp, AppArmor/SELinux labels,
+//! `noNewPrivileges`, `root.readonly`.
 //!
 //! Refused with an error: hooks (they are not run), mounts of other
 //! types.
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use krunbox::client::{GuestCommand, NO_TIMEOUT};
 use krunbox::vm::{Rlimit, RlimitError, VmConfig, Volume};
-use oci_spec::runtime::{Mount, Process, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Process, Spec};
 
 /// Annotation overriding the VM's vCPU count.
 pub(crate) const CPUS_ANNOTATION: &str = "io.krunbox.cpus";
@@ -120,6 +123,9 @@ pub(crate) fn plan(bundle: &Path) -> Result<Plan, SpecError> {
             vm = vm.rlimit(Rlimit::new(resource, limit.soft(), limit.hard()));
         }
     }
+    if let Some(path) = net_namespace(&spec) {
+        vm = vm.net_namespace(path);
+    }
     let mut files = Vec::new();
     for mount in spec.mounts().iter().flatten() {
         match mapped(mount)? {
@@ -134,6 +140,19 @@ pub(crate) fn plan(bundle: &Path) -> Result<Plan, SpecError> {
         vm,
         files,
     })
+}
+
+/// The network namespace to join: a `network` namespace with a path
+/// (a pod's, which CRI hands its containers). One without a path asks
+/// for a new namespace, which the VM is already: ignored.
+fn net_namespace(spec: &Spec) -> Option<PathBuf> {
+    let linux = spec.linux().as_ref()?;
+    linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|ns| ns.typ() == LinuxNamespaceType::Network)
+        .and_then(|ns| ns.path().clone())
 }
 
 /// The container's process as a guest command.
@@ -316,6 +335,27 @@ mod tests {
             "{:?}",
             req.env
         );
+    }
+
+    #[test]
+    fn a_network_namespace_path_is_joined_and_a_new_one_ignored() {
+        let mut config = base();
+        let ns = |path: Option<&str>| {
+            let mut ns = serde_json::json!({"type": "network"});
+            if let Some(path) = path {
+                ns["path"] = path.into();
+            }
+            serde_json::json!({"namespaces": [{"type": "mount"}, ns]})
+        };
+        config["linux"] = ns(Some("/var/run/netns/pod"));
+        let joined = plan(bundle(config.clone()).path()).unwrap();
+        assert_eq!(
+            net_namespace(&joined.spec),
+            Some("/var/run/netns/pod".into())
+        );
+        config["linux"] = ns(None);
+        let new = plan(bundle(config).path()).unwrap();
+        assert_eq!(net_namespace(&new.spec), None);
     }
 
     #[test]

@@ -84,6 +84,10 @@ fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, Runn
     // Before the runner's first thread: no_new_privs and Landlock bind
     // the calling thread and those it starts afterwards.
     let started = monotonic_us();
+    // First: joining needs the privileges that confinement drops.
+    if let Some(path) = &config.net_namespace {
+        join_net_namespace(path)?;
+    }
     let mut confined = confine::identity(config).map_err(confine_failure)?;
     // Forks the egress process, which shares the steps above (the
     // cgroup, the user); before any thread, Landlock or seccomp.
@@ -117,6 +121,21 @@ fn run(config: &RunnerConfig, events: &mut EventSink) -> Result<Infallible, Runn
         at_us: monotonic_us(),
     });
     Err(failure(ctx.start_enter()))
+}
+
+/// Joins the network namespace at `path` (the runner has one thread yet,
+/// so the whole process is in it).
+fn join_net_namespace(path: &std::path::Path) -> Result<(), RunnerFailure> {
+    let fail = |e: std::io::Error| RunnerFailure {
+        message: format!(
+            "could not join the network namespace {}: {e}",
+            path.display()
+        ),
+        errno: e.raw_os_error(),
+    };
+    let namespace = std::fs::File::open(path).map_err(fail)?;
+    nix::sched::setns(namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|errno| fail(errno.into()))
 }
 
 /// The egress mode's wall (see `egress::service`); the pair on which the

@@ -65,6 +65,10 @@ pub struct RunnerConfig {
     /// With [`NetMode::Egress`]: what the egress process applies.
     #[serde(default)]
     pub egress: Option<crate::egress::EgressSetup>,
+    /// A network namespace the runner joins first, so that the guest's
+    /// TSI sockets are its (a pod's).
+    #[serde(default)]
+    pub net_namespace: Option<PathBuf>,
 }
 
 /// The guest's workload.
@@ -155,6 +159,7 @@ mod tests {
             confinement: Default::default(),
             cgroup_dir: None,
             egress: None,
+            net_namespace: Some("/proc/1/ns/net".into()),
         };
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<RunnerConfig>(&json).unwrap(), config);

@@ -51,6 +51,7 @@ pub struct VmConfig {
     pub(crate) user: Option<(u32, u32)>,
     pub(crate) confinement: Confinement,
     pub(crate) egress: super::egress::EgressOptions,
+    pub(crate) net_namespace: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -76,6 +77,7 @@ impl VmConfig {
             confinement: Confinement::default(),
             user: None,
             egress: Default::default(),
+            net_namespace: None,
         }
     }
 
@@ -116,6 +118,18 @@ impl VmConfig {
     /// included, with no filtering.
     pub fn net(mut self, net: NetMode) -> Self {
         self.net = net;
+        self
+    }
+
+    /// Runs the guest's TSI network in the network namespace at `path`
+    /// (`/proc/PID/ns/net`, `/var/run/netns/NAME`): the runner joins it
+    /// before it configures the VM, so the guest's connections and its
+    /// published ports are that namespace's, as a pod's containers share
+    /// the pod's. Joining needs `CAP_SYS_ADMIN` over the namespace. Not
+    /// with [`NetMode::Egress`], which walls the guest into a namespace
+    /// of its own.
+    pub fn net_namespace(mut self, path: impl Into<PathBuf>) -> Self {
+        self.net_namespace = Some(path.into());
         self
     }
 
@@ -229,6 +243,21 @@ impl VmConfig {
         }
         publish::check(&self.ports, self.net)?;
         self.check_egress()?;
+        if let Some(path) = &self.net_namespace {
+            let problem = if self.net == NetMode::Egress {
+                Some("cannot be joined in the egress mode, which makes a namespace of its own")
+            } else if !path.exists() {
+                Some("does not exist")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::NetNamespace {
+                    path: path.clone(),
+                    problem,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -341,6 +370,7 @@ impl VmConfig {
             confinement: self.runner_confinement(),
             cgroup_dir: self.cgroup_dir(),
             egress: self.egress_setup(),
+            net_namespace: self.net_namespace.clone(),
         })
     }
 }
@@ -411,6 +441,21 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         let err = VmConfig::new(file.path()).validate().unwrap_err();
         assert!(err.to_string().ends_with("is not a directory"), "{err}");
+    }
+
+    #[test]
+    fn a_net_namespace_must_exist_and_not_be_egress() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = || VmConfig::new(dir.path());
+        let err = vm()
+            .net_namespace("/nonexistent/ns")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().ends_with("does not exist"), "{err}");
+        let egress = vm().net(NetMode::Egress).net_namespace("/proc/self/ns/net");
+        let err = egress.validate().unwrap_err();
+        assert!(err.to_string().contains("egress mode"), "{err}");
+        vm().net_namespace("/proc/self/ns/net").validate().unwrap();
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub enum ConfigError {
          {0:?}: the list applies only to the egress mode (--net egress)"
     )]
     EgressOff(NetMode),
+    /// A network namespace that cannot be joined.
+    #[error("network namespace {}: {problem}", path.display())]
+    NetNamespace {
+        /// The namespace's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// A published port that cannot work.
     #[error("invalid published port")]
     Port(#[from] PortError),

@@ -5,6 +5,10 @@
 //! with and without `--tty`, the console coming through conmon's
 //! `--console-socket`).
 //!
+//! A container is also run in a network namespace of its own (`ctr run
+//! --with-ns network:PATH`, what CRI does with a pod's), where a server
+//! on that namespace's loopback is what the guest reaches.
+//!
 //! Both run from an image archive the case builds from the test rootfs
 //! (`ctr image import`, `podman load`). Each case starts what it needs
 //! itself (containerd on a socket in a temporary directory; Podman with
@@ -184,6 +188,54 @@ fn nothing_left(runtime: &Path, root: &Path) -> Result<(), Failed> {
     })
 }
 
+/// The port and the text the pod's server serves.
+const POD_PORT: u16 = 18080;
+const POD_TEXT: &str = "from the pod's network namespace\n";
+
+/// A network namespace of its own with busybox's httpd on its loopback,
+/// as a pod's sandbox holds one; stopped when dropped.
+struct PodNetwork(Child);
+
+impl PodNetwork {
+    fn start(dir: &Path) -> Result<Self, Failed> {
+        let www = dir.join("www");
+        std::fs::create_dir(&www)?;
+        std::fs::write(www.join("pod.txt"), POD_TEXT)?;
+        let script = format!(
+            "ip link set lo up && exec httpd -f -p 127.0.0.1:{POD_PORT} -h {}",
+            www.display()
+        );
+        let child = Command::new("unshare")
+            .args(["-n", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run unshare: {e}"))?;
+        let pod = Self(child);
+        // Listening there, and not in the lab's own namespace.
+        let listening = format!(":{POD_PORT:04X} 00000000:0000 0A");
+        let tcp = format!("/proc/{}/net/tcp", pod.0.id());
+        wait_for("the pod's server listening", || {
+            Ok(std::fs::read_to_string(&tcp).is_ok_and(|t| t.contains(&listening)))
+        })?;
+        let outside = std::net::TcpStream::connect(("127.0.0.1", POD_PORT));
+        check(outside.is_err(), || {
+            format!("port {POD_PORT} answers outside the pod's namespace too")
+        })?;
+        Ok(pod)
+    }
+
+    fn path(&self) -> String {
+        format!("/proc/{}/ns/net", self.0.id())
+    }
+}
+
+impl Drop for PodNetwork {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// containerd on a socket of its own, stopped when dropped.
 struct Containerd {
     dir: PathBuf,
@@ -290,6 +342,27 @@ fn containerd_runs_execs_and_kills() -> Result<(), Failed> {
         stdout == "hello from containerd\n" && stderr == "to-stderr\n",
         || format!("ctr run printed {stdout:?} and {stderr:?}"),
     )?;
+
+    // One in a pod's network namespace (as CRI passes it): a server
+    // there, on its loopback, is what the guest reaches.
+    let pod = PodNetwork::start(dir.path())?;
+    let with_ns = format!("network:{}", pod.path());
+    let script = format!("wget -q -O - http://127.0.0.1:{POD_PORT}/pod.txt");
+    let args = [
+        "--rm",
+        "--with-ns",
+        &with_ns,
+        IMAGE,
+        "c3",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let (stdout, _) = expect(&mut run(&args), 0, &log)?;
+    check(stdout == POD_TEXT, || {
+        format!("the container in the pod's namespace fetched {stdout:?}")
+    })?;
+    drop(pod);
 
     // One that runs until killed, with an exec into it.
     let script = "echo ready; exec sleep 600";
