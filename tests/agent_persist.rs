@@ -58,3 +58,28 @@ async fn agent_without_persist_stops_with_its_announce_connection() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn an_attached_clients_closed_watches_without_an_operation() {
+    let (client, mut child, _dir, ops) =
+        agent_support::launch_wrapped(&PERSIST, ClientConfig::default()).await;
+    let hello = client.hello().clone();
+    drop(client);
+    let attached = AgentClient::attach(&ops, hello, ClientConfig::default());
+    let closed = tokio::spawn({
+        let attached = attached.clone();
+        async move { attached.closed().await }
+    });
+    // Give the watch time to open before the agent goes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !closed.is_finished(),
+        "closed() resolved while the agent lives"
+    );
+    child.kill().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("closed() did not resolve after the agent was killed")
+        .unwrap();
+    assert!(!attached.is_alive());
+}

@@ -67,10 +67,6 @@ pub(crate) fn run(root: Option<&Path>, log: &Log, args: Args) -> Result<i32, Err
             .vm()?
             .agent(ClientConfig::default())
             .map_err(Error::Vm)?;
-        // An attached client watches the agent's liveness from its first
-        // operation on: this one, so that a VM that dies before `start`
-        // ends the monitor.
-        agent.stat("/").await.map_err(Error::Agent)?;
         let monitor = Monitor {
             dir: container.dir.clone(),
             record,

@@ -443,8 +443,11 @@ impl AgentClient {
     }
 
     /// Resolves when the agent is gone: it closed the announce connection
-    /// (it exited) or fell silent past the liveness timeout.
+    /// (it exited) or fell silent past the liveness timeout. An attached
+    /// client opens its watch connection here if no operation has yet.
     pub async fn closed(&self) {
+        let inner = &self.inner;
+        inner.liveness.ensure_watch(&inner.ops_path, &inner.config);
         liveness::gone(&mut Some(self.liveness())).await;
     }
 

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use krunbox_lab::LabSpec;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{check, text};
 use crate::support::{in_lab, rootfs};
@@ -44,8 +44,7 @@ pub fn all() -> Vec<Trial> {
 /// Adds the program to a lab boot, built once, when the run selects the
 /// case; or, when the build failed, why.
 pub fn put_in_lab(spec: LabSpec) -> LabSpec {
-    let args = Arguments::from_args();
-    if args.is_filtered_out(&Trial::test(CASE, || Ok(()))) {
+    if !crate::support::selects_any(&[CASE]) {
         return spec;
     }
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();

@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use krunbox_lab::LabSpec;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{check, text};
 use crate::support::{in_lab, rootfs};
@@ -49,13 +49,13 @@ pub fn all() -> Vec<Trial> {
 /// Adds the runtime to a lab boot, built once, when the run selects a
 /// case here; or, when the build failed, why.
 pub fn put_in_lab(spec: LabSpec) -> LabSpec {
-    let args = Arguments::from_args();
-    let clients = [crate::oci_clients::CONTAINERD, crate::oci_clients::PODMAN];
-    if [EXITS, KILLED]
-        .iter()
-        .chain(&clients)
-        .all(|case| args.is_filtered_out(&Trial::test(*case, || Ok(()))))
-    {
+    let cases = [
+        EXITS,
+        KILLED,
+        crate::oci_clients::CONTAINERD,
+        crate::oci_clients::PODMAN,
+    ];
+    if !crate::support::selects_any(&cases) {
         return spec;
     }
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();

@@ -24,11 +24,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use krunbox_lab::LabSpec;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 
 use crate::cases::{check, text};
 use crate::image_archive::{self, Layer};
-use crate::support::{in_lab, rootfs};
+use crate::support::{in_lab, rootfs, selects_any};
 use krunbox_suite::trial;
 
 /// The cases.
@@ -61,13 +61,11 @@ pub fn all() -> Vec<Trial> {
 /// Adds the clients' programs to a lab boot when the run selects a case
 /// here; when one is missing on the host, why.
 pub fn put_in_lab(mut spec: LabSpec) -> LabSpec {
-    let args = Arguments::from_args();
-    let selected = |case: &str| !args.is_filtered_out(&Trial::test(case, || Ok(())));
     let mut wanted: Vec<&str> = Vec::new();
-    if selected(CONTAINERD) {
+    if selects_any(&[CONTAINERD]) {
         wanted.extend(CONTAINERD_PROGRAMS);
     }
-    if selected(PODMAN) {
+    if selects_any(&[PODMAN]) {
         wanted.extend(PODMAN_PROGRAMS);
         wanted.push(POLICY);
     }

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use krunbox_lab::LabSpec;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 use tempfile::TempDir;
 
 use crate::cases::{check, text};
@@ -61,11 +61,7 @@ fn staged() -> &'static Result<Staged, String> {
 /// Adds the interpreter and the package to a lab boot, when the run
 /// selects the case; or, when staging failed, why.
 pub fn put_in_lab(spec: LabSpec) -> LabSpec {
-    let args = Arguments::from_args();
-    if [CASE, LIFECYCLE_CASE]
-        .iter()
-        .all(|case| args.is_filtered_out(&Trial::test(*case, || Ok(()))))
-    {
+    if !crate::support::selects_any(&[CASE, LIFECYCLE_CASE]) {
         return spec;
     }
     match staged() {

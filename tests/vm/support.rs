@@ -101,3 +101,13 @@ fn build_busybox_rootfs(dir: &Path) -> PathBuf {
     });
     dir.to_owned()
 }
+
+/// Whether this run selects any of `cases` (by the test binary's own
+/// arguments): what the lab staging of a case's extra files asks before
+/// building or copying them.
+pub fn selects_any(cases: &[&str]) -> bool {
+    let args = libtest_mimic::Arguments::from_args();
+    cases
+        .iter()
+        .any(|case| !args.is_filtered_out(&libtest_mimic::Trial::test(*case, || Ok(()))))
+}
