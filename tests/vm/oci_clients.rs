@@ -234,10 +234,12 @@ impl Drop for PodNetwork {
     }
 }
 
-/// containerd on a socket of its own, stopped when dropped.
+/// containerd on a socket of its own, stopped when dropped, and the
+/// runtime its runc shim is pointed at.
 struct Containerd {
     dir: PathBuf,
     child: Child,
+    runtime: PathBuf,
 }
 
 impl Containerd {
@@ -254,7 +256,7 @@ impl Containerd {
         )
     }
 
-    fn start(dir: &Path) -> Result<Self, Failed> {
+    fn start(dir: &Path, runtime: PathBuf) -> Result<Self, Failed> {
         std::fs::write(dir.join("config.toml"), Self::config(dir))?;
         let log = std::fs::File::create(dir.join("containerd.log"))?;
         let child = Command::new("containerd")
@@ -269,6 +271,7 @@ impl Containerd {
         let containerd = Self {
             dir: dir.to_owned(),
             child,
+            runtime,
         };
         let socket = dir.join("containerd.sock");
         wait_for("containerd's socket", || Ok(socket.exists()))
@@ -276,13 +279,46 @@ impl Containerd {
         Ok(containerd)
     }
 
-    /// `ctr` on this containerd.
-    fn ctr(&self) -> Command {
+    /// `ctr ARGS` on this containerd.
+    fn ctr(&self, args: &[&str]) -> Command {
         let mut command = Command::new("ctr");
         command
             .arg("--address")
-            .arg(self.dir.join("containerd.sock"));
+            .arg(self.dir.join("containerd.sock"))
+            .args(args);
         command
+    }
+
+    /// The runtime's root, as the shim passes it (`--root`).
+    fn runc_root(&self) -> PathBuf {
+        self.dir.join("runc-root")
+    }
+
+    /// `ctr run` through the runtime, then `args`.
+    fn run(&self, args: &[&str]) -> Command {
+        let mut command = self.ctr(&["run", "--snapshotter", "native", "--runc-binary"]);
+        command
+            .arg(&self.runtime)
+            .arg("--runc-root")
+            .arg(self.runc_root())
+            .args(args);
+        command
+    }
+
+    /// Runs `command`, which must exit with `code`: its stdout and stderr.
+    fn expect(&self, mut command: Command, code: i32) -> Result<(String, String), Failed> {
+        expect(&mut command, code, &|| self.log())
+    }
+
+    /// The status `ctr task ls` gives `id`'s task.
+    fn task_status(&self, id: &str) -> Result<String, Failed> {
+        let (listing, _) = self.expect(self.ctr(&["task", "ls"]), 0)?;
+        Ok(listing
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(id))
+            .and_then(|line| line.split_whitespace().nth(2))
+            .unwrap_or("absent")
+            .to_owned())
     }
 
     /// The tail of containerd's log, for failures.
@@ -307,43 +343,34 @@ impl Drop for Containerd {
 }
 
 fn containerd_runs_execs_and_kills() -> Result<(), Failed> {
-    let runtime = runtime()?;
     let dir = tempfile::tempdir()?;
-    let containerd = Containerd::start(dir.path())?;
-    let log = || containerd.log();
-    let archive = image_archive(dir.path());
-    let runc_root = dir.path().join("runc-root");
-    let run = |rest: &[&str]| {
-        let mut command = containerd.ctr();
-        command
-            .args(["run", "--snapshotter", "native", "--runc-binary"])
-            .arg(&runtime)
-            .arg("--runc-root")
-            .arg(&runc_root)
-            .args(rest);
-        command
-    };
-    let mut import = containerd.ctr();
-    import
-        .args(["image", "import", "--snapshotter", "native"])
-        .arg(&archive);
-    expect(&mut import, 0, &log)?;
+    let containerd = Containerd::start(dir.path(), runtime()?)?;
+    let mut import = containerd.ctr(&["image", "import", "--snapshotter", "native"]);
+    import.arg(image_archive(dir.path()));
+    containerd.expect(import, 0)?;
 
     // A container that exits by itself: its output and exit status.
     let script = "echo hello from containerd; echo to-stderr >&2; exit 3";
-    let (stdout, stderr) = expect(
-        &mut run(&["--rm", IMAGE, "c1", "sh", "-c", script]),
-        3,
-        &log,
-    )?;
+    let run = containerd.run(&["--rm", IMAGE, "c1", "sh", "-c", script]);
+    let (stdout, stderr) = containerd.expect(run, 3)?;
     check(
         stdout == "hello from containerd\n" && stderr == "to-stderr\n",
         || format!("ctr run printed {stdout:?} and {stderr:?}"),
     )?;
+    in_a_pod_namespace(&containerd, dir.path())?;
+    killed_after_an_exec(&containerd)?;
 
-    // One in a pod's network namespace (as CRI passes it): a server
-    // there, on its loopback, is what the guest reaches.
-    let pod = PodNetwork::start(dir.path())?;
+    let (containers, _) = containerd.expect(containerd.ctr(&["container", "ls", "--quiet"]), 0)?;
+    check(containers.trim().is_empty(), || {
+        format!("containers left in containerd: {containers:?}")
+    })?;
+    nothing_left(&containerd.runtime, &containerd.runc_root().join("default"))
+}
+
+/// A container in a pod's network namespace (as CRI passes it): a server
+/// there, on its loopback, is what the guest reaches.
+fn in_a_pod_namespace(containerd: &Containerd, dir: &Path) -> Result<(), Failed> {
+    let pod = PodNetwork::start(dir)?;
     let with_ns = format!("network:{}", pod.path());
     let script = format!("wget -q -O - http://127.0.0.1:{POD_PORT}/pod.txt");
     let args = [
@@ -356,62 +383,40 @@ fn containerd_runs_execs_and_kills() -> Result<(), Failed> {
         "-c",
         &script,
     ];
-    let (stdout, _) = expect(&mut run(&args), 0, &log)?;
+    let (stdout, _) = containerd.expect(containerd.run(&args), 0)?;
     check(stdout == POD_TEXT, || {
         format!("the container in the pod's namespace fetched {stdout:?}")
-    })?;
-    drop(pod);
+    })
+}
 
-    // One that runs until killed, with an exec into it.
+/// A container that runs until killed, with an exec into it; its task
+/// and container deleted.
+fn killed_after_an_exec(containerd: &Containerd) -> Result<(), Failed> {
     let script = "echo ready; exec sleep 600";
-    expect(
-        &mut run(&["--detach", IMAGE, "c2", "sh", "-c", script]),
+    containerd.expect(
+        containerd.run(&["--detach", IMAGE, "c2", "sh", "-c", script]),
         0,
-        &log,
     )?;
-    let task_status = || -> Result<String, Failed> {
-        let mut ls = containerd.ctr();
-        let (listing, _) = expect(ls.args(["task", "ls"]), 0, &log)?;
-        Ok(listing
-            .lines()
-            .find(|line| line.starts_with("c2 "))
-            .and_then(|line| line.split_whitespace().nth(2))
-            .unwrap_or("absent")
-            .to_owned())
-    };
-    check(task_status()? == "RUNNING", || {
+    check(containerd.task_status("c2")? == "RUNNING", || {
         "c2 is not RUNNING after ctr run --detach".into()
     })?;
-    let mut exec = containerd.ctr();
-    exec.args(["task", "exec", "--exec-id", "e1", "c2", "sh", "-c"])
-        .arg("echo in exec on $(hostname); exit 4");
-    let (stdout, _) = expect(&mut exec, 4, &log)?;
+    let mut exec = containerd.ctr(&["task", "exec", "--exec-id", "e1", "c2", "sh", "-c"]);
+    exec.arg("echo in exec on $(hostname); exit 4");
+    let (stdout, _) = containerd.expect(exec, 4)?;
     check(stdout.starts_with("in exec on "), || {
         format!("ctr task exec printed {stdout:?}")
     })?;
-    let mut kill = containerd.ctr();
-    expect(
-        kill.args(["task", "kill", "--signal", "SIGTERM", "c2"]),
-        0,
-        &log,
-    )?;
+    let kill = containerd.ctr(&["task", "kill", "--signal", "SIGTERM", "c2"]);
+    containerd.expect(kill, 0)?;
     wait_for("c2 stopping after SIGTERM", || {
-        Ok(task_status()? == "STOPPED")
+        Ok(containerd.task_status("c2")? == "STOPPED")
     })?;
-    let mut delete = containerd.ctr();
-    let (_, said) = expect(delete.args(["task", "delete", "c2"]), 0, &log)?;
+    let (_, said) = containerd.expect(containerd.ctr(&["task", "delete", "c2"]), 0)?;
     check(said.contains("exit code 143"), || {
         format!("ctr task delete said {said:?}, not that c2 exited with 143")
     })?;
-    let mut delete = containerd.ctr();
-    expect(delete.args(["container", "delete", "c2"]), 0, &log)?;
-
-    let mut ls = containerd.ctr();
-    let (containers, _) = expect(ls.args(["container", "ls", "--quiet"]), 0, &log)?;
-    check(containers.trim().is_empty(), || {
-        format!("containers left in containerd: {containers:?}")
-    })?;
-    nothing_left(&runtime, &runc_root.join("default"))
+    containerd.expect(containerd.ctr(&["container", "delete", "c2"]), 0)?;
+    Ok(())
 }
 
 /// Mounts what Podman needs that the lab does not mount: the cgroup2
@@ -446,113 +451,107 @@ fn conmon() -> PathBuf {
     }
 }
 
-fn podman_runs_and_execs() -> Result<(), Failed> {
-    let runtime = runtime()?;
-    mount_for_podman()?;
-    let dir = tempfile::tempdir()?;
-    let archive = image_archive(dir.path());
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp)?;
-    let podman = || {
+/// Podman with its storage in a directory of its own and the runtime.
+struct Podman {
+    dir: tempfile::TempDir,
+    runtime: PathBuf,
+}
+
+impl Podman {
+    fn new(runtime: PathBuf) -> Result<Self, Failed> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir(dir.path().join("tmp"))?;
+        Ok(Self { dir, runtime })
+    }
+
+    /// `podman` with the global flags, then `args`.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let dir = self.dir.path();
         let mut command = Command::new("podman");
         command
             .arg("--root")
-            .arg(dir.path().join("storage"))
+            .arg(dir.join("storage"))
             .arg("--runroot")
-            .arg(dir.path().join("run"))
+            .arg(dir.join("run"))
             .arg("--tmpdir")
-            .arg(&tmp)
+            .arg(dir.join("tmp"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "file", "--conmon"])
             .arg(conmon())
             .arg("--runtime")
-            .arg(&runtime)
+            .arg(&self.runtime)
+            .args(args)
             .env_remove("KRUNBOX_RUNNER");
         command
-    };
-    let no_log = String::new;
-    expect(
-        podman().arg("load").arg("--input").arg(&archive),
-        0,
-        &no_log,
-    )?;
+    }
 
-    let script = "echo hello from podman; exit 5";
-    let run = [
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        IMAGE,
-        "sh",
-        "-c",
-        script,
-    ];
-    let (stdout, _) = expect(podman().args(run), 5, &no_log)?;
-    check(stdout == "hello from podman\n", || {
-        format!("podman run printed {stdout:?}")
+    /// `podman run FLAGS IMAGE sh -c SCRIPT`, without a network.
+    fn run(&self, flags: &[&str], script: &str) -> Command {
+        let mut command = self.cmd(&["run", "--network", "none"]);
+        command.args(flags).args([IMAGE, "sh", "-c", script]);
+        command
+    }
+
+    /// Runs `command`, which must exit with `code`: its stdout.
+    fn expect(&self, mut command: Command, code: i32) -> Result<String, Failed> {
+        Ok(expect(&mut command, code, &String::new)?.0)
+    }
+}
+
+/// Whether `out` is what `tty` prints on a terminal: a pty's name, with
+/// the terminal's CR LF.
+fn on_a_pty(out: &str) -> bool {
+    out.starts_with("/dev/pts/") && out.ends_with("\r\n")
+}
+
+fn podman_runs_and_execs() -> Result<(), Failed> {
+    let podman = Podman::new(runtime()?)?;
+    mount_for_podman()?;
+    let archive = image_archive(podman.dir.path());
+    let mut load = podman.cmd(&["load", "--input"]);
+    load.arg(&archive);
+    podman.expect(load, 0)?;
+
+    let out = podman.expect(podman.run(&["--rm"], "echo hello from podman; exit 5"), 5)?;
+    check(out == "hello from podman\n", || {
+        format!("podman run printed {out:?}")
     })?;
-
     // On a terminal: conmon passes --console-socket and reads the pty.
-    let script = "tty; exit 2";
-    let run = [
-        "run",
-        "--rm",
-        "--tty",
-        "--network",
-        "none",
-        IMAGE,
-        "sh",
-        "-c",
-        script,
-    ];
-    let (stdout, _) = expect(podman().args(run), 2, &no_log)?;
-    check(
-        stdout.starts_with("/dev/pts/") && stdout.ends_with("\r\n"),
-        || format!("podman run --tty printed {stdout:?}, not a pty's name and a terminal's CR LF"),
-    )?;
-
-    let script = "echo ready; exec sleep 600";
-    let run = [
-        "run",
-        "--detach",
-        "--name",
-        "p2",
-        "--network",
-        "none",
-        IMAGE,
-        "sh",
-        "-c",
-        script,
-    ];
-    expect(podman().args(run), 0, &no_log)?;
-    let exec = ["exec", "p2", "sh", "-c", "echo in podman exec; exit 6"];
-    let (stdout, _) = expect(podman().args(exec), 6, &no_log)?;
-    check(stdout == "in podman exec\n", || {
-        format!("podman exec printed {stdout:?}")
+    let out = podman.expect(podman.run(&["--rm", "--tty"], "tty; exit 2"), 2)?;
+    check(on_a_pty(&out), || {
+        format!("podman run --tty printed {out:?}, not a pty's name and CR LF")
     })?;
-    let exec = ["exec", "--tty", "p2", "sh", "-c", "tty; exit 8"];
-    let (stdout, _) = expect(podman().args(exec), 8, &no_log)?;
-    check(
-        stdout.starts_with("/dev/pts/") && stdout.ends_with("\r\n"),
-        || format!("podman exec --tty printed {stdout:?}"),
+
+    let detached = podman.run(&["--detach", "--name", "p2"], "echo ready; exec sleep 600");
+    podman.expect(detached, 0)?;
+    let exec = ["exec", "p2", "sh", "-c", "echo in podman exec; exit 6"];
+    let out = podman.expect(podman.cmd(&exec), 6)?;
+    check(out == "in podman exec\n", || {
+        format!("podman exec printed {out:?}")
+    })?;
+    let out = podman.expect(
+        podman.cmd(&["exec", "--tty", "p2", "sh", "-c", "tty; exit 8"]),
+        8,
     )?;
-    expect(podman().args(["stop", "--time", "5", "p2"]), 0, &no_log)?;
+    check(on_a_pty(&out), || {
+        format!("podman exec --tty printed {out:?}")
+    })?;
+    podman.expect(podman.cmd(&["stop", "--time", "5", "p2"]), 0)?;
     let inspect = ["inspect", "--format", "{{.State.ExitCode}}", "p2"];
-    let (code, _) = expect(podman().args(inspect), 0, &no_log)?;
+    let code = podman.expect(podman.cmd(&inspect), 0)?;
     check(code.trim() == "143", || {
         format!("p2 exited with {code:?} after podman stop, not 143")
     })?;
-    let (logs, _) = expect(podman().args(["logs", "p2"]), 0, &no_log)?;
+    let logs = podman.expect(podman.cmd(&["logs", "p2"]), 0)?;
     check(logs == "ready\n", || {
         format!("podman logs printed {logs:?}")
     })?;
-    expect(podman().args(["rm", "p2"]), 0, &no_log)?;
+    podman.expect(podman.cmd(&["rm", "p2"]), 0)?;
 
-    let (listing, _) = expect(podman().args(["ps", "--all", "--quiet"]), 0, &no_log)?;
+    let listing = podman.expect(podman.cmd(&["ps", "--all", "--quiet"]), 0)?;
     check(listing.trim().is_empty(), || {
         format!("containers left in podman: {listing:?}")
     })?;
     // Podman passes no --root: the runtime's default.
-    nothing_left(&runtime, Path::new("/run/krunbox-oci"))
+    nothing_left(&podman.runtime, Path::new("/run/krunbox-oci"))
 }
