@@ -15,9 +15,11 @@ pub enum PoolCliError {
     /// The pool's image, or its root.
     #[error(transparent)]
     Image(#[from] ImageError),
-    /// The VM options given to the pool do not parse.
-    #[error("the pool's VM options are not `krunbox start`'s: {0}")]
-    Options(String),
+    /// The VM options given to the pool do not parse. Shown by clap's
+    /// first line, which says what is wrong; its usage line would name a
+    /// command that does not exist.
+    #[error("the pool's VM options are not `krunbox start`'s: {}", first_line(.0))]
+    Options(clap::Error),
     /// An option every VM of a pool would share, which only one may have.
     #[error("{0} cannot be given to a pool: its VMs would all take the same one")]
     Shared(&'static str),
@@ -61,4 +63,11 @@ impl Advised for PoolCliError {
             }
         }
     }
+}
+
+/// The first line of clap's message, without its `error: `.
+fn first_line(error: &clap::Error) -> String {
+    let said = error.render().to_string();
+    let first = said.lines().next().unwrap_or_default();
+    first.trim_start_matches("error: ").to_owned()
 }

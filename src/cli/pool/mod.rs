@@ -58,13 +58,7 @@ struct StoredOptions {
 /// keeps its own console and egress logs in its directory.
 pub fn parse_options(options: &[String]) -> Result<VmArgs, PoolCliError> {
     let vm = StoredOptions::try_parse_from(options)
-        .map_err(|e| {
-            // clap's first line says what is wrong; its usage line would
-            // name a command that does not exist.
-            let said = e.render().to_string();
-            let first = said.lines().next().unwrap_or_default();
-            PoolCliError::Options(first.trim_start_matches("error: ").to_owned())
-        })?
+        .map_err(PoolCliError::Options)?
         .vm;
     let shared = [
         ("--publish", !vm.publish.is_empty()),
