@@ -2,10 +2,11 @@
 //! applied in order in one request; file contents follow the request as
 //! data frames, one file after the other.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use krunbox_proto::tree::{temp_sibling, AtomicFile, TreeError};
 use krunbox_proto::{stream, ErrorKind, ErrorReply, Frame, FrameType, ProvisionOp, Reply};
@@ -52,16 +53,38 @@ fn io_err<'a>(what: &'static str, path: &'a str) -> impl FnOnce(io::Error) -> Fi
     move |e| FilesError::Io(what, path.to_owned(), e)
 }
 
-fn ensure_parent(path: &str) -> Result<(), FilesError> {
-    match Path::new(path).parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => mkdir_p(&parent.to_string_lossy(), 0o755),
-        _ => Ok(()),
+/// The directories one request made or found: a file's parent is made
+/// once, not once per file (on virtio-fs each call is a round trip to the
+/// host). Operations only make directories, files and links, and neither
+/// a file nor a link replaces a directory, so what is known stays true.
+#[derive(Default)]
+struct KnownDirs(HashSet<PathBuf>);
+
+impl KnownDirs {
+    /// `mkdir -p path` unless this request made or found it already.
+    fn mkdir_p(&mut self, path: &str, mode: u32) -> Result<(), FilesError> {
+        if !self.0.contains(Path::new(path)) {
+            mkdir_p(path, mode)?;
+            self.0.insert(PathBuf::from(path));
+        }
+        Ok(())
+    }
+
+    /// Makes the parent of `path` (0755) unless known.
+    fn ensure_parent(&mut self, path: &str) -> Result<(), FilesError> {
+        match Path::new(path).parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => {
+                self.mkdir_p(&parent.to_string_lossy(), 0o755)
+            }
+            _ => Ok(()),
+        }
     }
 }
 
 /// Receives one file's contents (exactly `size` bytes, then end of stream)
 /// and renames it into place.
 fn write_file(
+    dirs: &mut KnownDirs,
     path: &str,
     mode: u32,
     size: u64,
@@ -69,7 +92,7 @@ fn write_file(
     reader: &mut FrameReader,
 ) -> Result<(), ProvisionError> {
     let files = |source| ProvisionError::Files { index, source };
-    ensure_parent(path).map_err(files)?;
+    dirs.ensure_parent(path).map_err(files)?;
     let mut out = AtomicFile::create(Path::new(path)).map_err(|e| files(FilesError::Tree(e)))?;
     let mut left = size;
     loop {
@@ -113,8 +136,8 @@ fn write_file(
         .map_err(|e: TreeError| files(FilesError::Tree(e)))
 }
 
-fn symlink(path: &str, target: &str) -> Result<(), FilesError> {
-    ensure_parent(path)?;
+fn symlink(dirs: &mut KnownDirs, path: &str, target: &str) -> Result<(), FilesError> {
+    dirs.ensure_parent(path)?;
     let temp = temp_sibling(Path::new(path));
     std::os::unix::fs::symlink(target, &temp).map_err(io_err("creating symlink", path))?;
     fs::rename(&temp, path).map_err(|e| {
@@ -129,19 +152,22 @@ pub fn apply(
     reader: &mut FrameReader,
     writer: &FrameWriter,
 ) -> Result<(), ProvisionError> {
+    let mut dirs = KnownDirs::default();
     for (index, op) in ops.iter().enumerate() {
         let files = |source| ProvisionError::Files { index, source };
         match op {
-            ProvisionOp::Mkdir { path, mode } => mkdir_p(path, *mode).map_err(files)?,
+            ProvisionOp::Mkdir { path, mode } => dirs.mkdir_p(path, *mode).map_err(files)?,
             ProvisionOp::WriteFile { path, mode, size } => {
-                write_file(path, *mode, *size, index, reader)?
+                write_file(&mut dirs, path, *mode, *size, index, reader)?
             }
             ProvisionOp::Chmod { path, mode } => {
                 fs::set_permissions(path, fs::Permissions::from_mode(*mode))
                     .map_err(io_err("chmod", path))
                     .map_err(files)?
             }
-            ProvisionOp::Symlink { path, target } => symlink(path, target).map_err(files)?,
+            ProvisionOp::Symlink { path, target } => {
+                symlink(&mut dirs, path, target).map_err(files)?
+            }
         }
     }
     let frame = Frame::json(FrameType::Reply, &Reply::Ok).expect("small");
