@@ -38,6 +38,11 @@ pub(crate) struct LabArgs {
     /// package installed for it into the lab (`python` on the lab's PATH).
     #[arg(long, value_name = "PYTHON")]
     python: Option<PathBuf>,
+    /// Put smolvm into the lab, prepared on the host (from its PyPI wheel,
+    /// under target/peer): `smolvm` on PATH, its state in /opt/smolvm/state
+    /// (for `krunbox bench --peer smolvm --smolvm-state /opt/smolvm/state`).
+    #[arg(long)]
+    smolvm: bool,
     /// L1 VM memory in MiB.
     #[arg(long, value_name = "MIB", default_value_t = LabSpec::DEFAULT_MEMORY_MIB)]
     memory: u32,
@@ -77,6 +82,9 @@ pub(crate) enum LabTaskError {
     /// `--python` could not be staged.
     #[error("could not put the Python into the lab")]
     Python(#[from] crate::lab_python::LabPythonError),
+    /// `--smolvm` could not be prepared.
+    #[error("smolvm could not be put into the lab")]
+    Smolvm(#[from] crate::lab_smolvm::LabSmolvmError),
     /// No scratch directory for staging.
     #[error("could not make a scratch directory")]
     Scratch(#[source] io::Error),
@@ -84,11 +92,17 @@ pub(crate) enum LabTaskError {
 
 pub(crate) fn run(args: &LabArgs) -> Result<ExitCode, LabTaskError> {
     let root = workspace_root();
-    let mut spec = LabSpec::new(args.command.iter().cloned())
+    let target = target_dir(&root)?;
+    let command = if args.smolvm {
+        crate::lab_smolvm::wrap(&args.command)
+    } else {
+        args.command.clone()
+    };
+    let mut spec = LabSpec::new(command)
         .timeout(Duration::from_secs(args.timeout))
         .memory_mib(args.memory)
         .cpus(args.cpus)
-        .work_dir(target_dir(&root)?.join("lab"));
+        .work_dir(target.join("lab"));
     if !args.no_build {
         let krunbox = build_krunbox(&root, args.release)?;
         eprintln!("lab: krunbox from {}", krunbox.display());
@@ -103,6 +117,9 @@ pub(crate) fn run(args: &LabArgs) -> Result<ExitCode, LabTaskError> {
     let staging = tempfile::tempdir().map_err(LabTaskError::Scratch)?;
     if let Some(python) = &args.python {
         spec = crate::lab_python::put_in(spec, python, &root, staging.path())?;
+    }
+    if args.smolvm {
+        spec = crate::lab_smolvm::put_in(spec, &target)?;
     }
     for (name, value) in &args.env {
         spec = spec.env(name.clone(), value.clone());

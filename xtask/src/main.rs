@@ -7,6 +7,7 @@
 mod debian_image;
 mod lab;
 mod lab_python;
+mod lab_smolvm;
 mod python_env;
 mod setup;
 

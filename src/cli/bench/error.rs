@@ -103,6 +103,30 @@ pub enum BenchError {
         #[source]
         source: io::Error,
     },
+    /// The peer's binary was not found.
+    #[error("cannot find the peer `{}`", program.display())]
+    PeerMissing {
+        /// What was looked for.
+        program: PathBuf,
+    },
+    /// The peer's binary could not be run.
+    #[error("cannot run the peer {}", program.display())]
+    PeerRun {
+        /// The binary.
+        program: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// `--libkrunfw` cannot be used.
+    #[error("cannot boot with the libkrunfw {}", path.display())]
+    Libkrunfw {
+        /// The file given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// This build embeds no guest agent.
     #[error("this krunbox build embeds no guest agent")]
     NoAgent,
@@ -165,6 +189,12 @@ impl Advised for BenchError {
             BenchError::Tool { .. } => Some(
                 "the pull case measures skopeo and umoci too: install them \
                  (`apt install skopeo umoci`; `cargo xtask setup` does)"
+                    .into(),
+            ),
+            BenchError::PeerMissing { .. } | BenchError::PeerRun { .. } => Some(
+                "pass --smolvm PATH: smolvm's CLI is `smol/smol-vmm` in the smolmachines wheel \
+                 (`pip download --no-deps smolmachines`, then unzip it); in the lab, \
+                 `cargo xtask lab --smolvm` puts it on PATH as `smolvm`"
                     .into(),
             ),
             BenchError::NoAgent => {

@@ -6,13 +6,17 @@
 //! case, about a millisecond a sample, takes [`host::SAMPLES_PER_RUN`]).
 //! Comparisons are ratios of medians: krunbox's figure over its baseline's.
 
+mod cli_vm;
+mod comparisons;
 mod copy;
 mod error;
 mod host;
 mod image;
 mod launch;
+mod loader;
 mod net;
 mod output;
+mod peer;
 mod phases;
 mod provision;
 mod pull;
@@ -31,9 +35,10 @@ use krunbox::image::Reference;
 use krunbox::vm::VmConfig;
 
 use super::image::pull::{PullPolicy, RegistryArgs};
+use comparisons::COMPARISONS;
 pub use error::BenchError;
 use output::{OutputFile, Report};
-use stats::{ComparisonSpec, Figure, Target};
+use stats::Figure;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -71,8 +76,25 @@ pub struct BenchArgs {
     svg: Option<PathBuf>,
     /// Measure nothing: print the table of a report saved with --json (and
     /// draw it with --svg), e.g. one brought back from the lab.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["runs", "warmup", "cases", "rootfs", "json", "image"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["runs", "warmup", "cases", "rootfs", "json", "image", "peer", "libkrunfw"])]
     report: Option<PathBuf>,
+    /// Measure a peer side by side with krunbox (adds the `peer` case).
+    #[arg(long, value_enum, value_name = "PEER")]
+    peer: Option<peer::Peer>,
+    /// smolvm's binary for the `peer` case: a path, or a name on PATH
+    /// (the smolmachines wheel ships it as `smol/smol-vmm`, with its
+    /// libkrun and libkrunfw beside it).
+    #[arg(long, value_name = "PATH", default_value = "smolvm")]
+    smolvm: PathBuf,
+    /// smolvm's state directory (its `--state-dir`), e.g. one whose
+    /// caches are already filled. Default: a temporary one.
+    #[arg(long, value_name = "DIR", env = "KRUNBOX_BENCH_SMOLVM_STATE")]
+    smolvm_state: Option<PathBuf>,
+    /// Boot every krunbox VM of the run with this libkrunfw instead of the
+    /// one on the loader path (e.g. a peer's, to split boot differences
+    /// into kernel and driver).
+    #[arg(long, value_name = "FILE")]
+    libkrunfw: Option<PathBuf>,
     /// The Python interpreter the `python` case runs, with the krunbox
     /// package installed (`pip install ./python`).
     #[arg(long, value_name = "PYTHON", default_value = "python3")]
@@ -109,6 +131,9 @@ pub enum Case {
     /// VM, and against `krunbox exec` per call from Python (needs
     /// --python with the package installed).
     Python,
+    /// krunbox against a peer's CLI (smolvm), operation by operation, in
+    /// turns (`--peer` adds it).
+    Peer,
 }
 
 impl Case {
@@ -142,6 +167,7 @@ impl Case {
             Case::Net => net::SAMPLES_PER_RUN,
             Case::Launch => launch::SAMPLES_PER_RUN,
             Case::Python => python::SAMPLES_PER_RUN,
+            Case::Peer => peer::SAMPLES_PER_RUN,
         }
     }
 
@@ -165,196 +191,10 @@ impl Case {
             Case::Net => "net",
             Case::Launch => "launch",
             Case::Python => "python",
+            Case::Peer => "peer",
         }
     }
 }
-
-/// Every comparison `bench` can make; those whose figures were measured
-/// are reported.
-const COMPARISONS: [ComparisonSpec; 20] = [
-    ComparisonSpec {
-        id: "boot_vs_floor",
-        label: "boot to agent ready / bare libkrun boot+exit of /bin/true",
-        krunbox: vm_cases::BOOT_READY,
-        baseline: vm_cases::BOOT_FLOOR,
-        target: Some(Target {
-            max_ratio: 1.1,
-            text: Cow::Borrowed("boot to agent ready <= 1.1x the floor"),
-        }),
-    },
-    ComparisonSpec {
-        id: "boot_confined_vs_unconfined",
-        label: "boot to agent ready / the same with the runner not confined",
-        krunbox: vm_cases::BOOT_READY,
-        baseline: vm_cases::BOOT_UNCONFINED,
-        target: Some(Target {
-            max_ratio: 1.02,
-            text: Cow::Borrowed("Landlock + seccomp cost <= 1.02x of boot"),
-        }),
-    },
-    ComparisonSpec {
-        id: "exec_true_vs_fresh_vm",
-        label: "exec `true` on a running VM / a fresh VM for it",
-        krunbox: vm_cases::EXEC_TRUE,
-        baseline: vm_cases::FRESH_TRUE,
-        target: None,
-    },
-    ComparisonSpec {
-        id: "exec_true_vs_guest_floor",
-        label: "exec `true` on a running VM / `true` spawned inside the guest",
-        krunbox: vm_cases::EXEC_TRUE,
-        baseline: vm_cases::GUEST_FLOOR_TRUE,
-        target: Some(Target {
-            max_ratio: 1.2,
-            text: Cow::Borrowed("exec overhead <= 1.2x the guest's own spawn"),
-        }),
-    },
-    ComparisonSpec {
-        id: "exec_1mib_vs_fresh_vm",
-        label: "exec printing 1 MiB on a running VM / a fresh VM for it",
-        krunbox: vm_cases::EXEC_1MIB,
-        baseline: vm_cases::FRESH_1MIB,
-        target: None,
-    },
-    ComparisonSpec {
-        id: "provision_vs_shell_out",
-        label: "provision prompt + 10 skills in one request / one CLI process per operation",
-        krunbox: provision::BATCHED,
-        baseline: provision::SHELL_OUT,
-        target: Some(Target {
-            max_ratio: 1.0 / 20.0,
-            text: Cow::Borrowed("provisioning >= 20x faster than one CLI process per copy"),
-        }),
-    },
-    ComparisonSpec {
-        id: "provision_rootfs_vs_tmpfs",
-        label: "provision prompt + 10 skills into the rootfs (virtio-fs) / into a tmpfs",
-        krunbox: provision::BATCHED_ROOTFS,
-        baseline: provision::BATCHED,
-        target: None,
-    },
-    ComparisonSpec {
-        id: "copy_in_vs_virtiofs",
-        label: "copy 64 MiB in / through a virtio-fs shared directory",
-        krunbox: copy::COPY_IN,
-        baseline: copy::VIRTIOFS_IN,
-        target: Some(Target {
-            max_ratio: 1.0,
-            text: Cow::Borrowed("copy in at least as fast as virtio-fs"),
-        }),
-    },
-    ComparisonSpec {
-        id: "copy_out_vs_virtiofs",
-        label: "copy 64 MiB out / through a virtio-fs shared directory",
-        krunbox: copy::COPY_OUT,
-        baseline: copy::VIRTIOFS_OUT,
-        target: Some(Target {
-            max_ratio: 1.0,
-            text: Cow::Borrowed("copy out at least as fast as virtio-fs"),
-        }),
-    },
-    ComparisonSpec {
-        id: "host_exec_vs_fork_exec",
-        label: "exec `true` via the agent on the host / local fork+exec",
-        krunbox: host::AGENT_TRUE,
-        baseline: host::LOCAL_TRUE,
-        target: Some(Target {
-            max_ratio: 1.3,
-            text: Cow::Borrowed("exec round trip <= 1.3x a local fork/exec"),
-        }),
-    },
-    ComparisonSpec {
-        id: "image_boot_vs_rootfs",
-        label: "image-style boot to first exec / --rootfs boot of the same tree",
-        krunbox: image::OVERLAY_FIRST_EXEC,
-        baseline: image::ROOTFS_FIRST_EXEC,
-        target: Some(Target {
-            max_ratio: 1.05,
-            text: Cow::Borrowed("a cached image boots within 1.05x of --rootfs"),
-        }),
-    },
-    ComparisonSpec {
-        id: "image_host_work_vs_rootfs",
-        label: "image-style boot / --rootfs boot: host work before krun_start_enter",
-        krunbox: image::OVERLAY_ENTERED,
-        baseline: image::ROOTFS_ENTERED,
-        target: Some(Target {
-            max_ratio: 1.1,
-            text: Cow::Borrowed("no host work that grows with the image (<= 1.1x)"),
-        }),
-    },
-    ComparisonSpec {
-        id: "pull_vs_skopeo_umoci",
-        label: "pull + unpack into an empty store / skopeo copy + umoci unpack",
-        krunbox: pull::KRUNBOX_PULL,
-        baseline: pull::SKOPEO_UMOCI,
-        target: Some(Target {
-            max_ratio: 1.0,
-            text: Cow::Borrowed("pull + unpack at least as fast as skopeo + umoci"),
-        }),
-    },
-    ComparisonSpec {
-        id: "egress_setup_vs_tsi",
-        label: "10 connections + first byte through the egress mode / plain TSI",
-        krunbox: net::SETUP_EGRESS,
-        baseline: net::SETUP_TSI,
-        target: Some(Target {
-            max_ratio: 1.5,
-            text: Cow::Borrowed("egress connection setup <= 1.5x tsi"),
-        }),
-    },
-    ComparisonSpec {
-        id: "egress_download_vs_tsi",
-        label: "64 MiB download through the egress mode / plain TSI",
-        krunbox: net::DOWNLOAD_EGRESS,
-        baseline: net::DOWNLOAD_TSI,
-        target: Some(Target {
-            max_ratio: 1.25,
-            text: Cow::Borrowed("egress download throughput >= 0.8x tsi"),
-        }),
-    },
-    ComparisonSpec {
-        id: "launch_warm_vs_cold",
-        label: "pool acquire -> first exec / cold boot -> first exec",
-        krunbox: launch::WARM,
-        baseline: launch::COLD,
-        target: Some(Target {
-            max_ratio: 0.01,
-            text: Cow::Borrowed("a warm launch <= 0.01x a cold one"),
-        }),
-    },
-    ComparisonSpec {
-        id: "launch_burst_vs_cold",
-        label: "acquire -> first exec, 20 at once from a pool of 3 / one cold boot alone",
-        krunbox: launch::BURST_FIRST_EXEC,
-        baseline: launch::COLD,
-        target: None,
-    },
-    ComparisonSpec {
-        id: "exec_true_vs_host_agent",
-        label: "exec `true` on a running VM / the agent as a host process",
-        krunbox: vm_cases::EXEC_TRUE,
-        baseline: host::AGENT_TRUE,
-        target: None,
-    },
-    ComparisonSpec {
-        id: "python_exec_vs_rust",
-        label: "exec `true` from the Python package / from the Rust library, same VM",
-        krunbox: python::PYTHON,
-        baseline: python::RUST,
-        target: Some(Target {
-            max_ratio: 1.2,
-            text: Cow::Borrowed("the Python package's exec <= 1.2x the Rust library's"),
-        }),
-    },
-    ComparisonSpec {
-        id: "python_exec_vs_shell_out",
-        label: "exec `true` from the Python package / subprocess.run(krunbox exec) per call",
-        krunbox: python::PYTHON,
-        baseline: python::SHELL_OUT,
-        target: None,
-    },
-];
 
 /// What every case works with: the VM configuration, the run counts, the
 /// figures so far and the progress bar.
@@ -365,6 +205,7 @@ pub struct Ctx {
     warmup: usize,
     figures: Vec<Figure>,
     timelines: Vec<vm_cases::TimelineSample>,
+    peer: Option<peer::PeerInfo>,
     progress: ProgressBar,
 }
 
@@ -436,16 +277,25 @@ pub fn bench(args: BenchArgs) -> i32 {
             Err(e) => super::report::fail(&e),
         };
     }
-    let cases = if args.cases.is_empty() {
+    let mut cases = if args.cases.is_empty() {
         Case::DEFAULT.to_vec()
     } else {
         args.cases.clone()
     };
+    if args.peer.is_some() && !cases.contains(&Case::Peer) {
+        cases.push(Case::Peer);
+    }
     if cases.iter().any(|c| c.needs_vm()) {
         if let Some(code) = super::demo::refuse_unbootable_host() {
             return code;
         }
     }
+    // Before the runtime's threads: the runners inherit the loader path.
+    let _libkrunfw = match args.libkrunfw.as_deref().map(loader::use_libkrunfw) {
+        Some(Ok(dir)) => Some(dir),
+        Some(Err(e)) => return super::report::fail(&e),
+        None => None,
+    };
     super::report::exit_code(run(args, cases))
 }
 
@@ -481,14 +331,24 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
         warmup,
         figures: Vec::new(),
         timelines: Vec::new(),
+        peer: None,
         progress: progress_bar(total),
+    };
+    let peer = peer::PeerSettings {
+        bin: args.smolvm.clone(),
+        state: args.smolvm_state.clone(),
     };
     // A case that fails (a VM lost, a tool missing) is reported; the run
     // goes on with the next case, which boots VMs of its own.
     let mut failed = Vec::new();
     for case in &cases {
         ctx.progress.set_message(case.name());
-        if let Err(e) = run_case(&mut ctx, *case, image.as_ref(), pull_target.as_ref()).await {
+        let inputs = Inputs {
+            image: image.as_ref(),
+            pull_target: pull_target.as_ref(),
+            peer: &peer,
+        };
+        if let Err(e) = run_case(&mut ctx, *case, &inputs).await {
             let failure = output::CaseFailure::new(case.name(), &e);
             ctx.progress.println(format!(
                 "krunbox bench: case {} failed: {}; going on",
@@ -501,9 +361,13 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
     let mut report = Report::new(
         &ctx,
         cases.iter().map(|c| Cow::Borrowed(c.name())).collect(),
-        &COMPARISONS,
+        COMPARISONS,
     );
     report.failed = failed;
+    report.meta.libkrunfw = args
+        .libkrunfw
+        .as_ref()
+        .map(|file| format!("{} (--libkrunfw)", file.display()));
     // With the JSON on standard output, everything else goes to stderr.
     let to_stdout = json.as_ref().is_some_and(OutputFile::is_stdout);
     let say = |text: &str| {
@@ -534,13 +398,18 @@ async fn run(args: BenchArgs, cases: Vec<Case>) -> Result<(), BenchError> {
     }
 }
 
+/// What cases take from the command line, resolved once.
+struct Inputs<'a> {
+    image: Option<&'a krunbox::image::store::Image>,
+    pull_target: Option<&'a pull::PullTarget>,
+    peer: &'a peer::PeerSettings,
+}
+
 /// Runs one case.
-async fn run_case(
-    ctx: &mut Ctx,
-    case: Case,
-    image: Option<&krunbox::image::store::Image>,
-    pull_target: Option<&pull::PullTarget>,
-) -> Result<(), BenchError> {
+async fn run_case(ctx: &mut Ctx, case: Case, inputs: &Inputs<'_>) -> Result<(), BenchError> {
+    let Inputs {
+        image, pull_target, ..
+    } = *inputs;
     match case {
         Case::Boot => vm_cases::boot(ctx).await,
         Case::Exec => vm_cases::exec(ctx).await,
@@ -552,6 +421,7 @@ async fn run_case(
         Case::HostExec => host::host_exec(ctx).await,
         Case::Image => image::image(ctx, image).await,
         Case::Pull => pull::pull(ctx, pull_target.expect("resolved before the cases")).await,
+        Case::Peer => peer::peer(ctx, inputs.peer).await,
     }
 }
 
@@ -588,37 +458,4 @@ fn progress_bar(total: u64) -> ProgressBar {
             .expect("a valid template"),
     );
     bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::COMPARISONS;
-
-    /// docs/bench.md states every target with the text the report prints,
-    /// and states no target the code lacks.
-    #[test]
-    fn the_docs_state_the_targets_the_report_prints() {
-        let docs = include_str!("../../../docs/bench.md");
-        let rows: Vec<&str> = docs.lines().filter(|l| l.starts_with("| `")).collect();
-        for spec in &COMPARISONS {
-            let row = rows
-                .iter()
-                .find(|r| r.starts_with(&format!("| `{}` |", spec.id)));
-            match (&spec.target, row) {
-                (Some(target), Some(row)) => assert!(
-                    row.contains(&format!("| {} |", target.text)),
-                    "docs/bench.md states {} otherwise: {row}",
-                    spec.id
-                ),
-                (Some(_), None) => panic!("docs/bench.md lacks the target of {}", spec.id),
-                (None, Some(row)) => panic!("docs/bench.md states a target the code lacks: {row}"),
-                (None, None) => {}
-            }
-        }
-        assert_eq!(
-            rows.len(),
-            COMPARISONS.iter().filter(|s| s.target.is_some()).count(),
-            "docs/bench.md has rows for comparisons the code does not make"
-        );
-    }
 }

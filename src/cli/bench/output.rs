@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::error::BenchError;
+use super::peer::PeerInfo;
 use super::stats::{Comparison, ComparisonSpec, Figure, Summary, Text};
 use super::vm_cases::TimelineSample;
 use super::{host, Ctx};
@@ -30,6 +31,10 @@ pub struct Meta {
     pub cases: Vec<Text>,
     /// The machine.
     pub machine: Machine,
+    /// The libkrunfw krunbox's VMs booted, when `--libkrunfw` chose it
+    /// (otherwise the one on the loader path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libkrunfw: Option<String>,
 }
 
 /// The machine the numbers come from.
@@ -79,6 +84,9 @@ pub struct Report {
     /// failures were kept).
     #[serde(default)]
     pub failed: Vec<CaseFailure>,
+    /// The peer measured side by side, when the `peer` case ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerInfo>,
 }
 
 /// A case that failed; the run went on without it.
@@ -125,6 +133,7 @@ impl Report {
                 host_exec_samples_per_run: host::SAMPLES_PER_RUN,
                 cases,
                 machine: Machine::probe(),
+                libkrunfw: None,
             },
             figures: ctx
                 .figures
@@ -139,6 +148,7 @@ impl Report {
             not_measured,
             timelines: ctx.timelines.clone(),
             failed: Vec::new(),
+            peer: ctx.peer.clone(),
         }
     }
 
@@ -161,6 +171,11 @@ impl Report {
         json
     }
 
+    /// The peer's name, for the table.
+    fn peer_name(&self) -> &str {
+        self.peer.as_ref().map_or("the peer", |p| &p.name)
+    }
+
     /// The median of one timeline phase over the recorded boots.
     pub fn timeline_p50(&self, phase: fn(&TimelineSample) -> Option<f64>) -> Option<f64> {
         let values: Vec<f64> = self.timelines.iter().filter_map(phase).collect();
@@ -177,6 +192,18 @@ impl Report {
             m.runs, m.warmup, m.date
         );
         let _ = writeln!(out, "machine: {}", m.machine.describe());
+        if let Some(libkrunfw) = &m.libkrunfw {
+            let _ = writeln!(out, "krunbox's guest kernel: {libkrunfw}");
+        }
+        if let Some(peer) = &self.peer {
+            let _ = writeln!(
+                out,
+                "peer: {} ({}), one CLI process per operation; krunbox / {} in the comparisons",
+                peer.version,
+                peer.binary.display(),
+                peer.name
+            );
+        }
         if m.machine.lab {
             let _ = writeln!(
                 out,
@@ -246,6 +273,15 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{id}: not measured (its cases were not run, or failed)"
+            );
+        }
+        for gap in self.peer.iter().flat_map(|p| &p.cannot) {
+            let _ = writeln!(
+                out,
+                "{}: {} cannot: {}",
+                gap.operation,
+                self.peer_name(),
+                gap.why
             );
         }
         for f in &self.failed {

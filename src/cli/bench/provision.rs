@@ -6,13 +6,12 @@
 //! named VM started once for the case.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Output, Stdio};
+use std::path::Path;
 use std::time::Instant;
 
 use krunbox::client::GuestCommand;
-use tempfile::TempDir;
 
+use super::cli_vm::NamedVmCli;
 use super::error::BenchError;
 use super::stats::Figure;
 use super::Ctx;
@@ -33,7 +32,7 @@ pub async fn provision(ctx: &mut Ctx) -> Result<(), BenchError> {
         BATCHED,
         "prompt + 10 skills (61 files) in one request",
     ));
-    let shell_out = ctx.figure(Figure::new(
+    let per_op = ctx.figure(Figure::new(
         SHELL_OUT,
         "prompt + 10 skills, one krunbox CLI process per operation",
     ));
@@ -43,7 +42,7 @@ pub async fn provision(ctx: &mut Ctx) -> Result<(), BenchError> {
     ));
     let sample = Sample::create().map_err(BenchError::io(CASE, "writing the sample files"))?;
     let vm = ctx.vm().boot().await.map_err(BenchError::vm(CASE))?;
-    let named = NamedVmCli::start(ctx.rootfs())?;
+    let named = NamedVmCli::start(CASE, ctx.rootfs())?;
     for run in ctx.all_runs() {
         let dest = format!("/dev/shm/krunbox-bench-provision-{run}");
         batch(ctx, &vm, &sample, &dest, (run, batched)).await?;
@@ -51,8 +50,16 @@ pub async fn provision(ctx: &mut Ctx) -> Result<(), BenchError> {
         batch(ctx, &vm, &sample, &on_rootfs, (run, batched_rootfs)).await?;
 
         let t = Instant::now();
-        named.shell_out(&sample, &dest)?;
-        ctx.sample(run, shell_out, t.elapsed());
+        shell_out(
+            &sample,
+            &dest,
+            |argv: &[String]| named.exec(argv.iter().map(String::as_str)).map(drop),
+            |file, target| {
+                let target = format!("{}:{target}", named.name());
+                named.cp(file.as_os_str(), OsStr::new(&target)).map(drop)
+            },
+        )?;
+        ctx.sample(run, per_op, t.elapsed());
         named.exec(["sh", "-c", &check_and_remove(&sample, &dest)])?;
     }
     vm.kill().await;
@@ -97,110 +104,36 @@ async fn batch(
 
 /// A guest shell script: every sample file arrived under `dest`; then
 /// remove it.
-fn check_and_remove(sample: &Sample, dest: &str) -> String {
+pub fn check_and_remove(sample: &Sample, dest: &str) -> String {
     format!(
         "test $(find {dest} -type f | wc -l) -eq {} && test -x {dest}/{SKILLS_DIR}/skill-07/scripts/run.sh && rm -rf {dest}",
         sample.files().len()
     )
 }
 
-/// A named VM driven through the `krunbox` CLI, one process per call,
-/// in a private state directory; stopped on drop.
-struct NamedVmCli {
-    exe: PathBuf,
-    state: TempDir,
-    name: String,
-}
-
-impl NamedVmCli {
-    fn start(rootfs: &Path) -> Result<Self, BenchError> {
-        let exe = std::env::current_exe()
-            .map_err(BenchError::io(CASE, "finding the krunbox executable"))?;
-        let state = tempfile::Builder::new()
-            .prefix("krunbox-bench-state-")
-            .tempdir()
-            .map_err(BenchError::io(CASE, "creating a state directory"))?;
-        let named = Self {
-            exe,
-            state,
-            name: format!("bench-{}", std::process::id()),
-        };
-        named.cli([
-            OsStr::new("start"),
-            OsStr::new("--name"),
-            OsStr::new(&named.name),
-            OsStr::new("--rootfs"),
-            rootfs.as_os_str(),
-        ])?;
-        Ok(named)
+/// Places the sample at `dest` as a shell-out program would: one `exec
+/// mkdir -p` for `dest` and one per skill, then one copy per file
+/// (`cp_in(host file, guest path)`).
+pub fn shell_out(
+    sample: &Sample,
+    dest: &str,
+    mut exec: impl FnMut(&[String]) -> Result<(), BenchError>,
+    mut cp_in: impl FnMut(&Path, &str) -> Result<(), BenchError>,
+) -> Result<(), BenchError> {
+    let mkdir = |dirs: &mut dyn Iterator<Item = String>| {
+        let mut argv = vec!["mkdir".to_owned(), "-p".to_owned()];
+        argv.extend(dirs);
+        argv
+    };
+    exec(&mkdir(&mut std::iter::once(format!("{dest}/{SKILLS_DIR}"))))?;
+    for dirs in sample.skill_dirs() {
+        exec(&mkdir(&mut dirs.iter().map(|d| format!("{dest}/{d}"))))?;
     }
-
-    /// Places the sample at `dest` as a shell-out program would: one
-    /// `exec mkdir -p` per skill (and one for `dest`), one `cp` per file.
-    fn shell_out(&self, sample: &Sample, dest: &str) -> Result<(), BenchError> {
-        self.exec(["mkdir", "-p", &format!("{dest}/{SKILLS_DIR}")])?;
-        for dirs in sample.skill_dirs() {
-            let mut argv = vec!["mkdir".to_owned(), "-p".to_owned()];
-            argv.extend(dirs.iter().map(|d| format!("{dest}/{d}")));
-            self.exec(argv.iter().map(String::as_str))?;
-        }
-        for file in sample.files() {
-            let target = format!("{}:{dest}/{}", self.name, file.display());
-            self.cli([
-                OsStr::new("cp"),
-                sample.root().join(&file).as_os_str(),
-                OsStr::new(&target),
-            ])?;
-        }
-        Ok(())
+    for file in sample.files() {
+        cp_in(
+            &sample.root().join(&file),
+            &format!("{dest}/{}", file.display()),
+        )?;
     }
-
-    /// `krunbox exec NAME -- ARGV…`.
-    fn exec<'a>(&self, argv: impl IntoIterator<Item = &'a str>) -> Result<Output, BenchError> {
-        let head = ["exec", self.name.as_str(), "--"].map(str::to_owned);
-        self.cli(head.into_iter().chain(argv.into_iter().map(str::to_owned)))
-    }
-
-    /// One `krunbox` process; it must exit 0.
-    fn cli<I, S>(&self, args: I) -> Result<Output, BenchError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let out = Process::new(&self.exe)
-            .args(&args)
-            // The CLI makes it, private to this user.
-            .env(
-                krunbox::state::STATE_DIR_ENV,
-                self.state.path().join("state"),
-            )
-            .stdin(Stdio::null())
-            .output()
-            .map_err(BenchError::io(
-                CASE,
-                format!("running {}", self.exe.display()),
-            ))?;
-        if !out.status.success() {
-            return Err(BenchError::wrong(
-                CASE,
-                format!(
-                    "`krunbox {}` failed ({}): {}",
-                    args.iter()
-                        .map(|a| a.to_string_lossy())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim_end()
-                ),
-            ));
-        }
-        Ok(out)
-    }
-}
-
-impl Drop for NamedVmCli {
-    fn drop(&mut self) {
-        let _ = self.cli(["stop", "--time", "10", &self.name]);
-    }
+    Ok(())
 }
