@@ -25,6 +25,7 @@ compile_error!(
 
 mod agent_cases;
 mod bench_cases;
+mod bench_peer;
 mod cases;
 mod debian;
 mod dependent;
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
     cases.extend(named_cases::all());
     cases.extend(net_cases::all().into_iter().chain(net_oneshot_cases::all()));
     cases.extend(bench_cases::all());
+    cases.extend(bench_peer::all());
     cases.extend(fault_cases::all());
     cases.extend(load_cases::all());
     cases.extend(security_cases::all());
