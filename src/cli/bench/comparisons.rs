@@ -48,6 +48,13 @@ pub const COMPARISONS: &[ComparisonSpec] = &[
         }),
     },
     ComparisonSpec {
+        id: "exec_true_vs_round_trip",
+        label: "exec `true` on a running VM / a request spawning nothing (the round trip)",
+        krunbox: vm_cases::EXEC_TRUE,
+        baseline: vm_cases::ROUND_TRIP,
+        target: None,
+    },
+    ComparisonSpec {
         id: "exec_1mib_vs_fresh_vm",
         label: "exec printing 1 MiB on a running VM / a fresh VM for it",
         krunbox: vm_cases::EXEC_1MIB,

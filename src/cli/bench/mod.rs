@@ -158,7 +158,7 @@ impl Case {
     fn samples_per_run(self) -> u64 {
         match self {
             Case::Boot => 4,
-            Case::Exec => 5,
+            Case::Exec => 6,
             Case::Provision => 3,
             Case::Copy => 4,
             Case::HostExec => 2 * host::SAMPLES_PER_RUN as u64,

@@ -28,6 +28,10 @@ pub const EXEC_1MIB: &str = "exec.1mib_running_vm";
 /// `true` spawned by a shell inside the guest, timed by the guest: what an
 /// exec of `true` needs without krunbox (the guest's floor).
 pub const GUEST_FLOOR_TRUE: &str = "exec.true_guest_floor";
+/// A request that spawns nothing (`stat /proc`, no virtio-fs): the
+/// round trip over vsock to the agent and back, the part of an exec that
+/// is not the guest's process.
+pub const ROUND_TRIP: &str = "exec.round_trip_no_process";
 /// `true` as the workload of a fresh VM.
 pub const FRESH_TRUE: &str = "exec.true_fresh_vm";
 /// The 1 MiB command as the workload of a fresh VM, output collected.
@@ -170,6 +174,10 @@ pub async fn exec(ctx: &mut Ctx) -> Result<(), BenchError> {
         GUEST_FLOOR_TRUE,
         "`true` spawned by a shell in the guest (guest's clock)",
     ));
+    let round_trip = ctx.figure(Figure::new(
+        ROUND_TRIP,
+        "a request spawning nothing (stat /proc), running VM",
+    ));
     let config = ctx.vm();
     let vm = config.boot().await.map_err(BenchError::vm(CASE))?;
     let print_1mib =
@@ -189,6 +197,12 @@ pub async fn exec(ctx: &mut Ctx) -> Result<(), BenchError> {
             ));
         }
         ctx.sample(run, running_true, elapsed);
+        let t = Instant::now();
+        vm.agent()
+            .stat("/proc")
+            .await
+            .map_err(BenchError::agent(CASE, "stat /proc"))?;
+        ctx.sample(run, round_trip, t.elapsed());
         let per_spawn = guest_floor(&vm).await?;
         ctx.sample(run, floor, per_spawn);
 
