@@ -74,6 +74,25 @@ async fn boot(args: &StartArgs) -> Result<(), PoolCliError> {
     Ok(())
 }
 
+/// How long a claimed VM's agent has to answer a request before the claim
+/// gives it up.
+const CLAIM_ANSWER: Duration = Duration::from_secs(5);
+
+/// Whether `vm`'s agent answers a request that spawns nothing in time.
+async fn answers(vm: &NamedVm) -> bool {
+    let config = ClientConfig {
+        connect_timeout: CLAIM_ANSWER,
+        request_timeout: CLAIM_ANSWER,
+        ..ClientConfig::default()
+    };
+    match vm.agent(config) {
+        Ok(agent) => tokio::time::timeout(CLAIM_ANSWER, agent.stat("/proc"))
+            .await
+            .is_ok_and(|answer| answer.is_ok()),
+        Err(_) => false,
+    }
+}
+
 /// Claims a ready VM of `pool` as `args.name`, or boots one cold with the
 /// pool's options; starts the refill either way.
 async fn claim(args: &StartArgs, pool: &str) -> Result<(), PoolCliError> {
@@ -81,12 +100,25 @@ async fn claim(args: &StartArgs, pool: &str) -> Result<(), PoolCliError> {
     let state = StateDir::open()?;
     let pool = NamedPool::open(&state, &pool.parse()?)?;
     let started = Instant::now();
-    let how = match pool.claim(&name)? {
-        Some(_) => "warm",
-        None => {
-            let boot = pool::boot_of(&pool).await?;
-            NamedVm::start(&state, &name, &boot.config, client(args)).await?;
-            "cold: no VM of the pool was ready"
+    // A member whose runner lives but whose agent is silent (a frozen
+    // runner, a hung guest) is stopped, and the next one is tried: each
+    // turn removes a member, so this ends.
+    let how = loop {
+        match pool.claim(&name)? {
+            Some(vm) if answers(&vm).await => break "warm",
+            Some(vm) => {
+                eprintln!(
+                    "krunbox: a VM of pool {} did not answer within {} s; stopping it",
+                    pool.name(),
+                    CLAIM_ANSWER.as_secs()
+                );
+                vm.stop(Duration::from_secs(1)).await?;
+            }
+            None => {
+                let boot = pool::boot_of(&pool).await?;
+                NamedVm::start(&state, &name, &boot.config, client(args)).await?;
+                break "cold: no VM of the pool was ready";
+            }
         }
     };
     // A claimed VM is running already; a failed refill is in its log.

@@ -2,7 +2,7 @@
 //! to one onto [`VmConfig`].
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use krunbox::egress::{Policy, Rule};
@@ -134,6 +134,19 @@ pub struct Boot {
 }
 
 impl VmArgs {
+    /// These options with their relative host paths (the rootfs, volume
+    /// sources) read from `base` rather than the working directory: a
+    /// pool's options, stored as given, are read from where it was made.
+    pub fn anchored_at(mut self, base: &Path) -> Self {
+        if let Some(rootfs) = self.rootfs.as_mut().filter(|r| r.is_relative()) {
+            *rootfs = base.join(&*rootfs);
+        }
+        for volume in self.volume.iter_mut().filter(|v| v.host.is_relative()) {
+            volume.host = base.join(&volume.host);
+        }
+        self
+    }
+
     /// The image (looked up in the store) and the library configuration
     /// these options describe.
     pub async fn boot(&self) -> Result<Boot, ImageError> {
@@ -271,6 +284,18 @@ mod tests {
         assert_eq!((cli.vm.rlimit[0].soft, cli.vm.rlimit[0].hard), (1, 2));
         let err = Cli::try_parse_from(["t", "--rootfs", "/r", "-p", "80"]).unwrap_err();
         assert!(err.to_string().contains("HOST_PORT:GUEST_PORT"), "{err}");
+    }
+
+    #[test]
+    fn anchoring_reads_relative_host_paths_from_the_base() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["t", "--rootfs", "r", "-v", "a:/b", "-v", "/c:/d"]).unwrap();
+        let vm = cli.vm.anchored_at(Path::new("/made/here"));
+        assert_eq!(vm.rootfs.as_deref(), Some(Path::new("/made/here/r")));
+        assert_eq!(
+            vm.volume,
+            [Volume::new("/made/here/a", "/b"), Volume::new("/c", "/d")]
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl State {
         })
     }
 
-    fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 

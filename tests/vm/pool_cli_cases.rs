@@ -2,9 +2,10 @@
 //! boots members; two `krunbox start --from-pool` processes at once each
 //! take a different warm VM; the claims' background refills bring the
 //! pool back to its size and no further; a claimed VM's end is recorded
-//! in its new directory; `pool rm` stops the idle members and leaves the
-//! claimed VMs.
+//! in its new directory; members whose runners are frozen are stopped, not
+//! handed out; `pool rm` stops the idle members and leaves the claimed VMs.
 
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,46 @@ fn pool_row(state: &State) -> Result<serde_json::Value, Failed> {
     let out = state.expect(0, &["pool", "ls", "--json"])?;
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(chain)?;
     Ok(rows[0].clone())
+}
+
+/// The pool's row once it has 2 ready members (or after 3 minutes).
+fn wait_ready(state: &State) -> Result<serde_json::Value, Failed> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let row = pool_row(state)?;
+        if row["ready"] == 2 || Instant::now() > deadline {
+            return Ok(row);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Stops (SIGSTOP) the VM process of every member of pool `p` (the child
+/// of the runner's monitor, the recorded pid); their pids.
+fn freeze_members(state: &State) -> Result<Vec<i32>, Failed> {
+    let mut pids = Vec::new();
+    for member in std::fs::read_dir(state.path().join(".pools/p")).map_err(chain)? {
+        let record = member.map_err(chain)?.path().join("vm.json");
+        let Ok(bytes) = std::fs::read(&record) else {
+            continue;
+        };
+        let record: serde_json::Value = serde_json::from_slice(&bytes).map_err(chain)?;
+        let pid = record["runner"]["pid"]
+            .as_i64()
+            .ok_or("a member without a runner")?;
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).map_err(chain)?;
+        for child in children.split_whitespace() {
+            let child: i32 = child.parse().map_err(chain)?;
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child),
+                nix::sys::signal::Signal::SIGSTOP,
+            )
+            .map_err(chain)?;
+            pids.push(child);
+        }
+    }
+    Ok(pids)
 }
 
 fn cli_claims_across_processes() -> Result<(), Failed> {
@@ -78,17 +119,32 @@ fn cli_claims_across_processes() -> Result<(), Failed> {
     check(!a.is_empty() && a != b, || format!("a {a:?}, b {b:?}"))?;
 
     // Two refills ran, one per claim: the pool is full again, not over.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let row = loop {
-        let row = pool_row(&state)?;
-        if row["ready"] == 2 || Instant::now() > deadline {
-            break row;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    };
+    let row = wait_ready(&state)?;
     check(
         row["ready"] == 2 && row["starting"] == 0 && row["dead"] == 0,
         || format!("after the refills: {row}"),
+    )?;
+
+    // Members whose runners live but whose agents are silent (frozen
+    // here) are not handed out: the claim stops each and boots cold.
+    let frozen = freeze_members(&state)?;
+    check(frozen.len() == 2, || format!("froze {frozen:?}"))?;
+    let out = state.expect(0, &["start", "--name", "c", "--from-pool", "p"])?;
+    let stderr = text(&out.stderr);
+    check(
+        stderr.matches("did not answer").count() == 2 && stderr.contains("cold"),
+        || said("claim from frozen members", &out),
+    )?;
+    check(boot_id("c")? != a, || "c is not a VM of its own".into())?;
+    for pid in frozen {
+        check(!Path::new(&format!("/proc/{pid}")).exists(), || {
+            format!("the frozen runner {pid} is still there")
+        })?;
+    }
+    let row = wait_ready(&state)?;
+    check(
+        row["ready"] == 2 && row["starting"] == 0 && row["dead"] == 0,
+        || format!("after the frozen members: {row}"),
     )?;
 
     // A claimed VM's end lands in its directory under its new name.
@@ -123,6 +179,6 @@ fn cli_claims_across_processes() -> Result<(), Failed> {
     check(boot_id("b")? == b, || "b changed".into())?;
     let out = state.expect(0, &["pool", "ls", "--json"])?;
     check(text(&out.stdout).trim() == "[]", || said("pool ls", &out))?;
-    state.expect(0, &["stop", "a", "b"])?;
+    state.expect(0, &["stop", "a", "b", "c"])?;
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! Errors of the pool commands that are not the library's.
 
 use std::io;
-use std::path::PathBuf;
 
 use super::super::image::ImageError;
 use super::super::report::Advised;
@@ -23,15 +22,6 @@ pub enum PoolCliError {
     /// An option every VM of a pool would share, which only one may have.
     #[error("{0} cannot be given to a pool: its VMs would all take the same one")]
     Shared(&'static str),
-    /// The directory the pool was created in is gone.
-    #[error("cannot enter {path:?}, where the pool was created (its relative paths are read from there)")]
-    Cwd {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
     /// The background refill could not be started.
     #[error("cannot start the refill of pool {pool:?}")]
     Refill {
@@ -58,7 +48,7 @@ impl Advised for PoolCliError {
                  (`krunbox logs NAME`, `krunbox logs --egress NAME`)"
                     .into(),
             ),
-            PoolCliError::Cwd { .. } | PoolCliError::Refill { .. } => {
+            PoolCliError::Refill { .. } => {
                 Some("`krunbox pool rm POOL` removes the pool; create it again".into())
             }
         }

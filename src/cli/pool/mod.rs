@@ -10,8 +10,6 @@ pub mod ls;
 pub mod refill;
 pub mod rm;
 
-use std::path::Path;
-
 use clap::{Parser, Subcommand};
 use krunbox::state::NamedPool;
 
@@ -74,14 +72,7 @@ pub fn parse_options(options: &[String]) -> Result<VmArgs, PoolCliError> {
 /// The configuration `pool`'s VMs boot with, its relative paths read
 /// from the directory the pool was created in.
 pub async fn boot_of(pool: &NamedPool) -> Result<Boot, PoolCliError> {
-    let vm = parse_options(&pool.spec().options)?;
-    let dir = pool.spec().cwd.as_path();
-    if dir != Path::new("") {
-        std::env::set_current_dir(dir).map_err(|source| PoolCliError::Cwd {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
+    let vm = parse_options(&pool.spec().options)?.anchored_at(&pool.spec().cwd);
     Ok(vm.boot().await?)
 }
 
