@@ -46,6 +46,10 @@ pub fn all() -> Vec<Trial> {
             background_survives_execs,
         ),
         shared("agent::concurrent_execs", concurrent_execs),
+        shared(
+            "agent::freed_guest_memory_returns_to_the_host",
+            freed_guest_memory_returns_to_the_host,
+        ),
         trial("agent::shutdown_returns_status", shutdown_returns_status),
     ]
 }
@@ -182,6 +186,50 @@ fn exec_stdin_and_env() -> Result<(), Failed> {
             text(&out.stdout)
         })
     })
+}
+
+/// Memory the guest frees goes back to the host: libkrun's balloon
+/// reports free pages (`VIRTIO_BALLOON_F_REPORTING`) and the runner
+/// gives them up, so an idle VM holds what its guest uses, not the most
+/// it ever used.
+fn freed_guest_memory_returns_to_the_host() -> Result<(), Failed> {
+    with_vm(|vm| async move {
+        let fill = sh("dd if=/dev/zero of=/dev/shm/freed bs=1M count=200 2>&1");
+        let out = vm.agent().exec(&fill).await.map_err(chain)?;
+        check(out.status.success(), || text(&out.stdout))?;
+        let full = resident_kib(vm.runner_pid())?;
+        let out = vm
+            .agent()
+            .exec(&sh("rm /dev/shm/freed"))
+            .await
+            .map_err(chain)?;
+        check(out.status.success(), || text(&out.stderr))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = resident_kib(vm.runner_pid())?;
+            if full.saturating_sub(now) >= 100 * 1024 {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "the runner held {full} KiB with 200 MiB in the guest's tmpfs \
+                     and still {now} KiB a minute after the guest freed them"
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+/// A process's resident set (`VmRSS`), in KiB.
+fn resident_kib(pid: u32) -> Result<u64, Failed> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(chain)?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status").into())
 }
 
 async fn sha256sum_in_guest(vm: &Vm, path: &str) -> Result<String, Failed> {
